@@ -1,0 +1,2 @@
+//! Configuration parsing.
+fn main() {}
