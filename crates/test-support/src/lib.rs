@@ -1,1 +1,2 @@
-//! Test fixtures.
+//! Test fixtures for Portcullis: real services on loopback.
+pub mod postfix;

@@ -1,0 +1,1 @@
+//! A throwaway Postfix instance (filled in by the popbeforesmtp work).
