@@ -1,0 +1,233 @@
+use proptest::prelude::*;
+
+use super::*;
+
+const SAMPLE: &str = r#"# Portcullis configuration
+# SASL settings
+sasl.default.mech_list = "PLAIN SCRAM-SHA-256" # preferred first
+
+[service.imap]
+# anonymous access is for the public archive
+allowanonymouslogin = true
+domainallowed = "imap: .example.com"
+
+[mmp]
+PreAuth = "yes"
+AuthServiceTTL = 1800
+"#;
+
+#[test]
+fn parses_dotted_tables_and_case() {
+    let c = Config::parse(SAMPLE).unwrap();
+    assert_eq!(
+        c.list("sasl.default.mech_list").unwrap(),
+        vec!["PLAIN", "SCRAM-SHA-256"]
+    );
+    assert!(c.boolean("service.imap.allowanonymouslogin").unwrap());
+    assert!(c.boolean("mmp.preauth").unwrap());
+    assert_eq!(c.integer("mmp.authservicettl").unwrap(), Some(1800));
+    assert_eq!(
+        c.string("service.imap.domainallowed").unwrap(),
+        "imap: .example.com"
+    );
+    // Defaults.
+    assert_eq!(
+        c.integer("service.http.sessiontimeout").unwrap(),
+        Some(7200)
+    );
+    assert_eq!(
+        c.integer("sasl.default.ldap.searchfordomain").unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        c.string("sasl.default.ldap.searchfilter").unwrap(),
+        "(&(uid=%U)(objectclass=inetmailuser))"
+    );
+    assert_eq!(c.integer("service.imap.plaintextmincipher").unwrap(), None);
+    assert!(!c.is_set("service.http.sessiontimeout"));
+    assert!(c.is_set("MMP.PREAUTH"));
+}
+
+#[test]
+fn every_default_parses() {
+    let c = Config::default();
+    for p in PARAMETERS {
+        let v = c.value(p.name).unwrap();
+        assert_eq!(v.is_some(), p.default.is_some(), "{}", p.name);
+    }
+}
+
+#[test]
+fn set_keeps_comments_and_layout() {
+    let mut c = Config::parse(SAMPLE).unwrap();
+    c.set("sasl.default.mech_list", "SCRAM-SHA-256").unwrap();
+    c.set("service.imap.allowanonymouslogin", "0").unwrap();
+    c.set("mmp.authservicettl", "900").unwrap();
+    let out = c.to_string();
+    let expected = SAMPLE
+        .replace("\"PLAIN SCRAM-SHA-256\"", "\"SCRAM-SHA-256\"")
+        .replace("allowanonymouslogin = true", "allowanonymouslogin = false")
+        .replace("AuthServiceTTL = 1800", "AuthServiceTTL = 900");
+    assert_eq!(out, expected);
+    // And the result still parses to the new values.
+    let again = Config::parse(&out).unwrap();
+    assert!(!again.boolean("service.imap.allowanonymouslogin").unwrap());
+}
+
+#[test]
+fn set_new_parameter_adds_a_line() {
+    let mut c = Config::parse(SAMPLE).unwrap();
+    c.set(
+        "local.ugldaphost",
+        "ldap1.example.com ldap2.example.com:1389",
+    )
+    .unwrap();
+    c.set("mmp.smtprelays", "relay1 relay2:2525").unwrap();
+    let out = c.to_string();
+    assert!(out.starts_with("# Portcullis configuration\n"), "{out}");
+    assert!(out.contains("# anonymous access is for the public archive"));
+    let again = Config::parse(&out).unwrap();
+    assert_eq!(
+        again.list("local.ugldaphost").unwrap(),
+        vec!["ldap1.example.com", "ldap2.example.com:1389"]
+    );
+    assert_eq!(
+        again.list("mmp.smtprelays").unwrap(),
+        vec!["relay1", "relay2:2525"]
+    );
+}
+
+#[test]
+fn empty_value_unsets() {
+    let mut c = Config::parse(SAMPLE).unwrap();
+    c.set("service.imap.domainallowed", "").unwrap();
+    assert!(!c.is_set("service.imap.domainallowed"));
+    let again = Config::parse(&c.to_string()).unwrap();
+    assert!(!again.is_set("service.imap.domainallowed"));
+    assert!(again.is_set("service.imap.allowanonymouslogin"));
+}
+
+#[test]
+fn unset_removes_empty_dotted_tables() {
+    let mut c = Config::default();
+    c.set("local.ugldapport", "636").unwrap();
+    assert_eq!(c.to_string().trim(), "local.ugldapport = 636");
+    c.set("local.ugldapport", "").unwrap();
+    assert_eq!(c.to_string().trim(), "");
+}
+
+#[test]
+fn errors() {
+    let e = Config::parse("sasl.default.mech_lst = \"PLAIN\"").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("did you mean `sasl.default.mech_list`"),
+        "{e}"
+    );
+    let e = Config::parse("service.http.sessiontimeout = \"soon\"").unwrap_err();
+    assert!(matches!(e, Error::InvalidValue { .. }), "{e}");
+    let e = Config::parse("service.http.sessiontimeout = 0").unwrap_err();
+    assert!(e.to_string().contains("out of range"), "{e}");
+    let e = Config::parse("local.ugldapport = 70000").unwrap_err();
+    assert!(e.to_string().contains("out of range"), "{e}");
+    let e = Config::parse("a = [\n").unwrap_err();
+    assert!(matches!(e, Error::Syntax { line: 1, .. }), "{e:?}");
+    let e = Config::parse("mmp.preauth = true\n[mmp]\nPreAuth = false\n").unwrap_err();
+    assert!(
+        matches!(e, Error::Duplicate { .. } | Error::Syntax { .. }),
+        "{e:?}"
+    );
+
+    let mut c = Config::parse(SAMPLE).unwrap();
+    let before = c.to_string();
+    assert!(c.set("service.imap.allowanonymouslogin", "maybe").is_err());
+    assert!(c.set("no.such.parameter", "1").is_err());
+    assert!(c.set("service.http.sessiontimeout", "-5").is_err());
+    assert!(c.set("local.ugldapbasedn", "o=a\nb=c").is_err());
+    assert_eq!(c.to_string(), before);
+}
+
+#[test]
+fn secrets_are_redacted_in_debug() {
+    let mut c = Config::default();
+    c.set("local.ugldapbindcred", "hunter2").unwrap();
+    assert!(!format!("{c:?}").contains("hunter2"));
+    assert_eq!(c.string("local.ugldapbindcred").unwrap(), "hunter2");
+}
+
+#[test]
+fn update_file_is_atomic_and_keeps_the_file_on_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.toml");
+    std::fs::write(&path, SAMPLE).unwrap();
+    update_file(&path, |c| c.set("mmp.failovertimeout", "30")).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("# anonymous access is for the public archive"));
+    assert_eq!(
+        Config::load(&path)
+            .unwrap()
+            .integer("mmp.failovertimeout")
+            .unwrap(),
+        Some(30)
+    );
+    let err = update_file(&path, |c| c.set("mmp.failovertimeout", "x"));
+    assert!(err.is_err());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    // No temporary files left behind.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".tmp."))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}
+
+#[test]
+fn update_file_creates_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.toml");
+    update_file(&path, |c| c.set("local.ugldapbindcred", "s3cret")).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+fn value_for(kind: Kind) -> BoxedStrategy<String> {
+    match kind {
+        Kind::Bool => prop_oneof![Just("true"), Just("false"), Just("1"), Just("no")]
+            .prop_map(str::to_owned)
+            .boxed(),
+        Kind::Integer { min, max } => (min..=max.min(1 << 40)).prop_map(|i| i.to_string()).boxed(),
+        Kind::List => proptest::collection::vec("[A-Za-z0-9:._-]{1,12}", 1..4)
+            .prop_map(|v| v.join(" "))
+            .boxed(),
+        Kind::CommaList => proptest::collection::vec("[A-Za-z0-9:._-]{1,12}", 1..4)
+            .prop_map(|v| v.join(","))
+            .boxed(),
+        Kind::Filter => Just("imap: .example.com".to_owned()).boxed(),
+        _ => "[ -~]{1,40}".boxed(),
+    }
+}
+
+proptest! {
+    #[test]
+    fn set_then_parse_round_trips(
+        (idx, raw) in (0..PARAMETERS.len())
+            .prop_flat_map(|i| (Just(i), value_for(PARAMETERS[i].kind)))
+    ) {
+        let param = &PARAMETERS[idx];
+        let mut c = Config::parse(SAMPLE).unwrap();
+        c.set(param.name, &raw).unwrap();
+        let again = Config::parse(&c.to_string()).unwrap();
+        prop_assert_eq!(again.value(param.name).unwrap(), c.value(param.name).unwrap());
+        prop_assert_eq!(
+            again.value(param.name).unwrap(),
+            Some(Value::parse(param, &raw).unwrap())
+        );
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+        let _ = Config::parse(&text);
+    }
+}
