@@ -1,3 +1,45 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod authenticated;
+mod backend;
+mod client;
+#[allow(dead_code)]
+mod context;
+#[allow(dead_code)]
+mod error;
+mod mech;
+mod mechanism;
+mod scram_secret;
+mod secret;
+mod server;
+#[allow(dead_code)] // Helpers used by mechanisms still being written.
+mod util;
+
+pub use authenticated::Authenticated;
+pub use backend::{
+    Answer, Authorize, Backends, BoxFuture, CredentialVerifier, FetchPassword, FetchScramSecret,
+    IdentityMapper, MapIdentity, NoProxy, ProxyAuthorizer, Request, Verdict, VerifyPassword,
+};
+pub use client::{ClientContext, ClientSession, Credentials};
+pub use context::{
+    ChannelBindingType, ExternalIdentity, ServerContext, Service, TlsState, TlsVersion,
+};
+pub use error::Error;
+pub use mechanism::{Mechanism, ScramAlgorithm};
+pub use scram_secret::{MIN_ITERATIONS, SALT_LEN, ScramSecret};
+pub use secret::Password;
+pub use server::{MAX_CLIENT_MESSAGE, ServerSession, Step};
+
+/// `tls-server-end-point` channel-binding data (RFC 5929 §4.1) for a server
+/// certificate (DER): its hash with the certificate signature's hash
+/// function, SHA-256 when that is MD5 or SHA-1.
+///
+/// # Errors
+///
+/// [`Error::ChannelBinding`] when the certificate cannot be parsed or its
+/// signature algorithm has no defined hash (e.g. Ed25519).
+pub fn tls_server_end_point(certificate_der: &[u8]) -> Result<Vec<u8>, Error> {
+    mech::tls_server_end_point_hash(certificate_der)
+}

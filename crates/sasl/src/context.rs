@@ -1,0 +1,262 @@
+//! What the server (or client) knows about the connection: service, host
+//! name, TLS state, channel bindings and the client certificate.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+/// The protocol service an exchange belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Service {
+    /// IMAP (`service.imap`).
+    Imap,
+    /// POP3 (`service.pop`).
+    Pop,
+    /// SMTP submission / relay (`service.smtp`).
+    Smtp,
+    /// HTTP (`service.http`): plaintext password only.
+    Http,
+}
+
+impl Service {
+    /// The GSSAPI service name used in DIGEST-MD5's `digest-uri`
+    /// (`imap`, `pop`, `smtp`, `http`).
+    pub const fn digest_uri_service(self) -> &'static str {
+        match self {
+            Self::Imap => "imap",
+            Self::Pop => "pop",
+            Self::Smtp => "smtp",
+            Self::Http => "http",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.digest_uri_service())
+    }
+}
+
+/// Negotiated TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+/// A channel-binding type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ChannelBindingType {
+    /// `tls-exporter` (RFC 9266): 32 bytes exported with label
+    /// `EXPORTER-Channel-Binding` and an empty context. Only usable with
+    /// TLS 1.3 or TLS 1.2 with the extended master secret.
+    TlsExporter,
+    /// `tls-server-end-point` (RFC 5929): hash of the server certificate.
+    TlsServerEndPoint,
+}
+
+impl ChannelBindingType {
+    /// The registered name (`tls-exporter`, `tls-server-end-point`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::TlsExporter => "tls-exporter",
+            Self::TlsServerEndPoint => "tls-server-end-point",
+        }
+    }
+
+    /// Looks up a registered name (exact, case-sensitive as in RFC 5056).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "tls-exporter" => Some(Self::TlsExporter),
+            "tls-server-end-point" => Some(Self::TlsServerEndPoint),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ChannelBindingType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The TLS state of the connection, as the caller's TLS stack reports it.
+///
+/// `tls_exporter` is the output of `export_keying_material(32,
+/// "EXPORTER-Channel-Binding", Some(&[]))`; `tls_server_end_point` is
+/// [`crate::tls_server_end_point`] of the server certificate. Both are
+/// optional: without them the -PLUS mechanisms are not offered.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct TlsState {
+    /// Negotiated version.
+    pub version: TlsVersion,
+    /// Whether TLS 1.2 negotiated the extended master secret (RFC 7627).
+    /// Ignored for TLS 1.3.
+    pub extended_master_secret: bool,
+    /// `tls-exporter` channel-binding data.
+    pub tls_exporter: Option<Zeroizing<Vec<u8>>>,
+    /// `tls-server-end-point` channel-binding data.
+    pub tls_server_end_point: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for TlsState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsState")
+            .field("version", &self.version)
+            .field("extended_master_secret", &self.extended_master_secret)
+            .field("tls_exporter", &self.tls_exporter.as_ref().map(|_| "<redacted>"))
+            .field("tls_server_end_point", &self.tls_server_end_point.as_ref().map(|_| "<present>"))
+            .finish()
+    }
+}
+
+impl TlsState {
+    /// A TLS state without channel-binding data.
+    pub fn new(version: TlsVersion, extended_master_secret: bool) -> Self {
+        Self {
+            version,
+            extended_master_secret,
+            tls_exporter: None,
+            tls_server_end_point: None,
+        }
+    }
+
+    /// Adds `tls-exporter` data (RFC 9266).
+    #[must_use]
+    pub fn with_tls_exporter(mut self, data: Vec<u8>) -> Self {
+        self.tls_exporter = Some(Zeroizing::new(data));
+        self
+    }
+
+    /// Adds `tls-server-end-point` data (RFC 5929).
+    #[must_use]
+    pub fn with_tls_server_end_point(mut self, data: Vec<u8>) -> Self {
+        self.tls_server_end_point = Some(data);
+        self
+    }
+
+    /// The binding data of `kind`, if available *and safe*: `tls-exporter`
+    /// only under TLS 1.3 or with the extended master secret (RFC 9266 §3).
+    pub fn channel_binding(&self, kind: ChannelBindingType) -> Option<&[u8]> {
+        match kind {
+            ChannelBindingType::TlsExporter => {
+                let safe = self.version == TlsVersion::Tls13 || self.extended_master_secret;
+                if safe {
+                    self.tls_exporter.as_deref().map(Vec::as_slice)
+                } else {
+                    None
+                }
+            }
+            ChannelBindingType::TlsServerEndPoint => self.tls_server_end_point.as_deref(),
+        }
+    }
+
+    /// The preferred usable binding type: `tls-exporter` when safe, else
+    /// `tls-server-end-point`.
+    pub fn preferred_channel_binding(&self) -> Option<ChannelBindingType> {
+        [ChannelBindingType::TlsExporter, ChannelBindingType::TlsServerEndPoint]
+            .into_iter()
+            .find(|k| self.channel_binding(*k).is_some())
+    }
+}
+
+/// An identity established outside SASL, for EXTERNAL.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExternalIdentity {
+    /// The verified TLS client certificate (end entity, DER).
+    Certificate(Vec<u8>),
+    /// A name the lower layer already established (e.g. a local socket's
+    /// peer user).
+    Name(String),
+}
+
+impl fmt::Debug for ExternalIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Certificate(der) => write!(f, "Certificate({} bytes)", der.len()),
+            Self::Name(n) => f.debug_tuple("Name").field(n).finish(),
+        }
+    }
+}
+
+/// What a server exchange needs to know about its connection.
+///
+/// Build one per connection (and update it after STARTTLS); every AUTH
+/// command starts a fresh [`crate::ServerSession`] from it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerContext {
+    /// The protocol service.
+    pub service: Service,
+    /// The server's host name, for DIGEST-MD5's `digest-uri` and realm and
+    /// the CRAM-MD5 / APOP challenges.
+    pub hostname: String,
+    /// The DIGEST-MD5 realm offered (defaults to `hostname`).
+    pub realm: Option<String>,
+    /// TLS state, `None` on a plaintext connection.
+    pub tls: Option<TlsState>,
+    /// Identity for EXTERNAL (the client certificate).
+    pub external: Option<ExternalIdentity>,
+    /// Whether the server advertised any -PLUS mechanism on this connection;
+    /// a SCRAM client sending the `y` flag is then refused (downgrade).
+    pub plus_advertised: bool,
+    pub(crate) fixed_nonce: Option<String>,
+}
+
+impl ServerContext {
+    /// A context for `service` on a plaintext connection.
+    pub fn new(service: Service, hostname: impl Into<String>) -> Self {
+        Self {
+            service,
+            hostname: hostname.into(),
+            realm: None,
+            tls: None,
+            external: None,
+            plus_advertised: false,
+            fixed_nonce: None,
+        }
+    }
+
+    /// Sets the TLS state; `plus_advertised` follows whether channel binding
+    /// is usable.
+    #[must_use]
+    pub fn with_tls(mut self, tls: TlsState) -> Self {
+        self.plus_advertised = tls.preferred_channel_binding().is_some();
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Sets the identity for EXTERNAL.
+    #[must_use]
+    pub fn with_external(mut self, identity: ExternalIdentity) -> Self {
+        self.external = Some(identity);
+        self
+    }
+
+    /// Replaces the random nonce / challenge with a fixed value. **Only for
+    /// test vectors**: a fixed nonce destroys the security of every
+    /// challenge-response mechanism.
+    ///
+    /// Used as: the SCRAM server nonce part, the whole CRAM-MD5 challenge,
+    /// the DIGEST-MD5 nonce, the APOP timestamp.
+    #[must_use]
+    pub fn dangerous_fixed_nonce(mut self, nonce: impl Into<String>) -> Self {
+        self.fixed_nonce = Some(nonce.into());
+        self
+    }
+
+    pub(crate) fn channel_binding(&self, kind: ChannelBindingType) -> Option<&[u8]> {
+        self.tls.as_ref().and_then(|t| t.channel_binding(kind))
+    }
+
+    pub(crate) fn realm(&self) -> &str {
+        self.realm.as_deref().unwrap_or(&self.hostname)
+    }
+}
