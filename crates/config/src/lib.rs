@@ -278,15 +278,26 @@ mod edit {
             name: name.to_owned(),
             reason: "empty name".to_owned(),
         })?;
+        let next_position = max_position(doc.as_table()).map_or(0, |p| p + 1);
         let mut table = doc.as_table_mut();
+        let mut is_root = true;
         for seg in parents {
             let key = find_key(table, seg).map_or_else(|| (*seg).to_owned(), str::to_owned);
             if !table.contains_key(&key) {
                 let mut t = Table::new();
-                t.set_implicit(true);
-                t.set_dotted(true);
+                if header_context(table, is_root) {
+                    // A document with `[section]`s: a new section at the end,
+                    // so the new line lands neither above the file's leading
+                    // comments nor inside an unrelated section.
+                    t.set_implicit(false);
+                    t.set_position(Some(next_position));
+                } else {
+                    t.set_implicit(true);
+                    t.set_dotted(true);
+                }
                 table.insert(&key, Item::Table(t));
             }
+            is_root = false;
             let item = table.get_mut(&key).ok_or_else(|| Error::InvalidValue {
                 name: name.to_owned(),
                 reason: "could not create the parameter's table".to_owned(),
@@ -323,10 +334,41 @@ mod edit {
                 });
             }
             None => {
+                if table.is_implicit() && !table.is_dotted() && !is_root {
+                    // A table that so far only parented `[a.b]` sections gets
+                    // its own header, placed at the end of the file.
+                    table.set_implicit(false);
+                    table.set_position(Some(next_position));
+                }
                 table.insert(&key, Item::Value(value));
             }
         }
         Ok(())
+    }
+
+    /// Whether a new child of `table` should be a `[section]` of its own.
+    fn header_context(table: &Table, is_root: bool) -> bool {
+        if is_root {
+            has_header_tables(table)
+        } else {
+            table.is_implicit() && !table.is_dotted()
+        }
+    }
+
+    fn max_position(table: &Table) -> Option<isize> {
+        table
+            .iter()
+            .filter_map(|(_, item)| match item {
+                Item::Table(t) => t.position().max(max_position(t)),
+                _ => None,
+            })
+            .max()
+    }
+
+    fn has_header_tables(table: &Table) -> bool {
+        table
+            .iter()
+            .any(|(_, item)| matches!(item, Item::Table(t) if !t.is_dotted()))
     }
 
     pub(crate) fn remove(doc: &mut DocumentMut, name: &str) {
