@@ -14,11 +14,11 @@ fn configutil(config: &Path, args: &[&str]) -> Output {
 }
 
 fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 const COMMENTED: &str = "# Site configuration -- keep this comment\n\
