@@ -1,3 +1,35 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod client;
+mod client_auth;
+mod error;
+mod nickname;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
+mod reload;
+mod resolver;
+mod server;
+mod source;
+pub mod starttls;
+pub mod suites;
+mod tickets;
+
+pub use rustls;
+pub use rustls_pki_types as pki_types;
+pub use tokio_rustls;
+
+pub use client::{ClientAction, ClientSettings, TlsClient, TlsRequirement};
+pub use client_auth::{ClientAuth, ClientAuthMode, ClientCertificate, load_crls};
+pub use error::Error;
+pub use nickname::{Nickname, Service, parse_nickname_list};
+pub use reload::{TlsServer, Watch};
+pub use resolver::{KeySet, ServerCertResolver};
+pub use server::{Alpn, ServerSettings, SniEntry, build_server_config};
+pub use source::{
+    CertificateSource, Credential, MemorySource, PemFileSource, certificates_from_pem,
+};
+pub use suites::{CipherSuites, TlsVersion, VersionRange};
+pub use tickets::Resumption;

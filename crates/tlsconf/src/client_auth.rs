@@ -1,0 +1,194 @@
+//! Client certificates: when to ask, how to verify, what the caller gets.
+//!
+//! Chapter 23.5.3: "as long as there is at least one trusted CA in the
+//! server's database, the server requests a client certificate from each
+//! connecting client", and password login keeps working. So by default
+//! ([`ClientAuthMode::Auto`]) a certificate is requested, not required,
+//! whenever the source lists a CA trusted for client authentication.
+//!
+//! Outcomes, for a server that requests a certificate:
+//!
+//! | client sends            | result                                                   |
+//! |-------------------------|----------------------------------------------------------|
+//! | nothing                 | handshake succeeds, no [`ClientCertificate`] (password login) — refused with `certificate_required` when required |
+//! | a valid chain           | handshake succeeds, [`ClientCertificate`] holds the chain |
+//! | a chain from another CA | handshake refused (`unknown_ca`)                         |
+//! | an expired certificate  | handshake refused (`certificate_expired`)                |
+//! | a revoked certificate   | handshake refused (`certificate_revoked`)                |
+//! | any, CRL past nextUpdate| handshake refused (`bad_certificate`): expired CRLs are not trusted |
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
+
+use crate::Error;
+use crate::source::{CertificateSource, read};
+
+/// When to ask for a client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClientAuthMode {
+    /// Never ask.
+    Off,
+    /// Ask (without requiring) when at least one CA is trusted for client
+    /// authentication; otherwise do not ask.
+    #[default]
+    Auto,
+    /// Require a valid client certificate; building fails when no CA is
+    /// trusted for client authentication.
+    Required,
+}
+
+/// Client certificate settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientAuth {
+    /// When to ask.
+    pub mode: ClientAuthMode,
+    /// CRL files (PEM or DER) or directories of them (every regular file
+    /// is read). A CRL past its nextUpdate makes verification fail.
+    pub crls: Vec<PathBuf>,
+    /// Accept certificates whose issuer has no CRL here. Off by default:
+    /// once CRLs are configured, every CA must have one.
+    pub allow_unknown_revocation_status: bool,
+}
+
+/// Reads the CRLs from files and directories.
+///
+/// # Errors
+/// [`Error::Io`] and [`Error::BadMaterial`].
+pub fn load_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, Error> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| Error::io(p, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file())
+                .collect();
+            files.sort();
+            for f in files {
+                out.extend(crls_from_file(&f)?);
+            }
+        } else {
+            out.extend(crls_from_file(p)?);
+        }
+    }
+    Ok(out)
+}
+
+fn crls_from_file(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, Error> {
+    let data = read(path)?;
+    if data.starts_with(b"-----") || data.iter().take(64).all(u8::is_ascii) {
+        let crls = CertificateRevocationListDer::pem_slice_iter(&data)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::material("CRL", path.display().to_string(), e))?;
+        if crls.is_empty() {
+            return Err(Error::material(
+                "CRL",
+                path.display().to_string(),
+                "no X509 CRL block",
+            ));
+        }
+        Ok(crls)
+    } else {
+        Ok(vec![CertificateRevocationListDer::from(data)])
+    }
+}
+
+/// Files whose change matters for client authentication (CRL files and the
+/// files in CRL directories, plus the directories themselves).
+pub(crate) fn watched_crl_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        out.push(p.clone());
+        if let Ok(rd) = std::fs::read_dir(p) {
+            out.extend(rd.filter_map(|e| e.ok().map(|e| e.path())));
+        }
+    }
+    out
+}
+
+/// Builds the verifier, or `None` when no certificate is to be asked for.
+pub(crate) fn verifier(
+    settings: &ClientAuth,
+    source: &dyn CertificateSource,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Option<Arc<dyn ClientCertVerifier>>, Error> {
+    if settings.mode == ClientAuthMode::Off {
+        return Ok(None);
+    }
+    let cas = source.client_auth_roots()?;
+    if cas.is_empty() {
+        if settings.mode == ClientAuthMode::Required {
+            return Err(Error::Config(
+                "client certificates are required but no CA is trusted for client authentication (flag T)".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let mut roots = RootCertStore::empty();
+    for ca in cas {
+        roots
+            .add(ca)
+            .map_err(|e| Error::material("CA certificate", "client-auth roots", e))?;
+    }
+    let crls = load_crls(&settings.crls)?;
+    let mut b = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider));
+    if !crls.is_empty() {
+        b = b.with_crls(crls).enforce_revocation_expiration();
+        if settings.allow_unknown_revocation_status {
+            b = b.allow_unknown_revocation_status();
+        }
+    }
+    if settings.mode == ClientAuthMode::Auto {
+        b = b.allow_unauthenticated();
+    }
+    Ok(Some(b.build()?))
+}
+
+/// A client certificate chain that the server verified during the handshake
+/// (leaf first), for certificate-based login (certmap, SASL EXTERNAL).
+///
+/// Only [`ClientCertificate::from_connection`] makes one, and rustls keeps
+/// a peer chain only after its verifier accepted it (or, on resumption,
+/// accepted it in the original handshake).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    chain: Vec<CertificateDer<'static>>,
+}
+
+impl ClientCertificate {
+    /// The verified chain of a finished handshake, if the client sent one.
+    ///
+    /// Only meaningful for connections made with a configuration from this
+    /// crate, whose verifiers refuse unverified chains.
+    pub fn from_connection(conn: &rustls::ServerConnection) -> Option<Self> {
+        if conn.is_handshaking() {
+            return None;
+        }
+        let chain = conn.peer_certificates()?;
+        if chain.is_empty() {
+            return None;
+        }
+        Some(Self {
+            chain: chain.iter().map(|c| c.clone().into_owned()).collect(),
+        })
+    }
+
+    /// The client's own certificate.
+    pub fn end_entity(&self) -> &CertificateDer<'static> {
+        // Invariant: `from_connection` never builds an empty chain.
+        &self.chain[0]
+    }
+
+    /// The whole chain as the client sent it, leaf first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+}

@@ -1,0 +1,243 @@
+//! The server handle: the current configuration, swapped atomically.
+//!
+//! ```text
+//!   reload() ──build──▶ Ok(new) ──swap──▶ current ◀──load── accept()
+//!                  └──▶ Err(e): current untouched, e returned
+//! ```
+//!
+//! `accept` takes a snapshot (an `Arc<ServerConfig>`) when the ClientHello
+//! arrives; the handshake runs on it to the end, so handshakes in flight
+//! finish with the old certificate while new ones get the new one.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use rustls::ServerConfig;
+use rustls::server::{Acceptor, ClientHello};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::LazyConfigAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::Error;
+use crate::client_auth::watched_crl_paths;
+use crate::server::{Built, ServerSettings, build};
+use crate::source::CertificateSource;
+use crate::tickets::ResumptionState;
+
+struct Inputs {
+    settings: ServerSettings,
+    resumption: ResumptionState,
+}
+
+/// A server's TLS configuration that can be rebuilt and swapped while
+/// connections are being accepted.
+pub struct TlsServer {
+    current: ArcSwap<Built>,
+    generation: AtomicU64,
+    source: Arc<dyn CertificateSource>,
+    inputs: Mutex<Inputs>,
+}
+
+impl fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsServer")
+            .field("generation", &self.generation())
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsServer {
+    /// Builds the first configuration.
+    ///
+    /// # Errors
+    /// Any error of [`crate::build_server_config`].
+    pub fn new(
+        source: Arc<dyn CertificateSource>,
+        settings: ServerSettings,
+    ) -> Result<Self, Error> {
+        let resumption = ResumptionState::new(&settings.resumption)?;
+        let built = build(&settings, source.as_ref(), &resumption)?;
+        Ok(Self {
+            current: ArcSwap::from_pointee(built),
+            generation: AtomicU64::new(1),
+            source,
+            inputs: Mutex::new(Inputs {
+                settings,
+                resumption,
+            }),
+        })
+    }
+
+    /// The current configuration (strict ALPN).
+    pub fn config(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.current.load().config)
+    }
+
+    /// The configuration for this ClientHello: the current one, or its
+    /// no-ALPN twin when ALPN is not strict and the client offered only
+    /// other protocols.
+    pub fn config_for(&self, hello: &ClientHello<'_>) -> Arc<ServerConfig> {
+        let built = self.current.load();
+        if let (Some(lenient), Some(mut offered)) = (&built.without_alpn, hello.alpn()) {
+            let ours = &built.config.alpn_protocols;
+            if !offered.any(|p| ours.iter().any(|o| o.as_slice() == p)) {
+                return Arc::clone(lenient);
+            }
+        }
+        Arc::clone(&built.config)
+    }
+
+    /// How many configurations have been installed (1 after `new`).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Accepts a TLS connection on `io` (a fresh connection or one after
+    /// STARTTLS), with the configuration current when its ClientHello
+    /// arrives.
+    ///
+    /// # Errors
+    /// The I/O or TLS error (as `InvalidData`) of the handshake.
+    pub async fn accept<IO>(&self, io: IO) -> std::io::Result<TlsStream<IO>>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let start = LazyConfigAcceptor::new(Acceptor::default(), io).await?;
+        let config = self.config_for(&start.client_hello());
+        start.into_stream(config).await
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inputs> {
+        // A panic while holding the lock cannot leave the inputs half
+        // changed (they are replaced whole), so a poisoned lock is usable.
+        self.inputs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Rebuilds from the source with the same settings (new certificates,
+    /// CAs, CRLs) and swaps it in. On error the current configuration stays.
+    ///
+    /// # Errors
+    /// The build error; nothing is changed then.
+    pub fn reload(&self) -> Result<u64, Error> {
+        let mut inputs = self.lock();
+        let settings = inputs.settings.clone();
+        self.install(&mut inputs, settings)
+    }
+
+    /// Replaces the settings and swaps in the configuration built from
+    /// them. On error the current configuration and settings stay.
+    ///
+    /// # Errors
+    /// The build error; nothing is changed then.
+    pub fn reconfigure(&self, settings: ServerSettings) -> Result<u64, Error> {
+        let mut inputs = self.lock();
+        self.install(&mut inputs, settings)
+    }
+
+    fn install(&self, inputs: &mut Inputs, settings: ServerSettings) -> Result<u64, Error> {
+        // Ticket keys and the session cache survive a reload, unless client
+        // certificates are in play: a session resumed into new trust settings
+        // (a CA removed, a CRL added) would keep an identity the new
+        // settings would refuse.
+        let keep = inputs.resumption.settings == settings.resumption
+            && settings.client_auth.mode == crate::ClientAuthMode::Off;
+        let resumption = if keep {
+            inputs.resumption.clone()
+        } else {
+            ResumptionState::new(&settings.resumption)?
+        };
+        match build(&settings, self.source.as_ref(), &resumption) {
+            Ok(built) => {
+                self.current.store(Arc::new(built));
+                inputs.settings = settings;
+                inputs.resumption = resumption;
+                let g = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+                tracing::info!(generation = g, "TLS configuration reloaded");
+                Ok(g)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS reload refused; the previous configuration stays");
+                Err(e)
+            }
+        }
+    }
+
+    /// The files a watcher looks at: the source's files and the CRLs.
+    pub fn watched_paths(&self) -> Vec<PathBuf> {
+        let mut v = self.source.watched_paths();
+        v.extend(watched_crl_paths(&self.lock().settings.client_auth.crls));
+        v
+    }
+
+    /// Polls the watched files every `interval` on a thread of its own and
+    /// reloads when one changes (modification time, size, appearance or
+    /// disappearance). A failed reload is logged and retried only after the
+    /// next change. The watch stops when the returned guard is dropped.
+    pub fn watch(self: &Arc<Self>, interval: Duration) -> Watch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = Arc::clone(self);
+        let stop2 = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("tlsconf-watch".into())
+            .spawn(move || {
+                let mut last = fingerprint(&server.watched_paths());
+                while !stop2.load(Ordering::SeqCst) {
+                    std::thread::park_timeout(interval);
+                    if stop2.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let now = fingerprint(&server.watched_paths());
+                    if now != last {
+                        last = now;
+                        // Errors are logged inside; the old configuration stays.
+                        let _ = server.reload();
+                    }
+                }
+            })
+            .ok();
+        Watch { stop, thread }
+    }
+}
+
+type Fingerprint = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
+
+fn fingerprint(paths: &[PathBuf]) -> Fingerprint {
+    let mut v: Fingerprint = paths
+        .iter()
+        .map(|p| {
+            (
+                p.clone(),
+                std::fs::metadata(p)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len()))),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Stops the file watch of [`TlsServer::watch`] when dropped.
+#[derive(Debug)]
+pub struct Watch {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
