@@ -5,16 +5,14 @@
 mod authenticated;
 mod backend;
 mod client;
-#[allow(dead_code)]
 mod context;
-#[allow(dead_code)]
 mod error;
 mod mech;
+mod memory;
 mod mechanism;
 mod scram_secret;
 mod secret;
 mod server;
-#[allow(dead_code)] // Helpers used by mechanisms still being written.
 mod util;
 
 pub use authenticated::Authenticated;
@@ -27,6 +25,7 @@ pub use context::{
     ChannelBindingType, ExternalIdentity, ServerContext, Service, TlsState, TlsVersion,
 };
 pub use error::Error;
+pub use memory::MemoryBackend;
 pub use mechanism::{Mechanism, ScramAlgorithm};
 pub use scram_secret::{MIN_ITERATIONS, SALT_LEN, ScramSecret};
 pub use secret::Password;
