@@ -7,8 +7,10 @@ mod backend;
 mod client;
 mod context;
 mod error;
+pub mod framing;
 mod mech;
 mod memory;
+mod policy;
 mod mechanism;
 mod scram_secret;
 mod secret;
@@ -26,6 +28,7 @@ pub use context::{
 };
 pub use error::Error;
 pub use memory::MemoryBackend;
+pub use policy::{PlaintextRule, Policy, PolicyConfig};
 pub use mechanism::{Mechanism, ScramAlgorithm};
 pub use scram_secret::{MIN_ITERATIONS, SALT_LEN, ScramSecret};
 pub use secret::Password;

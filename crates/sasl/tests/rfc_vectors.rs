@@ -1,4 +1,5 @@
 //! RFC test vectors (data in `tests/vectors/`, sources named there).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -192,7 +192,7 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) fn new(ctx: &ServerContext) -> Result<Box<dyn ServerMech>, Error> {
+    pub(crate) fn boxed(ctx: &ServerContext) -> Result<Box<dyn ServerMech>, Error> {
         let nonce = match &ctx.fixed_nonce {
             Some(n) => n.clone(),
             None => random_nonce()?,
@@ -245,10 +245,10 @@ impl Server {
         if get("cipher").is_some() {
             return Err(Error::protocol(M, "cipher without qop=auth-conf"));
         }
-        if let Some(mb) = get("maxbuf") {
-            if mb.is_empty() || !mb.iter().all(u8::is_ascii_digit) {
-                return Err(Error::malformed(M, "bad maxbuf"));
-            }
+        if let Some(mb) = get("maxbuf")
+            && (mb.is_empty() || !mb.iter().all(u8::is_ascii_digit))
+        {
+            return Err(Error::malformed(M, "bad maxbuf"));
         }
         let user = text(get("username").ok_or(Error::malformed(M, "missing username"))?)?;
         if user.is_empty() {
@@ -289,10 +289,10 @@ impl Server {
         if !host.is_some_and(host_ok) {
             return Err(Error::protocol(M, "digest-uri names another host"));
         }
-        if let Some(sn) = serv_name {
-            if !(host_ok(sn) || sn.eq_ignore_ascii_case(&self.realm)) {
-                return Err(Error::protocol(M, "digest-uri names another server"));
-            }
+        if let Some(sn) = serv_name
+            && !(host_ok(sn) || sn.eq_ignore_ascii_case(&self.realm))
+        {
+            return Err(Error::protocol(M, "digest-uri names another server"));
         }
         let response = ascii("response", get("response").ok_or(Error::malformed(M, "missing response"))?)?;
         if response.len() != 32 || !response.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -396,7 +396,7 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(creds: Credentials, ctx: &ClientContext) -> Result<Box<dyn ClientMech>, Error> {
+    pub(crate) fn boxed(creds: Credentials, ctx: &ClientContext) -> Result<Box<dyn ClientMech>, Error> {
         Ok(Box::new(Self {
             creds,
             digest_uri: format!("{}/{}", ctx.service.digest_uri_service(), ctx.hostname),
@@ -415,16 +415,11 @@ impl Client {
         let mut algorithm_ok = false;
         for (name, value) in &directives {
             match name.as_str() {
-                "realm" => {
-                    if realm.is_none() {
-                        realm = Some(String::from_utf8_lossy(value).into_owned());
-                    }
+                "realm" if realm.is_none() => {
+                    realm = Some(String::from_utf8_lossy(value).into_owned());
                 }
-                "nonce" => {
-                    if nonce.replace(String::from_utf8_lossy(value).into_owned()).is_some() {
-                        return Err(Error::protocol(M, "duplicate nonce"));
-                    }
-                }
+                "nonce" if nonce.is_some() => return Err(Error::protocol(M, "duplicate nonce")),
+                "nonce" => nonce = Some(String::from_utf8_lossy(value).into_owned()),
                 "qop" => {
                     qop_ok = value
                         .split(|b| *b == b',')
@@ -439,7 +434,7 @@ impl Client {
         if !algorithm_ok {
             return Err(Error::protocol(M, "algorithm must be md5-sess"));
         }
-        if !(qop_ok || !directives.iter().any(|(n, _)| n == "qop")) {
+        if !qop_ok && directives.iter().any(|(n, _)| n == "qop") {
             return Err(Error::protocol(M, "server does not offer qop=auth"));
         }
         let cnonce = match self.cnonce.take() {

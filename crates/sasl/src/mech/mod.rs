@@ -23,11 +23,11 @@ pub(crate) fn server(m: Mechanism, ctx: &ServerContext) -> Result<Box<dyn Server
         Mechanism::External => Box::new(external::Server::new(ctx)?),
         Mechanism::CramMd5 => Box::new(cram_md5::Server::new(ctx)?),
         Mechanism::Apop => Box::new(apop::Server::new(ctx)?),
-        Mechanism::DigestMd5 => digest_md5::Server::new(ctx)?,
+        Mechanism::DigestMd5 => digest_md5::Server::boxed(ctx)?,
         Mechanism::ScramSha1
         | Mechanism::ScramSha1Plus
         | Mechanism::ScramSha256
-        | Mechanism::ScramSha256Plus => scram::Server::new(m, ctx)?,
+        | Mechanism::ScramSha256Plus => scram::Server::boxed(m, ctx)?,
     })
 }
 
@@ -43,11 +43,11 @@ pub(crate) fn client(
         Mechanism::External => Box::new(external::Client::new(creds)),
         Mechanism::CramMd5 => Box::new(cram_md5::Client::new(creds)),
         Mechanism::Apop => Box::new(apop::Client::new(creds)),
-        Mechanism::DigestMd5 => digest_md5::Client::new(creds, ctx)?,
+        Mechanism::DigestMd5 => digest_md5::Client::boxed(creds, ctx)?,
         Mechanism::ScramSha1
         | Mechanism::ScramSha1Plus
         | Mechanism::ScramSha256
-        | Mechanism::ScramSha256Plus => scram::Client::new(m, creds, ctx)?,
+        | Mechanism::ScramSha256Plus => scram::Client::boxed(m, creds, ctx)?,
     })
 }
 

@@ -97,7 +97,7 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) fn new(mech: Mechanism, ctx: &ServerContext) -> Result<Box<dyn ServerMech>, Error> {
+    pub(crate) fn boxed(mech: Mechanism, ctx: &ServerContext) -> Result<Box<dyn ServerMech>, Error> {
         let alg = mech.scram_algorithm().ok_or(Error::MechanismUnavailable)?;
         // -PLUS needs at least one usable binding; the client picks the type.
         if mech.is_plus() && ctx.tls.as_ref().and_then(|t| t.preferred_channel_binding()).is_none() {
@@ -345,7 +345,7 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(
+    pub(crate) fn boxed(
         mech: Mechanism,
         creds: Credentials,
         ctx: &ClientContext,
