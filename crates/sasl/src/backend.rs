@@ -269,7 +269,10 @@ pub trait CredentialVerifier: fmt::Debug + Send + Sync {
 
     /// Returns the cleartext password (CRAM-MD5, DIGEST-MD5, APOP). The
     /// default rejects: the store holds no cleartext passwords.
-    fn fetch_password<'a>(&'a self, request: &'a FetchPassword) -> BoxFuture<'a, Verdict<Password>> {
+    fn fetch_password<'a>(
+        &'a self,
+        request: &'a FetchPassword,
+    ) -> BoxFuture<'a, Verdict<Password>> {
         let _ = request;
         Box::pin(std::future::ready(Verdict::Reject))
     }

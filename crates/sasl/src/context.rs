@@ -110,8 +110,14 @@ impl fmt::Debug for TlsState {
         f.debug_struct("TlsState")
             .field("version", &self.version)
             .field("extended_master_secret", &self.extended_master_secret)
-            .field("tls_exporter", &self.tls_exporter.as_ref().map(|_| "<redacted>"))
-            .field("tls_server_end_point", &self.tls_server_end_point.as_ref().map(|_| "<present>"))
+            .field(
+                "tls_exporter",
+                &self.tls_exporter.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "tls_server_end_point",
+                &self.tls_server_end_point.as_ref().map(|_| "<present>"),
+            )
             .finish()
     }
 }
@@ -160,9 +166,12 @@ impl TlsState {
     /// The preferred usable binding type: `tls-exporter` when safe, else
     /// `tls-server-end-point`.
     pub fn preferred_channel_binding(&self) -> Option<ChannelBindingType> {
-        [ChannelBindingType::TlsExporter, ChannelBindingType::TlsServerEndPoint]
-            .into_iter()
-            .find(|k| self.channel_binding(*k).is_some())
+        [
+            ChannelBindingType::TlsExporter,
+            ChannelBindingType::TlsServerEndPoint,
+        ]
+        .into_iter()
+        .find(|k| self.channel_binding(*k).is_some())
     }
 }
 

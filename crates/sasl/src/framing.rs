@@ -86,7 +86,11 @@ pub fn decode_initial_response(argument: Option<&[u8]>) -> Result<Option<Vec<u8>
 /// Encodes an initial response for an AUTH command (client side): `=` when
 /// empty.
 pub fn encode_initial_response(data: &[u8]) -> String {
-    if data.is_empty() { "=".to_owned() } else { b64_encode(data) }
+    if data.is_empty() {
+        "=".to_owned()
+    } else {
+        b64_encode(data)
+    }
 }
 
 /// Encodes a client line (client side): base64, empty for an empty
@@ -176,7 +180,13 @@ impl From<&Error> for Failure {
 /// An IMAP tag safe to echo (no spaces or control characters), else `*`.
 fn safe_tag(tag: Option<&str>) -> &str {
     match tag {
-        Some(t) if !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_graphic() && b != b'+') => t,
+        Some(t)
+            if !t.is_empty()
+                && t.len() <= 64
+                && t.bytes().all(|b| b.is_ascii_graphic() && b != b'+') =>
+        {
+            t
+        }
         _ => "*",
     }
 }
@@ -205,7 +215,9 @@ pub fn failure_reply(protocol: Protocol, tag: Option<&str>, failure: Failure) ->
                 Failure::Aborted => "BAD Authentication aborted",
                 Failure::Malformed => "BAD Invalid authentication data",
                 Failure::TooLong => "BAD Authentication line too long",
-                Failure::EncryptionRequired => "NO [PRIVACYREQUIRED] Encryption required for this mechanism",
+                Failure::EncryptionRequired => {
+                    "NO [PRIVACYREQUIRED] Encryption required for this mechanism"
+                }
                 Failure::MechanismUnavailable => "NO Unsupported authentication mechanism",
             };
             format!("{tag} {rest}")
@@ -244,7 +256,9 @@ pub fn failure_reply(protocol: Protocol, tag: Option<&str>, failure: Failure) ->
 /// The reply for a successful exchange, with CRLF.
 pub fn success_reply(protocol: Protocol, tag: Option<&str>) -> Vec<u8> {
     match protocol {
-        Protocol::Imap => format!("{} OK Authentication successful\r\n", safe_tag(tag)).into_bytes(),
+        Protocol::Imap => {
+            format!("{} OK Authentication successful\r\n", safe_tag(tag)).into_bytes()
+        }
         Protocol::Pop3 => b"+OK Authentication successful\r\n".to_vec(),
         Protocol::Smtp => b"235 2.7.0 Authentication successful\r\n".to_vec(),
     }

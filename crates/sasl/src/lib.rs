@@ -9,9 +9,9 @@ mod context;
 mod error;
 pub mod framing;
 mod mech;
+mod mechanism;
 mod memory;
 mod policy;
-mod mechanism;
 mod scram_secret;
 mod secret;
 mod server;
@@ -27,9 +27,9 @@ pub use context::{
     ChannelBindingType, ExternalIdentity, ServerContext, Service, TlsState, TlsVersion,
 };
 pub use error::Error;
+pub use mechanism::{Mechanism, ScramAlgorithm};
 pub use memory::MemoryBackend;
 pub use policy::{PlaintextRule, Policy, PolicyConfig};
-pub use mechanism::{Mechanism, ScramAlgorithm};
 pub use scram_secret::{MIN_ITERATIONS, SALT_LEN, ScramSecret};
 pub use secret::Password;
 pub use server::{MAX_CLIENT_MESSAGE, ServerSession, Step};

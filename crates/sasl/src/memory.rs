@@ -89,7 +89,11 @@ impl MemoryBackend {
     }
 
     fn verify(&self, r: &VerifyPassword) -> Verdict {
-        match self.users.get(r.authcid()).and_then(|u| u.password.as_ref()) {
+        match self
+            .users
+            .get(r.authcid())
+            .and_then(|u| u.password.as_ref())
+        {
             Some(p) if p.ct_eq(r.password()) => Verdict::Accept(()),
             _ => Verdict::Reject,
         }
@@ -143,7 +147,11 @@ impl MemoryBackend {
     }
 
     fn gate<T>(&self, v: Verdict<T>) -> Verdict<T> {
-        if self.unavailable { Verdict::Unavailable } else { v }
+        if self.unavailable {
+            Verdict::Unavailable
+        } else {
+            v
+        }
     }
 }
 
@@ -152,7 +160,10 @@ impl CredentialVerifier for MemoryBackend {
         Box::pin(std::future::ready(self.gate(self.verify(request))))
     }
 
-    fn fetch_password<'a>(&'a self, request: &'a FetchPassword) -> BoxFuture<'a, Verdict<Password>> {
+    fn fetch_password<'a>(
+        &'a self,
+        request: &'a FetchPassword,
+    ) -> BoxFuture<'a, Verdict<Password>> {
         Box::pin(std::future::ready(self.gate(self.password(request))))
     }
 

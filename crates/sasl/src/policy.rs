@@ -95,7 +95,9 @@ impl Policy {
             let mut list = Vec::new();
             for name in &config.mech_list {
                 let m = Mechanism::from_name(name.as_bytes()).ok_or_else(|| {
-                    Error::Policy(format!("unknown mechanism {name:?} in sasl.default.mech_list"))
+                    Error::Policy(format!(
+                        "unknown mechanism {name:?} in sasl.default.mech_list"
+                    ))
                 })?;
                 if !list.contains(&m) {
                     list.push(m);

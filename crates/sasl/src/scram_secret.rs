@@ -67,7 +67,8 @@ impl ScramSecret {
         if salt.is_empty() {
             return Err(Error::ScramSecret("empty salt"));
         }
-        if stored_key.len() != algorithm.output_len() || server_key.len() != algorithm.output_len() {
+        if stored_key.len() != algorithm.output_len() || server_key.len() != algorithm.output_len()
+        {
             return Err(Error::ScramSecret("key length does not match the hash"));
         }
         Ok(Self {
@@ -152,7 +153,9 @@ impl ScramSecret {
         let (Some(scheme), Some(info), Some(value), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(Error::ScramSecret("expected scheme$iterations:salt$storedkey:serverkey"));
+            return Err(Error::ScramSecret(
+                "expected scheme$iterations:salt$storedkey:serverkey",
+            ));
         };
         let algorithm = match scheme.to_ascii_uppercase().as_str() {
             "SCRAM-SHA-1" => ScramAlgorithm::Sha1,

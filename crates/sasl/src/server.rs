@@ -161,7 +161,10 @@ impl ServerSession {
                     trace_success(&auth);
                     Ok(Step::Done(auth))
                 } else {
-                    Err(Error::protocol(self.mechanism, "non-empty response after the final challenge"))
+                    Err(Error::protocol(
+                        self.mechanism,
+                        "non-empty response after the final challenge",
+                    ))
                 }
             }
             State::New => Err(self.misuse("step() before start()")),
@@ -188,7 +191,9 @@ impl ServerSession {
                 Answer::Accept => self.finish(auth, final_data),
                 Answer::Reject => Err(Error::AuthorizationFailed),
                 Answer::Unavailable => Err(Error::Unavailable),
-                _ => Err(self.misuse("an authorization request needs Accept, Reject or Unavailable")),
+                _ => {
+                    Err(self.misuse("an authorization request needs Accept, Reject or Unavailable"))
+                }
             },
             _ => Err(self.misuse("no request pending")),
         }

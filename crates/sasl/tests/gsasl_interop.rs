@@ -24,8 +24,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use portcullis_sasl::{
-    Authenticated, ClientContext, ClientSession, Credentials, Error, ExternalIdentity,
-    MemoryBackend, Mechanism, ServerContext, ServerSession, Service, Step, TlsState, TlsVersion,
+    Authenticated, ClientContext, ClientSession, Credentials, Error, ExternalIdentity, Mechanism,
+    MemoryBackend, ServerContext, ServerSession, Service, Step, TlsState, TlsVersion,
 };
 
 const HOST: &str = "mail.example.org";
@@ -149,7 +149,12 @@ fn gsasl_client(
         peer.send(cb);
     }
     let name = peer.read_line();
-    assert_eq!(name.as_deref(), Some(m.name()), "{}", peer.transcript.join("\n"));
+    assert_eq!(
+        name.as_deref(),
+        Some(m.name()),
+        "{}",
+        peer.transcript.join("\n")
+    );
     let backend = backend();
     let mut server = ServerSession::new(m, ctx).unwrap();
     let first = peer.read_line().unwrap_or_default();
@@ -201,7 +206,12 @@ fn gsasl_server(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut peer = Gsasl::spawn(&args);
     let name = peer.read_line();
-    assert_eq!(name.as_deref(), Some(m.name()), "{}", peer.transcript.join("\n"));
+    assert_eq!(
+        name.as_deref(),
+        Some(m.name()),
+        "{}",
+        peer.transcript.join("\n")
+    );
     let mutual = m.scram_algorithm().is_some() || m == Mechanism::DigestMd5;
     let mut client = ClientSession::new(m, creds, ctx).unwrap();
     let mut first = true;
@@ -293,20 +303,36 @@ fn gsasl_client_wrong_password_is_rejected() {
 
 #[test]
 fn gsasl_client_proxy_authorization() {
-    for m in [Mechanism::Plain, Mechanism::DigestMd5, Mechanism::ScramSha256] {
+    for m in [
+        Mechanism::Plain,
+        Mechanism::DigestMd5,
+        Mechanism::ScramSha256,
+    ] {
         let (r, ok, log) = gsasl_client(
             m,
-            &["--authentication-id=admin", "--password=admin-pw", "--authorization-id=alice"],
+            &[
+                "--authentication-id=admin",
+                "--password=admin-pw",
+                "--authorization-id=alice",
+            ],
             &server_ctx(),
             None,
         );
         let auth = r.unwrap_or_else(|e| panic!("{m}: {e}\n{log}"));
-        assert_eq!((auth.authcid(), auth.authzid()), ("admin", Some("alice")), "{m}");
+        assert_eq!(
+            (auth.authcid(), auth.authzid()),
+            ("admin", Some("alice")),
+            "{m}"
+        );
         assert!(ok, "{m}\n{log}");
         // alice may not act as admin.
         let (r, _, log) = gsasl_client(
             m,
-            &["--authentication-id=alice", "--password=s3cret pw", "--authorization-id=admin"],
+            &[
+                "--authentication-id=alice",
+                "--password=s3cret pw",
+                "--authorization-id=admin",
+            ],
             &server_ctx(),
             None,
         );
@@ -325,7 +351,10 @@ fn gsasl_client_scram_plus_tls_exporter() {
             Some(CB),
         );
         let auth = r.unwrap_or_else(|e| panic!("{m}: {e}\n{log}"));
-        assert_eq!(auth.channel_binding(), Some(portcullis_sasl::ChannelBindingType::TlsExporter));
+        assert_eq!(
+            auth.channel_binding(),
+            Some(portcullis_sasl::ChannelBindingType::TlsExporter)
+        );
         assert!(ok, "{m}\n{log}");
         // Different binding data (a man in the middle) fails.
         let (r, ok, log) = gsasl_client(

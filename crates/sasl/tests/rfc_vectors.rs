@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::{drive, vector};
 use portcullis_sasl::{
-    ClientContext, ClientSession, Credentials, MemoryBackend, Mechanism, Password, ScramAlgorithm,
+    ClientContext, ClientSession, Credentials, Mechanism, MemoryBackend, Password, ScramAlgorithm,
     ScramSecret, ServerContext, ServerSession, Service, Step,
 };
 
@@ -26,7 +26,10 @@ fn rfc4616_plain_examples() {
         let auth = drive(&mut server, start, &backend, |_| panic!("no challenge")).unwrap();
         assert_eq!(auth.authcid(), get("authcid"));
         let authzid = get("authzid");
-        assert_eq!(auth.authzid(), (!authzid.is_empty()).then_some(authzid.as_str()));
+        assert_eq!(
+            auth.authzid(),
+            (!authzid.is_empty()).then_some(authzid.as_str())
+        );
 
         // Our client produces the same message.
         let mut creds = Credentials::new(get("authcid"), get("password"));
@@ -35,7 +38,10 @@ fn rfc4616_plain_examples() {
         }
         let ctx = ClientContext::new(Service::Imap, "mail.example");
         let mut client = ClientSession::new(Mechanism::Plain, creds, &ctx).unwrap();
-        assert_eq!(client.initial_response().unwrap().unwrap(), get("message").as_bytes());
+        assert_eq!(
+            client.initial_response().unwrap().unwrap(),
+            get("message").as_bytes()
+        );
     }
 }
 
@@ -44,7 +50,9 @@ fn rfc2195_cram_md5() {
     let v = vector("rfc2195-cram-md5.txt");
     assert_eq!(STANDARD.encode(&v["challenge"]), v["challenge.base64"]);
     assert_eq!(STANDARD.encode(&v["response"]), v["response.base64"]);
-    let backend = MemoryBackend::new().with_user(&v["user"], &v["password"]).unwrap();
+    let backend = MemoryBackend::new()
+        .with_user(&v["user"], &v["password"])
+        .unwrap();
     let ctx = ServerContext::new(Service::Imap, "postoffice.reston.mci.net")
         .dangerous_fixed_nonce(v["challenge"].clone());
     let mut server = ServerSession::new(Mechanism::CramMd5, &ctx).unwrap();
@@ -60,13 +68,18 @@ fn rfc2195_cram_md5() {
     let creds = Credentials::new(v["user"].clone(), v["password"].clone());
     let mut client = ClientSession::new(Mechanism::CramMd5, creds, &ctx).unwrap();
     assert_eq!(client.initial_response().unwrap(), None);
-    assert_eq!(client.step(v["challenge"].as_bytes()).unwrap(), v["response"].as_bytes());
+    assert_eq!(
+        client.step(v["challenge"].as_bytes()).unwrap(),
+        v["response"].as_bytes()
+    );
 }
 
 #[test]
 fn rfc2831_digest_md5() {
     let v = vector("rfc2831-digest-md5.txt");
-    let backend = MemoryBackend::new().with_user(&v["user"], &v["password"]).unwrap();
+    let backend = MemoryBackend::new()
+        .with_user(&v["user"], &v["password"])
+        .unwrap();
     let ctx = ServerContext::new(Service::Imap, v["host"].clone())
         .dangerous_fixed_nonce(v["nonce"].clone());
     let mut server = ServerSession::new(Mechanism::DigestMd5, &ctx).unwrap();
@@ -95,7 +108,10 @@ fn rfc2831_digest_md5() {
     let mut client = ClientSession::new(Mechanism::DigestMd5, creds, &ctx).unwrap();
     assert_eq!(client.initial_response().unwrap(), None);
     let resp = String::from_utf8(client.step(v["challenge"].as_bytes()).unwrap()).unwrap();
-    assert!(resp.contains(&format!("response={}", v["response.value"])), "{resp}");
+    assert!(
+        resp.contains(&format!("response={}", v["response.value"])),
+        "{resp}"
+    );
     assert!(resp.contains("digest-uri=\"imap/elwood.innosoft.com\""));
     assert!(!client.is_complete());
     assert_eq!(client.step(v["final"].as_bytes()).unwrap(), b"");
@@ -106,9 +122,13 @@ fn scram_vector(file: &str, mechanism: Mechanism, algorithm: ScramAlgorithm) {
     let v = vector(file);
     let salt = STANDARD.decode(&v["salt"]).unwrap();
     let iterations: u32 = v["iterations"].parse().unwrap();
-    let secret =
-        ScramSecret::derive(algorithm, &Password::new(v["password"].clone()), &salt, iterations)
-            .unwrap();
+    let secret = ScramSecret::derive(
+        algorithm,
+        &Password::new(v["password"].clone()),
+        &salt,
+        iterations,
+    )
+    .unwrap();
     // The server verifies from the stored keys only: the backend has no
     // cleartext password for this user.
     let backend = MemoryBackend::new().with_scram_secret(&v["user"], secret);
@@ -136,8 +156,14 @@ fn scram_vector(file: &str, mechanism: Mechanism, algorithm: ScramAlgorithm) {
         .dangerous_fixed_nonce(v["client_nonce"].clone());
     let creds = Credentials::new(v["user"].clone(), v["password"].clone());
     let mut client = ClientSession::new(mechanism, creds, &ctx).unwrap();
-    assert_eq!(client.initial_response().unwrap().unwrap(), v["client_first"].as_bytes());
-    assert_eq!(client.step(v["server_first"].as_bytes()).unwrap(), v["client_final"].as_bytes());
+    assert_eq!(
+        client.initial_response().unwrap().unwrap(),
+        v["client_first"].as_bytes()
+    );
+    assert_eq!(
+        client.step(v["server_first"].as_bytes()).unwrap(),
+        v["client_final"].as_bytes()
+    );
     assert!(!client.is_complete());
     assert_eq!(client.step(v["server_final"].as_bytes()).unwrap(), b"");
     assert!(client.is_complete());
@@ -145,19 +171,29 @@ fn scram_vector(file: &str, mechanism: Mechanism, algorithm: ScramAlgorithm) {
 
 #[test]
 fn rfc5802_scram_sha_1() {
-    scram_vector("rfc5802-scram-sha-1.txt", Mechanism::ScramSha1, ScramAlgorithm::Sha1);
+    scram_vector(
+        "rfc5802-scram-sha-1.txt",
+        Mechanism::ScramSha1,
+        ScramAlgorithm::Sha1,
+    );
 }
 
 #[test]
 fn rfc7677_scram_sha_256() {
-    scram_vector("rfc7677-scram-sha-256.txt", Mechanism::ScramSha256, ScramAlgorithm::Sha256);
+    scram_vector(
+        "rfc7677-scram-sha-256.txt",
+        Mechanism::ScramSha256,
+        ScramAlgorithm::Sha256,
+    );
 }
 
 #[test]
 fn rfc1939_apop() {
     let v = vector("rfc1939-apop.txt");
     assert!(v["greeting"].ends_with(&v["timestamp"]));
-    let backend = MemoryBackend::new().with_user(&v["user"], &v["password"]).unwrap();
+    let backend = MemoryBackend::new()
+        .with_user(&v["user"], &v["password"])
+        .unwrap();
     let ctx = ServerContext::new(Service::Pop, "dbc.mtview.ca.us")
         .dangerous_fixed_nonce(v["timestamp"].clone());
     let mut server = ServerSession::new(Mechanism::Apop, &ctx).unwrap();
@@ -171,7 +207,10 @@ fn rfc1939_apop() {
     let creds = Credentials::new(v["user"].clone(), v["password"].clone());
     let mut client = ClientSession::new(Mechanism::Apop, creds, &ctx).unwrap();
     assert_eq!(client.initial_response().unwrap(), None);
-    assert_eq!(client.step(v["timestamp"].as_bytes()).unwrap(), args.as_bytes());
+    assert_eq!(
+        client.step(v["timestamp"].as_bytes()).unwrap(),
+        args.as_bytes()
+    );
 }
 
 #[test]
@@ -182,7 +221,10 @@ fn server_step_after_done_is_refused() {
     let Step::Verify(req) = server.start(Some(b"\0alice\0alice-pw")).unwrap() else {
         panic!("expected a request")
     };
-    assert!(matches!(server.answer(backend.answer(&req)), Ok(Step::Done(_))));
+    assert!(matches!(
+        server.answer(backend.answer(&req)),
+        Ok(Step::Done(_))
+    ));
     assert!(server.is_finished());
     assert!(server.step(b"\0alice\0alice-pw").is_err());
 }

@@ -61,7 +61,9 @@ impl ServerMech for Server {
         }
         let (Answer::Password(password), Some((user, digest))) = (answer, self.pending.take())
         else {
-            return Err(Error::ApiMisuse("APOP needs Password, Reject or Unavailable"));
+            return Err(Error::ApiMisuse(
+                "APOP needs Password, Reject or Unavailable",
+            ));
         };
         let expected = hex(&md5(&[self.timestamp.as_bytes(), password.as_bytes()]));
         if ct_eq(expected.as_bytes(), &digest) {

@@ -57,7 +57,9 @@ impl ServerMech for Server {
         }
         let (Answer::Password(password), Some((user, digest))) = (answer, self.pending.take())
         else {
-            return Err(Error::ApiMisuse("CRAM-MD5 needs Password, Reject or Unavailable"));
+            return Err(Error::ApiMisuse(
+                "CRAM-MD5 needs Password, Reject or Unavailable",
+            ));
         };
         let expected = hex(&hmac_md5(password.as_bytes(), self.challenge.as_bytes()));
         if ct_eq(expected.as_bytes(), &digest) {

@@ -162,9 +162,11 @@ fn compute(d: &DigestInput<'_>) -> (String, String) {
     let ha1 = hex(&md5(&[&a1]));
     let kd = |a2: &str| {
         let ha2 = hex(&md5(&[a2.as_bytes()]));
-        hex(&md5(&[
-            format!("{ha1}:{}:{}:{}:auth:{ha2}", d.nonce, d.nc, d.cnonce).as_bytes(),
-        ]))
+        hex(&md5(&[format!(
+            "{ha1}:{}:{}:{}:auth:{ha2}",
+            d.nonce, d.nc, d.cnonce
+        )
+        .as_bytes()]))
     };
     let response = kd(&format!("AUTHENTICATE:{}", d.digest_uri));
     let rspauth = kd(&format!(":{}", d.digest_uri));
@@ -214,7 +216,12 @@ impl Server {
             }
             seen.push(name);
         }
-        let get = |n: &str| directives.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_slice());
+        let get = |n: &str| {
+            directives
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_slice())
+        };
         let ascii = |n: &str, v: &[u8]| -> Result<String, Error> {
             let _ = n;
             std::str::from_utf8(v)
@@ -268,7 +275,10 @@ impl Server {
         if !ct_eq(nonce, self.nonce.as_bytes()) {
             return Err(Error::protocol(M, "nonce does not match"));
         }
-        let cnonce = ascii("cnonce", get("cnonce").ok_or(Error::malformed(M, "missing cnonce"))?)?;
+        let cnonce = ascii(
+            "cnonce",
+            get("cnonce").ok_or(Error::malformed(M, "missing cnonce"))?,
+        )?;
         if cnonce.is_empty() {
             return Err(Error::malformed(M, "empty cnonce"));
         }
@@ -294,7 +304,10 @@ impl Server {
         {
             return Err(Error::protocol(M, "digest-uri names another server"));
         }
-        let response = ascii("response", get("response").ok_or(Error::malformed(M, "missing response"))?)?;
+        let response = ascii(
+            "response",
+            get("response").ok_or(Error::malformed(M, "missing response"))?,
+        )?;
         if response.len() != 32 || !response.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::malformed(M, "response is not 32 hex digits"));
         }
@@ -355,7 +368,9 @@ impl ServerMech for Server {
             return Err(e);
         }
         let (Answer::Password(password), Some(p)) = (answer, self.pending.take()) else {
-            return Err(Error::ApiMisuse("DIGEST-MD5 needs Password, Reject or Unavailable"));
+            return Err(Error::ApiMisuse(
+                "DIGEST-MD5 needs Password, Reject or Unavailable",
+            ));
         };
         let user = hash_form(&p.user, p.utf8).ok_or(Error::BadCredentials)?;
         let pass = zeroize::Zeroizing::new(
@@ -393,16 +408,21 @@ pub(crate) struct Client {
     cnonce: Option<String>,
     expected_rspauth: Option<String>,
     complete: bool,
+    failed: bool,
 }
 
 impl Client {
-    pub(crate) fn boxed(creds: Credentials, ctx: &ClientContext) -> Result<Box<dyn ClientMech>, Error> {
+    pub(crate) fn boxed(
+        creds: Credentials,
+        ctx: &ClientContext,
+    ) -> Result<Box<dyn ClientMech>, Error> {
         Ok(Box::new(Self {
             creds,
             digest_uri: format!("{}/{}", ctx.service.digest_uri_service(), ctx.hostname),
             cnonce: ctx.fixed_nonce.clone(),
             expected_rspauth: None,
             complete: false,
+            failed: false,
         }))
     }
 
@@ -430,7 +450,9 @@ impl Client {
                 _ => {}
             }
         }
-        let nonce = nonce.filter(|n| !n.is_empty()).ok_or(Error::malformed(M, "missing nonce"))?;
+        let nonce = nonce
+            .filter(|n| !n.is_empty())
+            .ok_or(Error::malformed(M, "missing nonce"))?;
         if !algorithm_ok {
             return Err(Error::protocol(M, "algorithm must be md5-sess"));
         }
@@ -489,11 +511,20 @@ impl ClientMech for Client {
     }
 
     fn step(&mut self, challenge: &[u8]) -> Result<Vec<u8>, Error> {
-        if self.complete {
-            return Err(Error::protocol(M, "challenge after completion"));
+        if self.complete || self.failed {
+            return Err(Error::protocol(
+                M,
+                "challenge after the end of the exchange",
+            ));
         }
+        // Whatever happens below, a failure ends the exchange.
+        self.failed = true;
         match self.expected_rspauth.take() {
-            None => self.respond(challenge),
+            None => {
+                let r = self.respond(challenge)?;
+                self.failed = false;
+                Ok(r)
+            }
             Some(expected) => {
                 let d = parse_directives(challenge).map_err(|_| Error::ServerAuthentication)?;
                 let got = d
@@ -503,6 +534,7 @@ impl ClientMech for Client {
                     .ok_or(Error::ServerAuthentication)?;
                 if ct_eq(&got.to_ascii_lowercase(), expected.as_bytes()) {
                     self.complete = true;
+                    self.failed = false;
                     Ok(Vec::new())
                 } else {
                     Err(Error::ServerAuthentication)
@@ -515,4 +547,3 @@ impl ClientMech for Client {
         self.complete
     }
 }
-

@@ -70,7 +70,9 @@ impl ServerMech for Server {
                 final_data: None,
             }),
             Answer::Identity(_) => Err(Error::BadCredentials),
-            _ => Err(Error::ApiMisuse("a mapping request needs Identity, Reject or Unavailable")),
+            _ => Err(Error::ApiMisuse(
+                "a mapping request needs Identity, Reject or Unavailable",
+            )),
         }
     }
 }

@@ -67,16 +67,21 @@ pub(crate) fn msg_id_challenge(ctx: &ServerContext) -> Result<String, Error> {
         .chars()
         .filter(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '@'))
         .collect();
-    let host = if host.is_empty() { "localhost".to_owned() } else { host };
-    Ok(format!("<{}.{}@{host}>", u64::from_be_bytes(a), u64::from_be_bytes(b)))
+    let host = if host.is_empty() {
+        "localhost".to_owned()
+    } else {
+        host
+    };
+    Ok(format!(
+        "<{}.{}@{host}>",
+        u64::from_be_bytes(a),
+        u64::from_be_bytes(b)
+    ))
 }
 
 /// Splits `user SP hexdigest` at the last space and checks the digest is 32
 /// hex digits.
-pub(crate) fn split_user_digest(
-    m: Mechanism,
-    input: &[u8],
-) -> Result<(String, [u8; 32]), Error> {
+pub(crate) fn split_user_digest(m: Mechanism, input: &[u8]) -> Result<(String, [u8; 32]), Error> {
     let text = std::str::from_utf8(input).map_err(|_| Error::malformed(m, "not UTF-8"))?;
     let (user, digest) = text
         .rsplit_once(' ')

@@ -100,7 +100,9 @@ pub(crate) fn password_verdict(
             auth: Authenticated::new(m, authcid, authzid),
             final_data: None,
         }),
-        _ => Err(Error::ApiMisuse("a password check needs Accept, Reject or Unavailable")),
+        _ => Err(Error::ApiMisuse(
+            "a password check needs Accept, Reject or Unavailable",
+        )),
     }
 }
 
@@ -130,9 +132,10 @@ impl Client {
 
     fn take(&mut self) -> Result<Vec<u8>, Error> {
         self.done = true;
-        self.message
-            .take()
-            .ok_or(Error::protocol(M, "server sent a challenge after the message"))
+        self.message.take().ok_or(Error::protocol(
+            M,
+            "server sent a challenge after the message",
+        ))
     }
 }
 

@@ -23,9 +23,11 @@ use crate::backend::{Answer, FetchScramSecret, Request};
 use crate::client::{ClientContext, ClientMech, Credentials};
 use crate::scram_secret::keys_from_salted;
 use crate::server::{Inner, ServerMech};
-use crate::util::{b64_decode, b64_encode, ct_eq, hash, hi, hmac, random_bytes, random_nonce, saslprep, xor};
+use crate::util::{
+    b64_decode, b64_encode, ct_eq, hash, hi, hmac, random_bytes, random_nonce, saslprep, xor,
+};
 use crate::{
-    Authenticated, ChannelBindingType, Error, Mechanism, MIN_ITERATIONS, SALT_LEN, ScramAlgorithm,
+    Authenticated, ChannelBindingType, Error, MIN_ITERATIONS, Mechanism, SALT_LEN, ScramAlgorithm,
     ScramSecret, ServerContext,
 };
 
@@ -97,10 +99,19 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) fn boxed(mech: Mechanism, ctx: &ServerContext) -> Result<Box<dyn ServerMech>, Error> {
+    pub(crate) fn boxed(
+        mech: Mechanism,
+        ctx: &ServerContext,
+    ) -> Result<Box<dyn ServerMech>, Error> {
         let alg = mech.scram_algorithm().ok_or(Error::MechanismUnavailable)?;
         // -PLUS needs at least one usable binding; the client picks the type.
-        if mech.is_plus() && ctx.tls.as_ref().and_then(|t| t.preferred_channel_binding()).is_none() {
+        if mech.is_plus()
+            && ctx
+                .tls
+                .as_ref()
+                .and_then(|t| t.preferred_channel_binding())
+                .is_none()
+        {
             return Err(Error::MechanismUnavailable);
         }
         Ok(Box::new(Self {
@@ -121,12 +132,19 @@ impl Server {
         };
         // Channel-binding flag.
         match flag {
-            "n" if m.is_plus() => return Err(Error::cb(m, "-PLUS selected without channel binding")),
-            "y" if m.is_plus() => return Err(Error::cb(m, "-PLUS selected without channel binding")),
+            "n" if m.is_plus() => {
+                return Err(Error::cb(m, "-PLUS selected without channel binding"));
+            }
+            "y" if m.is_plus() => {
+                return Err(Error::cb(m, "-PLUS selected without channel binding"));
+            }
             "n" => {}
             "y" => {
                 if ctx.plus_advertised {
-                    return Err(Error::cb(m, "client claims no -PLUS was advertised, but it was"));
+                    return Err(Error::cb(
+                        m,
+                        "client claims no -PLUS was advertised, but it was",
+                    ));
                 }
             }
             _ => {
@@ -134,13 +152,17 @@ impl Server {
                     .strip_prefix("p=")
                     .ok_or(Error::malformed(m, "bad channel-binding flag"))?;
                 if !m.is_plus() {
-                    return Err(Error::cb(m, "channel binding requested with a non-PLUS mechanism"));
+                    return Err(Error::cb(
+                        m,
+                        "channel binding requested with a non-PLUS mechanism",
+                    ));
                 }
                 let kind = ChannelBindingType::from_name(name)
                     .ok_or(Error::cb(m, "unsupported channel-binding type"))?;
-                let data = ctx
-                    .channel_binding(kind)
-                    .ok_or(Error::cb(m, "channel-binding type not available on this connection"))?;
+                let data = ctx.channel_binding(kind).ok_or(Error::cb(
+                    m,
+                    "channel-binding type not available on this connection",
+                ))?;
                 self.cb = Some((kind, data.to_vec()));
             }
         }
@@ -160,7 +182,9 @@ impl Server {
         let gs2_header = format!("{flag},{authz},");
         let mut attrs = bare.split(',');
         let user = match attrs.next().and_then(attr) {
-            Some((b'm', _)) => return Err(Error::protocol(m, "mandatory extension (m=) not supported")),
+            Some((b'm', _)) => {
+                return Err(Error::protocol(m, "mandatory extension (m=) not supported"));
+            }
             Some((b'n', u)) => u,
             _ => return Err(Error::malformed(m, "expected n=username")),
         };
@@ -219,7 +243,11 @@ impl Server {
             // not reveal whether the user exists; fail at the proof.
             Answer::Reject => (None, random_bytes(SALT_LEN)?, MIN_ITERATIONS),
             Answer::Unavailable => return Err(Error::Unavailable),
-            _ => return Err(Error::ApiMisuse("SCRAM needs ScramSecret, Reject or Unavailable")),
+            _ => {
+                return Err(Error::ApiMisuse(
+                    "SCRAM needs ScramSecret, Reject or Unavailable",
+                ));
+            }
         };
         let server_part = match &ctx.fixed_nonce {
             Some(n) => n.clone(),
@@ -271,8 +299,10 @@ impl Server {
                 return Err(Error::malformed(m, "bad extension"));
             }
         }
-        let cbind = b64_decode(cbind.as_bytes()).map_err(|_| Error::malformed(m, "bad base64 in c="))?;
-        let proof = b64_decode(proof.as_bytes()).map_err(|_| Error::malformed(m, "bad base64 in p="))?;
+        let cbind =
+            b64_decode(cbind.as_bytes()).map_err(|_| Error::malformed(m, "bad base64 in c="))?;
+        let proof =
+            b64_decode(proof.as_bytes()).map_err(|_| Error::malformed(m, "bad base64 in p="))?;
         if proof.len() != self.alg.output_len() {
             return Err(Error::malformed(m, "proof has the wrong length"));
         }
@@ -330,6 +360,7 @@ enum ClientState {
     ServerFirst,
     ServerFinal { expected: Vec<u8> },
     Complete,
+    Failed,
 }
 
 #[derive(Debug)]
@@ -354,10 +385,16 @@ impl Client {
         let tls = ctx.tls.as_ref();
         let (flag, cb_data) = if mech.is_plus() {
             let tls = tls.ok_or(Error::MechanismUnavailable)?;
-            let kind = tls.preferred_channel_binding().ok_or(Error::MechanismUnavailable)?;
-            let data = tls.channel_binding(kind).ok_or(Error::MechanismUnavailable)?;
+            let kind = tls
+                .preferred_channel_binding()
+                .ok_or(Error::MechanismUnavailable)?;
+            let data = tls
+                .channel_binding(kind)
+                .ok_or(Error::MechanismUnavailable)?;
             (format!("p={}", kind.name()), data.to_vec())
-        } else if tls.and_then(|t| t.preferred_channel_binding()).is_some() && !ctx.server_offers_plus {
+        } else if tls.and_then(|t| t.preferred_channel_binding()).is_some()
+            && !ctx.server_offers_plus
+        {
             ("y".to_owned(), Vec::new())
         } else {
             ("n".to_owned(), Vec::new())
@@ -393,22 +430,32 @@ impl Client {
         let text = std::str::from_utf8(challenge).map_err(|_| Error::malformed(m, "not UTF-8"))?;
         let mut attrs = text.split(',');
         let nonce = match attrs.next().and_then(attr) {
-            Some((b'm', _)) => return Err(Error::protocol(m, "mandatory extension (m=) not supported")),
+            Some((b'm', _)) => {
+                return Err(Error::protocol(m, "mandatory extension (m=) not supported"));
+            }
             Some((b'r', n)) => n,
             _ => return Err(Error::malformed(m, "expected r=nonce")),
         };
         let salt = match attrs.next().and_then(attr) {
-            Some((b's', s)) => b64_decode(s.as_bytes()).map_err(|_| Error::malformed(m, "bad salt"))?,
+            Some((b's', s)) => {
+                b64_decode(s.as_bytes()).map_err(|_| Error::malformed(m, "bad salt"))?
+            }
             _ => return Err(Error::malformed(m, "expected s=salt")),
         };
         let iterations: u32 = match attrs.next().and_then(attr) {
-            Some((b'i', i)) if !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()) => {
-                i.parse().map_err(|_| Error::malformed(m, "bad iteration count"))?
-            }
+            Some((b'i', i)) if !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()) => i
+                .parse()
+                .map_err(|_| Error::malformed(m, "bad iteration count"))?,
             _ => return Err(Error::malformed(m, "expected i=iteration-count")),
         };
-        if !nonce.starts_with(&self.client_nonce) || nonce.len() == self.client_nonce.len() || !valid_nonce(nonce) {
-            return Err(Error::protocol(m, "server nonce does not extend the client nonce"));
+        if !nonce.starts_with(&self.client_nonce)
+            || nonce.len() == self.client_nonce.len()
+            || !valid_nonce(nonce)
+        {
+            return Err(Error::protocol(
+                m,
+                "server nonce does not extend the client nonce",
+            ));
         }
         if salt.is_empty() || iterations == 0 || iterations > MAX_CLIENT_ITERATIONS {
             return Err(Error::protocol(m, "unacceptable salt or iteration count"));
@@ -438,12 +485,15 @@ impl ClientMech for Client {
     }
 
     fn step(&mut self, challenge: &[u8]) -> Result<Vec<u8>, Error> {
-        match std::mem::replace(&mut self.state, ClientState::Complete) {
+        match std::mem::replace(&mut self.state, ClientState::Failed) {
             ClientState::Initial if challenge.is_empty() => Ok(self.first()),
             ClientState::Initial => Err(Error::protocol(self.mech, "non-empty first challenge")),
             ClientState::ServerFirst => self.server_first(challenge),
             ClientState::ServerFinal { expected } => {
-                let text = std::str::from_utf8(challenge).map_err(|_| Error::ServerAuthentication)?;
+                // Any failure leaves the exchange failed, never complete.
+                self.state = ClientState::Failed;
+                let text =
+                    std::str::from_utf8(challenge).map_err(|_| Error::ServerAuthentication)?;
                 let v = text
                     .split(',')
                     .next()
@@ -451,12 +501,13 @@ impl ClientMech for Client {
                     .ok_or(Error::ServerAuthentication)?;
                 let v = b64_decode(v.as_bytes()).map_err(|_| Error::ServerAuthentication)?;
                 if ct_eq(&v, &expected) {
+                    self.state = ClientState::Complete;
                     Ok(Vec::new())
                 } else {
-                    self.state = ClientState::ServerFinal { expected };
                     Err(Error::ServerAuthentication)
                 }
             }
+            ClientState::Failed => Err(Error::ServerAuthentication),
             ClientState::Complete => Err(Error::protocol(self.mech, "challenge after completion")),
         }
     }
@@ -477,7 +528,9 @@ fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         (len, &rest[n..])
     };
     if rest.len() < len {
@@ -520,7 +573,12 @@ pub(crate) fn tls_server_end_point_hash(der: &[u8]) -> Result<Vec<u8>, Error> {
         [p @ .., 3, 2] if p == ECDSA => H::S256,
         [p @ .., 3, 3] if p == ECDSA => H::S384,
         [p @ .., 3, 4] if p == ECDSA => H::S512,
-        _ => return Err(Error::cb(M, "no tls-server-end-point hash for this signature algorithm")),
+        _ => {
+            return Err(Error::cb(
+                M,
+                "no tls-server-end-point hash for this signature algorithm",
+            ));
+        }
     };
     Ok(match h {
         H::S256 => sha2::Sha256::digest(der).to_vec(),

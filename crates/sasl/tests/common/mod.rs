@@ -1,10 +1,16 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::collections::BTreeMap;
 
 use portcullis_sasl::{
-    Authenticated, ClientContext, ClientSession, Credentials, Error, MemoryBackend, Mechanism,
+    Authenticated, ClientContext, ClientSession, Credentials, Error, Mechanism, MemoryBackend,
     ServerContext, ServerSession, Step,
 };
 
@@ -16,7 +22,10 @@ pub fn vector(name: &str) -> BTreeMap<String, String> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
             let (k, v) = l.split_once(" =").expect("key = value");
-            (k.trim().to_owned(), v.strip_prefix(' ').unwrap_or(v).replace("\\0", "\0"))
+            (
+                k.trim().to_owned(),
+                v.strip_prefix(' ').unwrap_or(v).replace("\\0", "\0"),
+            )
         })
         .collect()
 }
