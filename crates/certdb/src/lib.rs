@@ -1,3 +1,34 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod cert;
+mod db;
+mod error;
+mod fsutil;
+mod key;
+mod ops;
+mod password;
+mod pkcs11;
+mod pkcs12;
+mod signer;
+mod trust;
+mod x509gen;
+
+pub use cert::{CertInfo, MAX_CERT_INPUT, colon_hex, decode_certificates, describe};
+pub use db::{
+    CaUsage, CertDb, CertEntry, INDEX_FILE, IntegrityReport, MAX_ALIAS, Module, Nickname,
+    check_alias, expiring,
+};
+pub use error::{Error, Result};
+pub use key::{KdfParams, KeyAlgorithm, KeyType, PrivateKey};
+pub use ops::{DEFAULT_SERVER_CERT, SOON_DAYS, format_list, host_name};
+pub use password::{INTERNAL_TOKEN, PASSWORD_FILE, Password, PasswordFile};
+pub use pkcs11::{Token, TokenDescription, TokenSigner, list_tokens};
+pub use pkcs12::{MAX_PKCS12_INPUT, Pkcs12Entry, build_pkcs12, parse_pkcs12};
+pub use signer::{Identity, KeyLocation, SignatureScheme, Signer, SoftwareSigner, verify};
+pub use trust::{TrustFlags, TrustSet};
+pub use x509gen::{
+    CSR_PEM_LABEL, Subject, SubjectFields, Validity, add_months, certificate_request,
+    random_serial, renew_self_signed, request_pem, self_signed,
+};

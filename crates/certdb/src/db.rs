@@ -1,0 +1,1031 @@
+//! The database directory: index, certificate and key files, locking and
+//! atomic commits. See the crate README for the on-disk format.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+use crate::cert::CertInfo;
+use crate::error::{Error, Result};
+use crate::fsutil::{self, WriteLock, atomic_write, hex, random_hex, read_capped, sync_dir, unhex};
+use crate::key::{KdfParams, PrivateKey};
+use crate::password::{INTERNAL_TOKEN, Password, PasswordFile};
+use crate::signer::{Identity, Signer, SoftwareSigner};
+use crate::trust::TrustFlags;
+
+/// The index (manifest) file.
+pub const INDEX_FILE: &str = "index.toml";
+/// The writers' lock file.
+pub(crate) const LOCK_FILE: &str = "certdb.lock";
+const CERTS_DIR: &str = "certs";
+const KEYS_DIR: &str = "keys";
+const FORMAT: &str = "portcullis-certdb";
+const VERSION: u32 = 1;
+/// How often a reader re-reads the index when a concurrent writer removed
+/// a file its snapshot referred to.
+const READ_RETRIES: usize = 8;
+/// Longest alias accepted.
+pub const MAX_ALIAS: usize = 200;
+/// Longest issuer chain followed.
+const MAX_CHAIN: usize = 8;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Verifier {
+    kdf: String,
+    log_n: u8,
+    r: u32,
+    p: u32,
+    salt: String,
+    hash: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertRecord {
+    alias: String,
+    file: String,
+    sha256: String,
+    trust: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyRecord {
+    id: String,
+    file: String,
+    sha256: String,
+    spki_sha256: String,
+    algorithm: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModuleRecord {
+    name: String,
+    library: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Index {
+    format: String,
+    version: u32,
+    generation: u64,
+    password: Verifier,
+    #[serde(default, rename = "cert")]
+    certs: Vec<CertRecord>,
+    #[serde(default, rename = "key")]
+    keys: Vec<KeyRecord>,
+    #[serde(default, rename = "module")]
+    modules: Vec<ModuleRecord>,
+}
+
+impl Index {
+    fn cert(&self, alias: &str) -> Option<&CertRecord> {
+        self.certs.iter().find(|c| c.alias == alias)
+    }
+    fn kdf(&self) -> KdfParams {
+        KdfParams {
+            log_n: self.password.log_n,
+            r: self.password.r,
+            p: self.password.p,
+        }
+    }
+    fn validate(&self) -> Result<()> {
+        if self.format != FORMAT {
+            return Err(Error::Corrupt(format!("unknown format {:?}", self.format)));
+        }
+        if self.version != VERSION {
+            return Err(Error::Corrupt(format!(
+                "unsupported version {}",
+                self.version
+            )));
+        }
+        let mut seen = HashSet::new();
+        for c in &self.certs {
+            if !seen.insert(c.alias.as_str()) {
+                return Err(Error::Corrupt(format!("alias {:?} listed twice", c.alias)));
+            }
+            check_rel(&c.file, CERTS_DIR)?;
+            c.trust.parse::<TrustFlags>()?;
+            if let Some(k) = &c.key
+                && !self.keys.iter().any(|r| &r.id == k)
+            {
+                return Err(Error::Corrupt(format!(
+                    "alias {:?} refers to a missing key",
+                    c.alias
+                )));
+            }
+        }
+        for k in &self.keys {
+            check_rel(&k.file, KEYS_DIR)?;
+        }
+        Ok(())
+    }
+}
+
+/// File names in the index are `certs/<hex>.der` or `keys/<hex>.p8`: never
+/// anything that leaves the directory.
+fn check_rel(rel: &str, dir: &str) -> Result<()> {
+    let ok = rel
+        .strip_prefix(dir)
+        .and_then(|r| r.strip_prefix('/'))
+        .is_some_and(|name| {
+            !name.is_empty()
+                && name.len() < 100
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+                && !name.starts_with('.')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Corrupt(format!("bad file name {rel:?} in index")))
+    }
+}
+
+/// Checks an alias for the internal token: 1–200 characters, no control
+/// characters, no `:` (it separates `module:alias`), no surrounding blanks.
+///
+/// # Errors
+/// [`Error::InvalidAlias`].
+pub fn check_alias(alias: &str) -> Result<()> {
+    let bad = |why| Err(Error::InvalidAlias(alias.to_owned(), why));
+    if alias.is_empty() {
+        return bad("empty");
+    }
+    if alias.chars().count() > MAX_ALIAS {
+        return bad("longer than 200 characters");
+    }
+    if alias.chars().any(char::is_control) {
+        return bad("control characters");
+    }
+    if alias.contains(':') {
+        return bad("':' separates a PKCS#11 module name from an alias");
+    }
+    if alias.trim() != alias {
+        return bad("leading or trailing blanks");
+    }
+    Ok(())
+}
+
+/// A certificate nickname: `alias` (internal token) or `module:alias`
+/// (a PKCS#11 token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Nickname {
+    /// A certificate in the database directory.
+    Internal(String),
+    /// A certificate on a PKCS#11 token.
+    Token {
+        /// The module name (see `list-modules`).
+        module: String,
+        /// The certificate's label on the token.
+        alias: String,
+    },
+}
+
+impl Nickname {
+    /// Splits at the first `:`. A prefix naming the internal token
+    /// (`Internal (Software) Token:alias`) addresses the directory.
+    pub fn parse(s: &str) -> Nickname {
+        match s.split_once(':') {
+            Some((m, a)) if m == INTERNAL_TOKEN => Nickname::Internal(a.to_owned()),
+            Some((m, a)) => Nickname::Token {
+                module: m.to_owned(),
+                alias: a.to_owned(),
+            },
+            None => Nickname::Internal(s.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for Nickname {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Nickname::Internal(a) => f.write_str(a),
+            Nickname::Token { module, alias } => write!(f, "{module}:{alias}"),
+        }
+    }
+}
+
+/// Which trusted CAs to list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CaUsage {
+    /// `C` in the SSL field: trusted to issue server certificates.
+    ServerAuth,
+    /// `T` in the SSL field: trusted to issue client certificates.
+    ClientAuth,
+}
+
+/// A certificate in the database.
+#[derive(Clone, Debug)]
+pub struct CertEntry {
+    /// `alias`, or `module:alias` for a token certificate.
+    pub nickname: String,
+    /// Trust flags (`u` set when the private key is present).
+    pub trust: TrustFlags,
+    /// Whether the private key is in the database or on the token.
+    pub has_key: bool,
+    /// The parsed certificate.
+    pub info: CertInfo,
+}
+
+/// A configured PKCS#11 module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Module {
+    /// Its name (the `module` of `module:alias` and of `sslpassword.conf`).
+    pub name: String,
+    /// The shared library.
+    pub library: PathBuf,
+    /// The token label to use; the first token present when `None`.
+    pub token_label: Option<String>,
+}
+
+/// What [`CertDb::check_integrity`] found.
+#[derive(Clone, Debug, Default)]
+pub struct IntegrityReport {
+    /// Certificates checked.
+    pub certificates: usize,
+    /// Keys checked.
+    pub keys: usize,
+    /// Files no index entry refers to (left by an interrupted writer; the
+    /// next writer removes them).
+    pub orphans: usize,
+}
+
+/// A certificate database directory.
+///
+/// Opening reads a snapshot of the index; readers never take the lock and
+/// never wait. Every change takes the writers' lock, re-reads the index,
+/// writes new files, then atomically replaces the index.
+#[derive(Debug)]
+pub struct CertDb {
+    dir: PathBuf,
+    index: Index,
+}
+
+fn load_index(dir: &Path) -> Result<Index> {
+    let path = dir.join(INDEX_FILE);
+    let raw = match read_capped(&path) {
+        Ok(r) => r,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NoDatabase(dir.to_owned()));
+        }
+        Err(e) => return Err(e),
+    };
+    let text =
+        std::str::from_utf8(&raw).map_err(|_| Error::Corrupt("index is not UTF-8".into()))?;
+    let index: Index = toml::from_str(text).map_err(|e| Error::Corrupt(format!("index: {e}")))?;
+    index.validate()?;
+    Ok(index)
+}
+
+fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}
+
+fn read_checked(dir: &Path, rel: &str, sha: &str) -> Result<Vec<u8>> {
+    let data = read_capped(&dir.join(rel))?;
+    if hex(&Sha256::digest(&data)) != sha {
+        return Err(Error::Corrupt(format!("{rel} does not match its checksum")));
+    }
+    Ok(data)
+}
+
+fn sha_hex(b: &[u8]) -> String {
+    hex(&Sha256::digest(b))
+}
+
+impl CertDb {
+    /// Whether `dir` holds a database.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(INDEX_FILE).is_file()
+    }
+
+    /// Opens a database for reading (and for changes through the `&mut self`
+    /// methods, which lock).
+    ///
+    /// # Errors
+    /// [`Error::NoDatabase`], [`Error::Corrupt`] or I/O errors.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        let index = load_index(&dir)?;
+        Ok(CertDb { dir, index })
+    }
+
+    /// Creates a database protected by `password`, and `sslpassword.conf`
+    /// holding `Internal (Software) Token:password`.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] or I/O errors.
+    pub fn create(dir: impl Into<PathBuf>, password: &Password, kdf: KdfParams) -> Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::io("setting permissions of", &dir, e))?;
+        }
+        let _lock = WriteLock::acquire(&dir)?;
+        if Self::exists(&dir) {
+            return Err(Error::AlreadyExists(dir));
+        }
+        for sub in [CERTS_DIR, KEYS_DIR] {
+            let p = dir.join(sub);
+            fs::create_dir_all(&p).map_err(|e| Error::io("creating", &p, e))?;
+        }
+        sync_dir(&dir)?;
+        let salt = random_hex(16)?;
+        let salt_bytes = unhex(&salt).unwrap_or_default();
+        let hash = kdf.derive(password.expose().as_bytes(), &salt_bytes)?;
+        let index = Index {
+            format: FORMAT.into(),
+            version: VERSION,
+            generation: 1,
+            password: Verifier {
+                kdf: "scrypt".into(),
+                log_n: kdf.log_n,
+                r: kdf.r,
+                p: kdf.p,
+                salt,
+                hash: hex(hash.as_ref()),
+            },
+            certs: Vec::new(),
+            keys: Vec::new(),
+            modules: Vec::new(),
+        };
+        let mut pwfile = PasswordFile::load(&dir)?;
+        pwfile.set(INTERNAL_TOKEN, password.clone())?;
+        pwfile.store(&dir)?;
+        // The index goes last: until it exists there is no database.
+        write_index(&dir, &index)?;
+        Ok(CertDb { dir, index })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Counts commits; changes whenever the database changes.
+    pub fn generation(&self) -> u64 {
+        self.index.generation
+    }
+
+    /// Re-reads the index.
+    ///
+    /// # Errors
+    /// As [`CertDb::open`].
+    pub fn reload(&mut self) -> Result<()> {
+        self.index = load_index(&self.dir)?;
+        Ok(())
+    }
+
+    /// The key-derivation cost of this database.
+    pub fn kdf(&self) -> KdfParams {
+        self.index.kdf()
+    }
+
+    /// Checks the database password.
+    ///
+    /// # Errors
+    /// [`Error::WrongPassword`].
+    pub fn verify_password(&self, password: &Password) -> Result<()> {
+        let v = &self.index.password;
+        if v.kdf != "scrypt" {
+            return Err(Error::Corrupt(format!("unknown password KDF {:?}", v.kdf)));
+        }
+        let salt = unhex(&v.salt).ok_or_else(|| Error::Corrupt("password salt".into()))?;
+        let want = unhex(&v.hash).ok_or_else(|| Error::Corrupt("password hash".into()))?;
+        let got = self
+            .index
+            .kdf()
+            .derive(password.expose().as_bytes(), &salt)?;
+        if bool::from(got.as_ref().ct_eq(want.as_slice())) {
+            Ok(())
+        } else {
+            Err(Error::WrongPassword)
+        }
+    }
+
+    /// The `sslpassword.conf` of this directory.
+    ///
+    /// # Errors
+    /// The file is unreadable or malformed.
+    pub fn password_file(&self) -> Result<PasswordFile> {
+        PasswordFile::load(&self.dir)
+    }
+
+    /// Runs `f` on the current snapshot, re-reading the index when a
+    /// concurrent writer has removed a file the snapshot referred to.
+    fn with_snapshot<T>(&self, f: impl Fn(&Index) -> Result<T>) -> Result<T> {
+        let mut fresh: Option<Index> = None;
+        for _ in 0..READ_RETRIES {
+            let idx = fresh.as_ref().unwrap_or(&self.index);
+            match f(idx) {
+                Err(e) if is_not_found(&e) => fresh = Some(load_index(&self.dir)?),
+                other => return other,
+            }
+        }
+        f(fresh.as_ref().unwrap_or(&self.index))
+    }
+
+    fn entry_of(&self, rec: &CertRecord) -> Result<CertEntry> {
+        let der = read_checked(&self.dir, &rec.file, &rec.sha256)?;
+        let info = CertInfo::parse(&der)?;
+        let mut trust: TrustFlags = rec.trust.parse()?;
+        trust.set_user(rec.key.is_some());
+        Ok(CertEntry {
+            nickname: rec.alias.clone(),
+            trust,
+            has_key: rec.key.is_some(),
+            info,
+        })
+    }
+
+    /// All certificates of the directory (not of tokens), sorted by alias.
+    ///
+    /// # Errors
+    /// A file is unreadable or damaged.
+    pub fn certificates(&self) -> Result<Vec<CertEntry>> {
+        self.with_snapshot(|idx| {
+            let mut v = idx
+                .certs
+                .iter()
+                .map(|r| self.entry_of(r))
+                .collect::<Result<Vec<_>>>()?;
+            v.sort_by(|a, b| a.nickname.cmp(&b.nickname));
+            Ok(v)
+        })
+    }
+
+    /// One certificate of the directory.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAlias`], or a damaged file.
+    pub fn certificate(&self, alias: &str) -> Result<CertEntry> {
+        self.with_snapshot(|idx| {
+            let rec = idx
+                .cert(alias)
+                .ok_or_else(|| Error::UnknownAlias(alias.to_owned()))?;
+            self.entry_of(rec)
+        })
+    }
+
+    /// DER certificates trusted as CAs for `usage` (`C` or `T` in the SSL
+    /// trust field), sorted by alias.
+    ///
+    /// # Errors
+    /// A file is unreadable or damaged.
+    pub fn trusted_cas(&self, usage: CaUsage) -> Result<Vec<Vec<u8>>> {
+        Ok(self
+            .certificates()?
+            .into_iter()
+            .filter(|e| match usage {
+                CaUsage::ServerAuth => e.trust.is_trusted_server_ca(),
+                CaUsage::ClientAuth => e.trust.is_trusted_client_ca(),
+            })
+            .map(|e| e.info.der)
+            .collect())
+    }
+
+    /// The decrypted private key of an internal certificate.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAlias`], [`Error::NoPrivateKey`],
+    /// [`Error::WrongPassword`].
+    pub fn private_key(&self, alias: &str, password: &Password) -> Result<PrivateKey> {
+        self.with_snapshot(|idx| {
+            let rec = idx
+                .cert(alias)
+                .ok_or_else(|| Error::UnknownAlias(alias.to_owned()))?;
+            let kid = rec
+                .key
+                .as_ref()
+                .ok_or_else(|| Error::NoPrivateKey(alias.to_owned()))?;
+            let krec = idx
+                .keys
+                .iter()
+                .find(|k| &k.id == kid)
+                .ok_or_else(|| Error::Corrupt("missing key record".into()))?;
+            let enc = read_checked(&self.dir, &krec.file, &krec.sha256)?;
+            PrivateKey::decrypt(&enc, password.expose().as_bytes(), || Error::WrongPassword)
+        })
+    }
+
+    /// The issuers of `leaf` found among the directory's certificates, in
+    /// chain order (closest first).
+    ///
+    /// # Errors
+    /// A file is unreadable or damaged.
+    pub fn issuer_chain(&self, leaf: &CertInfo) -> Result<Vec<Vec<u8>>> {
+        let all = self.certificates()?;
+        let mut chain: Vec<Vec<u8>> = Vec::new();
+        let mut cur = leaf.clone();
+        while !cur.self_signed && chain.len() < MAX_CHAIN {
+            let Some(next) = all.iter().find(|e| {
+                e.info.subject_der == cur.issuer_der
+                    && e.info.der != cur.der
+                    && !chain.contains(&e.info.der)
+            }) else {
+                break;
+            };
+            chain.push(next.info.der.clone());
+            cur = next.info.clone();
+        }
+        Ok(chain)
+    }
+
+    /// The certificate chain and signer for a nickname (`alias` or
+    /// `module:alias`), with passwords from `sslpassword.conf`: what a TLS
+    /// server loads for its `sslnicknames` parameter.
+    ///
+    /// # Errors
+    /// Unknown nickname, no private key, wrong password or PIN, token
+    /// failures.
+    pub fn load_identity(&self, nickname: &str, passwords: &PasswordFile) -> Result<Identity> {
+        match Nickname::parse(nickname) {
+            Nickname::Internal(alias) => {
+                let entry = self.certificate(&alias)?;
+                let pw = passwords
+                    .internal()
+                    .ok_or_else(|| Error::NoPin(INTERNAL_TOKEN.into()))?;
+                let key = self.private_key(&alias, pw)?;
+                if key.public_key_info() != entry.info.spki {
+                    return Err(Error::Corrupt(format!(
+                        "key of {alias:?} does not match its certificate"
+                    )));
+                }
+                let signer: Arc<dyn Signer> = Arc::new(SoftwareSigner::new(&key)?);
+                let mut chain = vec![entry.info.der.clone()];
+                chain.extend(self.issuer_chain(&entry.info)?);
+                Ok(Identity { chain, signer })
+            }
+            Nickname::Token { module, alias } => {
+                let m = self.module(&module)?;
+                let tok = crate::pkcs11::Token::open(&m, passwords.get(&m.name))?;
+                let (der, signer) = tok.identity(&alias)?;
+                let info = CertInfo::parse(&der)?;
+                let mut chain = vec![der];
+                chain.extend(self.issuer_chain(&info)?);
+                Ok(Identity {
+                    chain,
+                    signer: Arc::new(signer),
+                })
+            }
+        }
+    }
+
+    /// The configured PKCS#11 modules.
+    pub fn modules(&self) -> Vec<Module> {
+        self.index
+            .modules
+            .iter()
+            .map(|m| Module {
+                name: m.name.clone(),
+                library: PathBuf::from(&m.library),
+                token_label: m.token.clone(),
+            })
+            .collect()
+    }
+
+    /// One configured module.
+    ///
+    /// # Errors
+    /// [`Error::UnknownModule`].
+    pub fn module(&self, name: &str) -> Result<Module> {
+        self.modules()
+            .into_iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| Error::UnknownModule(name.to_owned()))
+    }
+
+    /// Checks that every entry's files are present, match their checksums
+    /// and parse, and counts files no entry refers to.
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub fn check_integrity(&self) -> Result<IntegrityReport> {
+        let idx = &self.index;
+        let mut rep = IntegrityReport::default();
+        let mut referenced = HashSet::new();
+        for c in &idx.certs {
+            let der = read_checked(&self.dir, &c.file, &c.sha256)?;
+            CertInfo::parse(&der)?;
+            referenced.insert(c.file.clone());
+            rep.certificates += 1;
+        }
+        for k in &idx.keys {
+            let enc = read_checked(&self.dir, &k.file, &k.sha256)?;
+            pkcs8::EncryptedPrivateKeyInfoRef::try_from(enc.as_slice())
+                .map_err(|e| Error::Corrupt(format!("{}: {e}", k.file)))?;
+            referenced.insert(k.file.clone());
+            rep.keys += 1;
+        }
+        for sub in [CERTS_DIR, KEYS_DIR] {
+            let d = self.dir.join(sub);
+            let rd = fs::read_dir(&d).map_err(|e| Error::io("listing", &d, e))?;
+            for ent in rd.flatten() {
+                let rel = format!("{sub}/{}", ent.file_name().to_string_lossy());
+                if !referenced.contains(&rel) {
+                    rep.orphans += 1;
+                }
+            }
+        }
+        Ok(rep)
+    }
+
+    fn transact<T>(&mut self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+        let _lock = WriteLock::acquire(&self.dir)?;
+        let index = load_index(&self.dir)?;
+        sweep(&self.dir, &index);
+        let mut txn = Txn {
+            dir: &self.dir,
+            index,
+            written: Vec::new(),
+        };
+        match f(&mut txn) {
+            Ok(v) => {
+                txn.index.generation += 1;
+                if let Err(e) = write_index(&self.dir, &txn.index) {
+                    txn.rollback();
+                    return Err(e);
+                }
+                sweep(&self.dir, &txn.index);
+                self.index = txn.index;
+                Ok(v)
+            }
+            Err(e) => {
+                txn.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds a certificate. Its private key is linked (and `u` set) when a
+    /// key in the directory matches its public key.
+    ///
+    /// # Errors
+    /// Bad alias, alias in use, certificate already present, I/O.
+    pub fn add_certificate(&mut self, alias: &str, der: &[u8], trust: TrustFlags) -> Result<()> {
+        check_alias(alias)?;
+        let info = CertInfo::parse(der)?;
+        self.transact(|t| {
+            t.add_cert(alias, &info, trust, None)?;
+            Ok(())
+        })
+    }
+
+    /// Stores a private key with no certificate yet (`request-cert`): a
+    /// later `add-cert` of the issued certificate links it.
+    ///
+    /// # Errors
+    /// Wrong password, I/O.
+    pub fn store_key(&mut self, password: &Password, key: &PrivateKey) -> Result<()> {
+        self.verify_password(password)?;
+        let enc = key.encrypt(password.expose().as_bytes(), self.kdf())?;
+        self.transact(|t| {
+            t.put_key(key, &enc)?;
+            Ok(())
+        })
+    }
+
+    /// Adds a certificate with its private key (self-signed certificates,
+    /// PKCS#12 import) and, optionally, issuer certificates under their own
+    /// aliases (skipped when already present). Returns the aliases added.
+    ///
+    /// # Errors
+    /// Wrong password, key does not match the certificate, alias in use.
+    pub fn add_with_key(
+        &mut self,
+        password: &Password,
+        alias: &str,
+        der: &[u8],
+        key: &PrivateKey,
+        trust: TrustFlags,
+        issuers: &[Vec<u8>],
+    ) -> Result<Vec<String>> {
+        check_alias(alias)?;
+        self.verify_password(password)?;
+        let info = CertInfo::parse(der)?;
+        if info.spki != key.public_key_info() {
+            return Err(Error::BadKey(
+                "the private key does not match the certificate".into(),
+            ));
+        }
+        let issuer_infos = issuers
+            .iter()
+            .map(|d| CertInfo::parse(d))
+            .collect::<Result<Vec<_>>>()?;
+        let enc = key.encrypt(password.expose().as_bytes(), self.kdf())?;
+        self.transact(|t| {
+            let kid = t.put_key(key, &enc)?;
+            t.add_cert(alias, &info, trust, Some(kid))?;
+            let mut added = vec![alias.to_owned()];
+            for ii in &issuer_infos {
+                if t.index.certs.iter().any(|c| c.sha256 == hex(&ii.sha256)) {
+                    continue;
+                }
+                let base = default_alias(ii);
+                let mut a = base.clone();
+                let mut n = 2;
+                while t.index.cert(&a).is_some() {
+                    a = format!("{base} #{n}");
+                    n += 1;
+                }
+                t.add_cert(&a, ii, TrustFlags::default(), None)?;
+                added.push(a);
+            }
+            Ok(added)
+        })
+    }
+
+    /// Removes a certificate and, unless another certificate uses it, its
+    /// private key.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAlias`], I/O.
+    pub fn remove(&mut self, alias: &str) -> Result<()> {
+        self.transact(|t| {
+            let pos = t
+                .index
+                .certs
+                .iter()
+                .position(|c| c.alias == alias)
+                .ok_or_else(|| Error::UnknownAlias(alias.to_owned()))?;
+            let rec = t.index.certs.remove(pos);
+            if let Some(k) = rec.key
+                && !t.index.certs.iter().any(|c| c.key.as_ref() == Some(&k))
+            {
+                t.index.keys.retain(|r| r.id != k);
+            }
+            Ok(())
+        })
+    }
+
+    /// Sets trust flags (`u` follows the key, whatever is given).
+    ///
+    /// # Errors
+    /// [`Error::UnknownAlias`], I/O.
+    pub fn set_trust(&mut self, alias: &str, trust: TrustFlags) -> Result<()> {
+        self.transact(|t| {
+            let rec = t
+                .index
+                .certs
+                .iter_mut()
+                .find(|c| c.alias == alias)
+                .ok_or_else(|| Error::UnknownAlias(alias.to_owned()))?;
+            let mut tr = trust;
+            tr.set_user(false);
+            rec.trust = tr.to_string();
+            Ok(())
+        })
+    }
+
+    /// Replaces a certificate with its renewal, keeping alias and trust. When
+    /// the old certificate had a private key, the new one must match a key
+    /// in the directory (the same key, or one stored by `request-cert`).
+    ///
+    /// # Errors
+    /// [`Error::UnknownAlias`], [`Error::RenewMismatch`], I/O.
+    pub fn replace_certificate(&mut self, alias: &str, der: &[u8]) -> Result<()> {
+        let info = CertInfo::parse(der)?;
+        self.transact(|t| {
+            let old = t
+                .index
+                .cert(alias)
+                .cloned()
+                .ok_or_else(|| Error::UnknownAlias(alias.to_owned()))?;
+            let new_sha = hex(&info.sha256);
+            if old.sha256 == new_sha {
+                return Err(Error::RenewMismatch {
+                    alias: alias.to_owned(),
+                    reason: "the new certificate is the one already installed",
+                });
+            }
+            if let Some(other) = t.index.certs.iter().find(|c| c.sha256 == new_sha) {
+                return Err(Error::DuplicateCertificate(other.alias.clone()));
+            }
+            let key = t.matching_key(&info.spki);
+            if old.key.is_some() && key.is_none() {
+                return Err(Error::RenewMismatch {
+                    alias: alias.to_owned(),
+                    reason: "no private key in the database matches the new certificate",
+                });
+            }
+            let (file, sha) = t.put(CERTS_DIR, "der", &info.der)?;
+            let rec = t
+                .index
+                .certs
+                .iter_mut()
+                .find(|c| c.alias == alias)
+                .ok_or_else(|| Error::UnknownAlias(alias.to_owned()))?;
+            rec.file = file;
+            rec.sha256 = sha;
+            rec.key = key;
+            let still_used: HashSet<String> =
+                t.index.certs.iter().filter_map(|c| c.key.clone()).collect();
+            if let Some(k) = old.key
+                && !still_used.contains(&k)
+            {
+                t.index.keys.retain(|r| r.id != k);
+            }
+            Ok(())
+        })
+    }
+
+    /// Adds a PKCS#11 module (`add-module NAME LIBRARY`).
+    ///
+    /// # Errors
+    /// The name is taken or invalid, I/O.
+    pub fn add_module(
+        &mut self,
+        name: &str,
+        library: &Path,
+        token_label: Option<&str>,
+    ) -> Result<()> {
+        if name.is_empty() || name.contains([':', '\n', '\r']) || name == INTERNAL_TOKEN {
+            return Err(Error::InvalidAlias(
+                name.to_owned(),
+                "module names are non-empty, without ':'",
+            ));
+        }
+        let lib = library
+            .to_str()
+            .ok_or_else(|| Error::Unsupported("non-UTF-8 library path".into()))?
+            .to_owned();
+        self.transact(|t| {
+            if t.index.modules.iter().any(|m| m.name == name) {
+                return Err(Error::ModuleExists(name.to_owned()));
+            }
+            t.index.modules.push(ModuleRecord {
+                name: name.to_owned(),
+                library: lib.clone(),
+                token: token_label.map(str::to_owned),
+            });
+            Ok(())
+        })
+    }
+}
+
+/// A default alias for a certificate: its subject CN, else the subject.
+pub(crate) fn default_alias(info: &CertInfo) -> String {
+    let cn = info
+        .subject
+        .split(',')
+        .find_map(|p| p.strip_prefix("CN="))
+        .map(str::to_owned)
+        .unwrap_or_else(|| info.subject.clone());
+    let mut a: String = cn
+        .chars()
+        .filter(|c| !c.is_control() && *c != ':')
+        .collect();
+    a = a.trim().chars().take(MAX_ALIAS).collect();
+    if a.is_empty() {
+        "CA certificate".into()
+    } else {
+        a
+    }
+}
+
+struct Txn<'a> {
+    dir: &'a Path,
+    index: Index,
+    written: Vec<PathBuf>,
+}
+
+impl Txn<'_> {
+    /// Writes a content-addressed file (durably) and returns its name and
+    /// checksum. Until the index refers to it, it is an orphan.
+    fn put(&mut self, sub: &str, ext: &str, data: &[u8]) -> Result<(String, String)> {
+        let sha = sha_hex(data);
+        let rel = format!("{sub}/{sha}.{ext}");
+        let path = self.dir.join(&rel);
+        if !path.exists() {
+            atomic_write(&path, data, true)?;
+            self.written.push(path);
+        }
+        Ok((rel, sha))
+    }
+
+    fn matching_key(&self, spki: &[u8]) -> Option<String> {
+        let want = sha_hex(spki);
+        self.index
+            .keys
+            .iter()
+            .find(|k| k.spki_sha256 == want)
+            .map(|k| k.id.clone())
+    }
+
+    fn put_key(&mut self, key: &PrivateKey, encrypted: &[u8]) -> Result<String> {
+        if let Some(id) = self.matching_key(key.public_key_info()) {
+            return Ok(id);
+        }
+        let (file, sha) = self.put(KEYS_DIR, "p8", encrypted)?;
+        let id = random_hex(8)?;
+        self.index.keys.push(KeyRecord {
+            id: id.clone(),
+            file,
+            sha256: sha,
+            spki_sha256: sha_hex(key.public_key_info()),
+            algorithm: key.algorithm().to_string(),
+        });
+        Ok(id)
+    }
+
+    fn add_cert(
+        &mut self,
+        alias: &str,
+        info: &CertInfo,
+        trust: TrustFlags,
+        key: Option<String>,
+    ) -> Result<()> {
+        if self.index.cert(alias).is_some() {
+            return Err(Error::AliasInUse(alias.to_owned()));
+        }
+        let sha = hex(&info.sha256);
+        if let Some(other) = self.index.certs.iter().find(|c| c.sha256 == sha) {
+            return Err(Error::DuplicateCertificate(other.alias.clone()));
+        }
+        let key = key.or_else(|| self.matching_key(&info.spki));
+        let (file, sha) = self.put(CERTS_DIR, "der", &info.der)?;
+        let mut tr = trust;
+        tr.set_user(false);
+        self.index.certs.push(CertRecord {
+            alias: alias.to_owned(),
+            file,
+            sha256: sha,
+            trust: tr.to_string(),
+            key,
+        });
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        for p in self.written.drain(..) {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+fn write_index(dir: &Path, index: &Index) -> Result<()> {
+    let text =
+        toml::to_string(index).map_err(|e| Error::Corrupt(format!("encoding index: {e}")))?;
+    let mut out =
+        String::from("# Portcullis certificate database index. Written by msgcert; do not edit.\n");
+    out.push_str(&text);
+    atomic_write(&dir.join(INDEX_FILE), out.as_bytes(), true)
+}
+
+/// Removes temporary files and files no index entry refers to. Only a
+/// writer holding the lock calls this.
+fn sweep(dir: &Path, index: &Index) {
+    let referenced: HashSet<&str> = index
+        .certs
+        .iter()
+        .map(|c| c.file.as_str())
+        .chain(index.keys.iter().map(|k| k.file.as_str()))
+        .collect();
+    for sub in [".", CERTS_DIR, KEYS_DIR] {
+        let d = dir.join(sub);
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        let mut removed = false;
+        for ent in rd.flatten() {
+            let name = ent.file_name().to_string_lossy().into_owned();
+            let stale_tmp = name.starts_with(fsutil::TMP_PREFIX);
+            let orphan = sub != "." && !referenced.contains(format!("{sub}/{name}").as_str());
+            if stale_tmp || orphan {
+                if let Err(e) = fs::remove_file(ent.path()) {
+                    tracing::warn!(file = %ent.path().display(), error = %e, "removing unreferenced file");
+                } else {
+                    removed = true;
+                }
+            }
+        }
+        if removed {
+            let _ = sync_dir(&d);
+        }
+    }
+}
+
+/// Expiry check: entries whose validity ends before `now + days`.
+pub fn expiring(entries: &[CertEntry], now: OffsetDateTime, days: u32) -> Vec<&CertEntry> {
+    let limit = now + time::Duration::days(i64::from(days));
+    entries
+        .iter()
+        .filter(|e| e.info.not_after < limit)
+        .collect()
+}

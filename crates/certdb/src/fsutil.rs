@@ -1,0 +1,122 @@
+//! Crash-safe file primitives: write to a temporary file, sync, rename, sync
+//! the directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Prefix of temporary files; a writer removes stale ones when it starts.
+pub(crate) const TMP_PREFIX: &str = ".tmp-";
+
+/// Largest file the database reads (certificates, keys, the index).
+pub(crate) const MAX_FILE: u64 = 64 * 1024 * 1024;
+
+pub(crate) fn random_hex(n: usize) -> Result<String> {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).map_err(|e| Error::Crypto(format!("random: {e}")))?;
+    Ok(hex(&b))
+}
+
+pub(crate) fn hex(b: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(char::from(D[usize::from(x >> 4)]));
+        s.push(char::from(D[usize::from(x & 15)]));
+    }
+    s
+}
+
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Syncs a directory so that renames and unlinks inside it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    let d = File::open(dir).map_err(|e| Error::io("opening directory", dir, e))?;
+    d.sync_all()
+        .map_err(|e| Error::io("syncing directory", dir, e))
+}
+
+/// Writes `data` to `path` atomically: a reader sees the old content or the
+/// new content, never a mixture, and after a crash the file is one or the
+/// other. `private` files get mode 0600.
+pub(crate) fn atomic_write(path: &Path, data: &[u8], private: bool) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!("{TMP_PREFIX}{}", random_hex(8)?));
+    let res = (|| {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(if private { 0o600 } else { 0o644 });
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut f = opts
+            .open(&tmp)
+            .map_err(|e| Error::io("creating", &tmp, e))?;
+        f.write_all(data)
+            .map_err(|e| Error::io("writing", &tmp, e))?;
+        f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
+        drop(f);
+        fs::rename(&tmp, path).map_err(|e| Error::io("renaming into place", path, e))?;
+        sync_dir(dir)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Reads a whole file, refusing anything over [`MAX_FILE`].
+pub(crate) fn read_capped(path: &Path) -> Result<Vec<u8>> {
+    let f = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| Error::io("reading", path, e))?
+        .len();
+    if len > MAX_FILE {
+        return Err(Error::TooLarge(usize::try_from(len).unwrap_or(usize::MAX)));
+    }
+    fs::read(path).map_err(|e| Error::io("reading", path, e))
+}
+
+/// An exclusive writer lock on the database (`File::lock`, released on drop).
+#[derive(Debug)]
+pub(crate) struct WriteLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl WriteLock {
+    pub(crate) fn acquire(dir: &Path) -> Result<WriteLock> {
+        let path = dir.join(crate::db::LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io("opening lock file", &path, e))?;
+        file.lock().map_err(|e| Error::io("locking", &path, e))?;
+        Ok(WriteLock { file, path })
+    }
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        if let Err(e) = self.file.unlock() {
+            tracing::warn!(path = %self.path.display(), error = %e, "unlocking certificate database");
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! The operations behind `msgcert`'s subcommands, spanning the directory
+//! and PKCS#11 tokens.
+
+use std::fmt::Write as _;
+
+use time::OffsetDateTime;
+
+use crate::cert::CertInfo;
+use crate::db::{CertDb, CertEntry, Nickname, check_alias};
+use crate::error::{Error, Result};
+use crate::key::{KdfParams, KeyType, PrivateKey};
+use crate::password::Password;
+use crate::pkcs11::Token;
+use crate::pkcs12::{build_pkcs12, parse_pkcs12};
+use crate::signer::{Signer as _, SoftwareSigner};
+use crate::trust::TrustFlags;
+use crate::x509gen::{
+    Subject, SubjectFields, Validity, certificate_request, renew_self_signed, self_signed,
+};
+
+/// The alias of the certificate `generate-certDB` creates.
+pub const DEFAULT_SERVER_CERT: &str = "Server-Cert";
+
+/// Days before expiry from which `list-certs` marks a certificate.
+pub const SOON_DAYS: i64 = 30;
+
+/// This machine's host name, for the default certificate's CN.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+impl CertDb {
+    /// `generate-certDB`: creates the database, `sslpassword.conf` and a
+    /// self-signed `Server-Cert` for this host (three months).
+    ///
+    /// # Errors
+    /// The database exists, I/O.
+    pub fn generate(
+        dir: impl Into<std::path::PathBuf>,
+        password: &Password,
+        kdf: KdfParams,
+        key: KeyType,
+    ) -> Result<CertDb> {
+        let mut db = CertDb::create(dir, password, kdf)?;
+        let subject = Subject::from_fields(&SubjectFields::new(host_name()))?;
+        db.add_self_signed(
+            password,
+            DEFAULT_SERVER_CERT,
+            &subject,
+            Validity::months(OffsetDateTime::now_utc(), 3),
+            key,
+        )?;
+        Ok(db)
+    }
+
+    fn token(&self, module: &str) -> Result<Token> {
+        let m = self.module(module)?;
+        let pins = self.password_file()?;
+        Token::open(&m, pins.get(module))
+    }
+
+    /// `add-selfsign-cert`: a new key (internal, or on the token for
+    /// `module:alias`) and a self-signed certificate for it.
+    ///
+    /// # Errors
+    /// Alias in use, wrong password, token errors.
+    pub fn add_self_signed(
+        &mut self,
+        password: &Password,
+        nickname: &str,
+        subject: &Subject,
+        validity: Validity,
+        key: KeyType,
+    ) -> Result<()> {
+        match Nickname::parse(nickname) {
+            Nickname::Internal(alias) => {
+                check_alias(&alias)?;
+                self.verify_password(password)?;
+                if self.certificate(&alias).is_ok() {
+                    return Err(Error::AliasInUse(alias));
+                }
+                let k = PrivateKey::generate(key)?;
+                let signer = SoftwareSigner::new(&k)?;
+                let der = self_signed(&signer, subject, validity)?;
+                self.add_with_key(password, &alias, &der, &k, TrustFlags::default(), &[])?;
+                Ok(())
+            }
+            Nickname::Token { module, alias } => {
+                let tok = self.token(&module)?;
+                let signer = tok.generate_key(&alias, key)?;
+                let der = self_signed(&signer, subject, validity)?;
+                tok.store_certificate(&alias, &der)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// `generate-key [--token MODULE]`: a key pair with no certificate yet.
+    /// Returns the public key (SPKI DER).
+    ///
+    /// # Errors
+    /// Wrong password, token errors.
+    pub fn generate_key(
+        &mut self,
+        password: &Password,
+        token: Option<(&str, &str)>,
+        key: KeyType,
+    ) -> Result<Vec<u8>> {
+        match token {
+            None => {
+                let k = PrivateKey::generate(key)?;
+                self.store_key(password, &k)?;
+                Ok(k.public_key_info().to_vec())
+            }
+            Some((module, label)) => {
+                let tok = self.token(module)?;
+                Ok(tok.generate_key(label, key)?.public_key_info().to_vec())
+            }
+        }
+    }
+
+    /// `request-cert`: a new key (internal, or on `token` as `(module,
+    /// label)`) and a PKCS#10 request (DER) for it. Install the issued
+    /// certificate with `add-cert`.
+    ///
+    /// # Errors
+    /// Wrong password, token errors.
+    pub fn request_certificate(
+        &mut self,
+        password: &Password,
+        subject: &Subject,
+        key: KeyType,
+        token: Option<(&str, &str)>,
+    ) -> Result<Vec<u8>> {
+        match token {
+            None => {
+                self.verify_password(password)?;
+                let k = PrivateKey::generate(key)?;
+                let signer = SoftwareSigner::new(&k)?;
+                let csr = certificate_request(&signer, subject)?;
+                self.store_key(password, &k)?;
+                Ok(csr)
+            }
+            Some((module, label)) => {
+                let tok = self.token(module)?;
+                let signer = tok.generate_key(label, key)?;
+                certificate_request(&signer, subject)
+            }
+        }
+    }
+
+    /// `add-cert`: adds certificates from PEM or DER. For `module:alias`
+    /// the (first) certificate goes onto the token. Further certificates in
+    /// a PEM bundle are added under their subject CN.
+    ///
+    /// # Errors
+    /// Bad input, alias in use, token errors.
+    pub fn add_certificates(
+        &mut self,
+        nickname: &str,
+        input: &[u8],
+        trust: TrustFlags,
+    ) -> Result<Vec<String>> {
+        let ders = crate::cert::decode_certificates(input)?;
+        match Nickname::parse(nickname) {
+            Nickname::Internal(alias) => {
+                check_alias(&alias)?;
+                let (first, rest) = ders
+                    .split_first()
+                    .ok_or_else(|| Error::BadCertificate("empty".into()))?;
+                if rest.is_empty() {
+                    self.add_certificate(&alias, first, trust)?;
+                    return Ok(vec![alias]);
+                }
+                // A bundle: the leaf with its alias, the rest as CA
+                // certificates without trust. One commit for all.
+                let mut added = Vec::new();
+                self.add_certificate(&alias, first, trust)?;
+                added.push(alias);
+                for d in rest {
+                    let i = CertInfo::parse(d)?;
+                    let a = crate::db::default_alias(&i);
+                    match self.add_certificate(&a, d, TrustFlags::default()) {
+                        Ok(()) => added.push(a),
+                        Err(Error::DuplicateCertificate(_) | Error::AliasInUse(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(added)
+            }
+            Nickname::Token { module, alias } => {
+                let tok = self.token(&module)?;
+                let first = ders
+                    .first()
+                    .ok_or_else(|| Error::BadCertificate("empty".into()))?;
+                tok.store_certificate(&alias, first)?;
+                Ok(vec![format!("{module}:{alias}")])
+            }
+        }
+    }
+
+    /// `renew-cert ALIAS FILE`.
+    ///
+    /// # Errors
+    /// Unknown alias, the new certificate has no key here, bad input.
+    pub fn renew_certificate(&mut self, nickname: &str, input: &[u8]) -> Result<()> {
+        let ders = crate::cert::decode_certificates(input)?;
+        let first = ders
+            .first()
+            .ok_or_else(|| Error::BadCertificate("empty".into()))?;
+        match Nickname::parse(nickname) {
+            Nickname::Internal(alias) => self.replace_certificate(&alias, first),
+            Nickname::Token { module, alias } => {
+                self.token(&module)?.replace_certificate(&alias, first)
+            }
+        }
+    }
+
+    /// `renew-selfsign-cert ALIAS`: same key and subject, new serial and
+    /// validity.
+    ///
+    /// # Errors
+    /// Unknown alias, not self-signed, wrong password, token errors.
+    pub fn renew_self_signed(
+        &mut self,
+        password: &Password,
+        nickname: &str,
+        validity: Validity,
+    ) -> Result<()> {
+        match Nickname::parse(nickname) {
+            Nickname::Internal(alias) => {
+                self.verify_password(password)?;
+                let entry = self.certificate(&alias)?;
+                let key = self.private_key(&alias, password)?;
+                let signer = SoftwareSigner::new(&key)?;
+                let der = renew_self_signed(&signer, &entry.info.der, validity)?;
+                self.replace_certificate(&alias, &der)
+            }
+            Nickname::Token { module, alias } => {
+                let tok = self.token(&module)?;
+                let (old, signer) = tok.identity(&alias)?;
+                let der = renew_self_signed(&signer, &old, validity)?;
+                tok.replace_certificate(&alias, &der)
+            }
+        }
+    }
+
+    /// `remove-cert`.
+    ///
+    /// # Errors
+    /// Unknown alias, token errors.
+    pub fn remove_nickname(&mut self, nickname: &str) -> Result<()> {
+        match Nickname::parse(nickname) {
+            Nickname::Internal(alias) => self.remove(&alias),
+            Nickname::Token { module, alias } => self.token(&module)?.remove_certificate(&alias),
+        }
+    }
+
+    /// A certificate by nickname, from the directory or a token.
+    ///
+    /// # Errors
+    /// Unknown nickname, token errors.
+    pub fn find(&self, nickname: &str) -> Result<CertEntry> {
+        match Nickname::parse(nickname) {
+            Nickname::Internal(alias) => self.certificate(&alias),
+            Nickname::Token { module, alias } => {
+                let tok = self.token(&module)?;
+                let (label, der, has_key) = tok
+                    .certificates()?
+                    .into_iter()
+                    .find(|(l, _, _)| *l == alias)
+                    .ok_or_else(|| Error::UnknownAlias(nickname.to_owned()))?;
+                token_entry(&module, &label, &der, has_key)
+            }
+        }
+    }
+
+    /// Certificates on all configured tokens; a token that cannot be read
+    /// gives a message instead.
+    pub fn token_certificates(&self) -> (Vec<CertEntry>, Vec<String>) {
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        for m in self.modules() {
+            let res = self
+                .token(&m.name)
+                .and_then(|t| t.certificates())
+                .and_then(|certs| {
+                    certs
+                        .iter()
+                        .map(|(l, d, k)| token_entry(&m.name, l, d, *k))
+                        .collect::<Result<Vec<_>>>()
+                });
+            match res {
+                Ok(v) => out.extend(v),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        (out, problems)
+    }
+
+    /// `export-cert`: the certificate, its key and its issuers found in the
+    /// database, as PKCS#12.
+    ///
+    /// # Errors
+    /// Unknown alias, no key (or a token key, which never leaves the
+    /// token), wrong password.
+    pub fn export_pkcs12(
+        &self,
+        password: &Password,
+        nickname: &str,
+        p12_password: &Password,
+    ) -> Result<Vec<u8>> {
+        let alias = match Nickname::parse(nickname) {
+            Nickname::Internal(a) => a,
+            Nickname::Token { .. } => {
+                return Err(Error::Unsupported(
+                    "keys on a PKCS#11 token cannot be exported".into(),
+                ));
+            }
+        };
+        self.verify_password(password)?;
+        let entry = self.certificate(&alias)?;
+        let key = self.private_key(&alias, password)?;
+        let mut chain = vec![entry.info.der.clone()];
+        chain.extend(self.issuer_chain(&entry.info)?);
+        build_pkcs12(&alias, &key, &chain, p12_password)
+    }
+
+    /// `import-cert` / `import-selfsign-cert`: every key with its
+    /// certificate from a PKCS#12 file. The leaf is stored under `alias`,
+    /// else the file's friendly name, else its subject CN; issuers under
+    /// their CN. Returns the aliases added.
+    ///
+    /// # Errors
+    /// Wrong PKCS#12 password, bad input, alias in use, wrong database
+    /// password; `self_signed_only` refuses CA-issued certificates.
+    pub fn import_pkcs12(
+        &mut self,
+        password: &Password,
+        data: &[u8],
+        p12_password: &Password,
+        alias: Option<&str>,
+        self_signed_only: bool,
+    ) -> Result<Vec<String>> {
+        self.verify_password(password)?;
+        let entries = parse_pkcs12(data, p12_password)?;
+        if alias.is_some() && entries.len() > 1 {
+            return Err(Error::BadPkcs12(
+                "--alias needs a file with a single key".into(),
+            ));
+        }
+        let mut added = Vec::new();
+        for e in entries {
+            let leaf = CertInfo::parse(&e.chain[0])?;
+            if self_signed_only && !leaf.self_signed {
+                return Err(Error::BadPkcs12(format!(
+                    "{} is not self-signed (use import-cert)",
+                    leaf.subject
+                )));
+            }
+            let name = alias
+                .map(str::to_owned)
+                .or_else(|| {
+                    e.friendly_name
+                        .clone()
+                        .filter(|f| check_alias(f).is_ok() && *f != leaf.subject)
+                })
+                .unwrap_or_else(|| crate::db::default_alias(&leaf));
+            let a = self.add_with_key(
+                password,
+                &name,
+                &e.chain[0],
+                &e.key,
+                TrustFlags::default(),
+                &e.chain[1..],
+            )?;
+            added.extend(a);
+        }
+        Ok(added)
+    }
+}
+
+fn token_entry(module: &str, label: &str, der: &[u8], has_key: bool) -> Result<CertEntry> {
+    let info = CertInfo::parse(der)?;
+    let mut trust = TrustFlags::default();
+    trust.set_user(has_key);
+    Ok(CertEntry {
+        nickname: format!("{module}:{label}"),
+        trust,
+        has_key,
+        info,
+    })
+}
+
+fn list_date(t: OffsetDateTime) -> String {
+    let f = time::macros::format_description!("[year]/[month]/[day] [hour]:[minute]");
+    t.format(&f).unwrap_or_else(|_| t.to_string())
+}
+
+/// The `list-certs` table: Alias, Valid from, Expires on, Self-signed,
+/// Issued by, Issued to (or "Same as issuer"), expired and soon-to-expire
+/// certificates marked, then "N certificates found".
+pub fn format_list(entries: &[CertEntry], now: OffsetDateTime) -> String {
+    let headers = [
+        "Alias",
+        "Valid from",
+        "Expires on",
+        "Self-signed",
+        "Issued by",
+        "Issued to",
+    ];
+    let rows: Vec<[String; 6]> = entries
+        .iter()
+        .map(|e| {
+            [
+                e.nickname.clone(),
+                list_date(e.info.not_before),
+                list_date(e.info.not_after),
+                if e.info.self_signed { "y" } else { "n" }.to_owned(),
+                e.info.issuer.clone(),
+                if e.info.subject_der == e.info.issuer_der {
+                    "Same as issuer".to_owned()
+                } else {
+                    e.info.subject.clone()
+                },
+            ]
+        })
+        .collect();
+    let mut w = headers.map(|h| h.chars().count());
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let mut o = String::new();
+    let line = |o: &mut String, cells: &[String; 6], note: &str| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i == 5 {
+                l.push_str(c);
+            } else {
+                let _ = write!(l, "{c:<width$}  ", width = w[i]);
+            }
+        }
+        if !note.is_empty() {
+            let _ = write!(l, "  {note}");
+        }
+        o.push_str(l.trim_end());
+        o.push('\n');
+    };
+    line(&mut o, &headers.map(str::to_owned), "");
+    line(&mut o, &w.map(|n| "-".repeat(n)), "");
+    for (r, e) in rows.iter().zip(entries) {
+        let note = if e.info.is_expired(now) {
+            "*EXPIRED*".to_owned()
+        } else if e.info.not_after - now < time::Duration::days(SOON_DAYS) {
+            format!(
+                "*expires in {} days*",
+                (e.info.not_after - now).whole_days()
+            )
+        } else {
+            String::new()
+        };
+        line(&mut o, r, &note);
+    }
+    let n = entries.len();
+    let _ = writeln!(o, "{n} certificate{} found", if n == 1 { "" } else { "s" });
+    o
+}
