@@ -1,0 +1,213 @@
+//! Secret handling, provisioning rules and the RFC 5929 certificate hash
+//! (checked against OpenSSL's fingerprints).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+
+use portcullis_sasl::{
+    Error, MIN_ITERATIONS, Password, Request, ScramAlgorithm, ScramSecret, ServerContext,
+    ServerSession, Service, Step, TlsState, TlsVersion, tls_server_end_point,
+};
+
+#[test]
+fn secrets_are_redacted_from_debug() {
+    let pw = Password::new("hunter2-secret");
+    assert_eq!(format!("{pw:?}"), "Password(<redacted>)");
+    let secret =
+        ScramSecret::derive(ScramAlgorithm::Sha256, &pw, b"salt-salt", MIN_ITERATIONS).unwrap();
+    let dbg = format!("{secret:?}");
+    assert!(
+        !dbg.contains(&format!("{:?}", secret.stored_key())),
+        "{dbg}"
+    );
+    assert!(dbg.contains("<redacted>"));
+    // A pending request prints no password either.
+    let ctx = ServerContext::new(Service::Imap, "h");
+    let mut s = ServerSession::new(portcullis_sasl::Mechanism::Plain, &ctx).unwrap();
+    let Step::Verify(req @ Request::VerifyPassword(_)) =
+        s.start(Some(b"\0bob\0hunter2-secret")).unwrap()
+    else {
+        panic!()
+    };
+    let dbg = format!("{req:?} {s:?}");
+    assert!(!dbg.contains("hunter2"), "{dbg}");
+    let tls =
+        TlsState::new(TlsVersion::Tls13, false).with_tls_exporter(b"exporter-secret".to_vec());
+    assert!(!format!("{tls:?}").contains("exporter-secret"));
+}
+
+#[test]
+fn new_scram_secrets_need_4096_iterations() {
+    let pw = Password::new("pencil");
+    for alg in [ScramAlgorithm::Sha1, ScramAlgorithm::Sha256] {
+        assert!(matches!(
+            ScramSecret::derive(alg, &pw, b"salt", MIN_ITERATIONS - 1),
+            Err(Error::ScramSecret(_))
+        ));
+        assert!(ScramSecret::generate(alg, &pw, 1).is_err());
+        let s = ScramSecret::generate(alg, &pw, MIN_ITERATIONS).unwrap();
+        assert_eq!(s.salt().len(), portcullis_sasl::SALT_LEN);
+        // Two generations never share a salt.
+        let t = ScramSecret::generate(alg, &pw, MIN_ITERATIONS).unwrap();
+        assert_ne!(s.salt(), t.salt());
+        assert_ne!(s.stored_key(), t.stored_key());
+    }
+    // Existing secrets with fewer iterations still parse (and log in).
+    let legacy = ScramSecret::parse(
+        "SCRAM-SHA-1$1024:QSXCR+Q6sek8bf92$HZbuOlKbWl+eR8AfIposuKbhX30=:0njsXc4tQRdI5cOz2cZXpDVvPyI=",
+    )
+    .unwrap();
+    assert_eq!(legacy.iterations(), 1024);
+    assert!(
+        ScramSecret::derive(ScramAlgorithm::Sha1, &Password::new("a\u{7}b"), b"s", 4096).is_err()
+    );
+}
+
+#[test]
+fn rfc5803_parse_rejects_garbage() {
+    for bad in [
+        "",
+        "SCRAM-SHA-1",
+        "SCRAM-SHA-1$4096:QSXCR+Q6sek8bf92$HZbuOlKbWl+eR8AfIposuKbhX30=",
+        "SCRAM-MD5$4096:QSXCR+Q6sek8bf92$HZbuOlKbWl+eR8AfIposuKbhX30=:0njsXc4tQRdI5cOz2cZXpDVvPyI=",
+        "SCRAM-SHA-1$x:QSXCR+Q6sek8bf92$HZbuOlKbWl+eR8AfIposuKbhX30=:0njsXc4tQRdI5cOz2cZXpDVvPyI=",
+        "SCRAM-SHA-1$0:QSXCR+Q6sek8bf92$HZbuOlKbWl+eR8AfIposuKbhX30=:0njsXc4tQRdI5cOz2cZXpDVvPyI=",
+        "SCRAM-SHA-1$4096:$HZbuOlKbWl+eR8AfIposuKbhX30=:0njsXc4tQRdI5cOz2cZXpDVvPyI=",
+        "SCRAM-SHA-1$4096:QSXCR+Q6sek8bf92$HZbu:0njsXc4tQRdI5cOz2cZXpDVvPyI=",
+        "SCRAM-SHA-256$4096:QSXCR+Q6sek8bf92$HZbuOlKbWl+eR8AfIposuKbhX30=:0njsXc4tQRdI5cOz2cZXpDVvPyI=",
+        "SCRAM-SHA-1$4096:QSXCR+Q6sek8bf92$HZbuOlKbWl+eR8AfIposuKbhX30=:0njsXc4tQRdI5cOz2cZXpDVvPyI=$x",
+    ] {
+        assert!(ScramSecret::parse(bad).is_err(), "{bad}");
+    }
+    // RFC 3112 allows blanks around '$'.
+    assert!(
+        ScramSecret::parse(
+            "SCRAM-SHA-1 $ 4096:QSXCR+Q6sek8bf92 $ HZbuOlKbWl+eR8AfIposuKbhX30=:0njsXc4tQRdI5cOz2cZXpDVvPyI="
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn derived_keys_match_gsasl_mkpasswd() {
+    // GNU SASL derives the same stored keys (an independent PBKDF2/HMAC).
+    for (alg, mech) in [
+        (ScramAlgorithm::Sha1, "SCRAM-SHA-1"),
+        (ScramAlgorithm::Sha256, "SCRAM-SHA-256"),
+    ] {
+        let out = Command::new("timeout")
+            .args([
+                "20",
+                "gsasl",
+                "--mkpasswd",
+                "--mechanism",
+                mech,
+                "--password",
+                "pencil",
+            ])
+            .args(["--iteration-count", "4096", "--salt", "QSXCR+Q6sek8bf92"])
+            .output()
+            .expect("gsasl installed");
+        assert!(out.status.success());
+        // "{mech}count,salt,stored-key,server-key"
+        let text = String::from_utf8(out.stdout).unwrap();
+        let fields: Vec<&str> = text.trim().rsplit('}').next().unwrap().split(',').collect();
+        let ours = ScramSecret::derive(
+            alg,
+            &Password::new("pencil"),
+            b"A%\xc2G\xe4:\xb1\xe9<m\xffv",
+            4096,
+        )
+        .unwrap();
+        let rfc5803 = ours.to_rfc5803();
+        assert_eq!(
+            rfc5803,
+            format!(
+                "{mech}${}:{}${}:{}",
+                fields[0], fields[1], fields[2], fields[3]
+            ),
+            "gsasl said {text}"
+        );
+    }
+}
+
+fn openssl(args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg("openssl")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn tls_server_end_point_matches_openssl_fingerprints() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+    // (key options, signature digest, the hash RFC 5929 prescribes)
+    let cases: [(&[&str], &str, &str); 4] = [
+        (&["-newkey", "rsa:2048"], "-sha256", "-sha256"),
+        (&["-newkey", "rsa:2048"], "-sha1", "-sha256"),
+        (
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+            "-sha384",
+            "-sha384",
+        ),
+        (
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            "-sha512",
+            "-sha512",
+        ),
+    ];
+    for (i, (key, sig, hash)) in cases.iter().enumerate() {
+        let (k, c, d) = (
+            path(&format!("{i}.key")),
+            path(&format!("{i}.pem")),
+            path(&format!("{i}.der")),
+        );
+        let mut args = vec![
+            "req",
+            "-x509",
+            "-nodes",
+            "-subj",
+            "/CN=mail.example",
+            "-days",
+            "1",
+        ];
+        args.extend_from_slice(key);
+        args.extend_from_slice(&[*sig, "-keyout", &k, "-out", &c]);
+        openssl(&args);
+        openssl(&["x509", "-in", &c, "-outform", "DER", "-out", &d]);
+        let fp = openssl(&["x509", "-in", &c, "-noout", "-fingerprint", hash]);
+        let hex: String = fp
+            .trim()
+            .rsplit('=')
+            .next()
+            .unwrap()
+            .replace(':', "")
+            .to_lowercase();
+        let der = std::fs::read(&d).unwrap();
+        let ours: String = tls_server_end_point(&der)
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(ours, hex, "{sig}");
+    }
+    // Ed25519 has no defined hash for tls-server-end-point.
+    let (k, c, d) = (path("ed.key"), path("ed.pem"), path("ed.der"));
+    openssl(&[
+        "req", "-x509", "-nodes", "-subj", "/CN=x", "-days", "1", "-newkey", "ed25519", "-keyout",
+        &k, "-out", &c,
+    ]);
+    openssl(&["x509", "-in", &c, "-outform", "DER", "-out", &d]);
+    assert!(tls_server_end_point(&std::fs::read(&d).unwrap()).is_err());
+    assert!(tls_server_end_point(b"\x30\x03\x02\x01").is_err());
+    assert!(tls_server_end_point(b"").is_err());
+}
