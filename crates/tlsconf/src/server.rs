@@ -203,8 +203,9 @@ pub(crate) fn build(
     })
 }
 
-/// Refuses a TLS 1.2-only configuration in which some certificate has no
-/// suite for its key type (it could never be served).
+/// Refuses a TLS 1.2-only configuration in which a certificate set has no
+/// certificate that any enabled suite can use; warns about single
+/// certificates that can never be served.
 fn check_key_types<'a>(
     provider: &CryptoProvider,
     versions: &VersionRange,
@@ -214,22 +215,25 @@ fn check_key_types<'a>(
         return Ok(());
     }
     for set in sets {
+        let mut any = false;
+        let mut unusable = Vec::new();
         for (nick, key) in set.keys() {
             let alg = key.key.algorithm();
             let usable = provider.cipher_suites.iter().any(|s| {
                 suite_version(*s) == TlsVersion::Tls12 && s.usable_for_signature_algorithm(alg)
             });
-            if !usable {
-                return Err(Error::Config(format!(
-                    "certificate {nick} has a {alg:?} key but no enabled TLS 1.2 suite signs with {alg:?} \
-                     (enable an ECDHE-{}-* suite or TLS 1.3)",
-                    if alg == rustls::SignatureAlgorithm::RSA {
-                        "RSA"
-                    } else {
-                        "ECDSA"
-                    }
-                )));
+            if usable {
+                any = true;
+            } else {
+                tracing::warn!(nickname = %nick, ?alg, "no enabled TLS 1.2 suite can use this certificate");
+                unusable.push(format!("{nick} ({alg:?})"));
             }
+        }
+        if !any {
+            return Err(Error::Config(format!(
+                "no enabled TLS 1.2 suite can use certificate {}: enable a matching ECDHE-RSA-* / ECDHE-ECDSA-* suite or TLS 1.3",
+                unusable.join(", ")
+            )));
         }
     }
     Ok(())
