@@ -83,11 +83,11 @@ struct Index {
     version: u32,
     generation: u64,
     password: Verifier,
-    #[serde(default, rename = "cert")]
+    #[serde(default, rename = "cert", skip_serializing_if = "Vec::is_empty")]
     certs: Vec<CertRecord>,
-    #[serde(default, rename = "key")]
+    #[serde(default, rename = "key", skip_serializing_if = "Vec::is_empty")]
     keys: Vec<KeyRecord>,
-    #[serde(default, rename = "module")]
+    #[serde(default, rename = "module", skip_serializing_if = "Vec::is_empty")]
     modules: Vec<ModuleRecord>,
 }
 
@@ -345,7 +345,11 @@ impl CertDb {
         }
         for sub in [CERTS_DIR, KEYS_DIR] {
             let p = dir.join(sub);
-            fs::create_dir_all(&p).map_err(|e| Error::io("creating", &p, e))?;
+            let mut b = fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b.create(&p).map_err(|e| Error::io("creating", &p, e))?;
         }
         sync_dir(&dir)?;
         let salt = random_hex(16)?;
@@ -797,7 +801,8 @@ impl CertDb {
 
     /// Replaces a certificate with its renewal, keeping alias and trust. When
     /// the old certificate had a private key, the new one must match a key
-    /// in the directory (the same key, or one stored by `request-cert`).
+    /// in the directory: the same key, or one stored by `request-cert` that
+    /// no other certificate uses.
     ///
     /// # Errors
     /// [`Error::UnknownAlias`], [`Error::RenewMismatch`], I/O.
@@ -820,6 +825,15 @@ impl CertDb {
                 return Err(Error::DuplicateCertificate(other.alias.clone()));
             }
             let key = t.matching_key(&info.spki);
+            if let Some(k) = &key
+                && old.key.as_ref() != Some(k)
+                && t.index.certs.iter().any(|c| c.key.as_ref() == Some(k))
+            {
+                return Err(Error::RenewMismatch {
+                    alias: alias.to_owned(),
+                    reason: "the new certificate's key belongs to another certificate",
+                });
+            }
             if old.key.is_some() && key.is_none() {
                 return Err(Error::RenewMismatch {
                     alias: alias.to_owned(),
