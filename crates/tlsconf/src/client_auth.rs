@@ -114,14 +114,43 @@ pub(crate) fn watched_crl_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Builds the verifier, or `None` when no certificate is to be asked for.
+/// A digest of everything that decides which client certificates are
+/// accepted, to tell whether a reload changed it.
+pub(crate) type TrustDigest = Option<Vec<u8>>;
+
+fn trust_digest(
+    settings: &ClientAuth,
+    cas: &[CertificateDer<'_>],
+    crls: &[CertificateRevocationListDer<'_>],
+) -> Vec<u8> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(
+        format!(
+            "{:?}/{}",
+            settings.mode, settings.allow_unknown_revocation_status
+        )
+        .as_bytes(),
+    );
+    for item in cas
+        .iter()
+        .map(|c| c.as_ref())
+        .chain(crls.iter().map(|c| c.as_ref()))
+    {
+        ctx.update(&(item.len() as u64).to_be_bytes());
+        ctx.update(item);
+    }
+    ctx.finish().as_ref().to_vec()
+}
+
+/// Builds the verifier, or `None` when no certificate is to be asked for,
+/// with the digest of the trust settings it embodies.
 pub(crate) fn verifier(
     settings: &ClientAuth,
     source: &dyn CertificateSource,
     provider: &Arc<rustls::crypto::CryptoProvider>,
-) -> Result<Option<Arc<dyn ClientCertVerifier>>, Error> {
+) -> Result<(Option<Arc<dyn ClientCertVerifier>>, TrustDigest), Error> {
     if settings.mode == ClientAuthMode::Off {
-        return Ok(None);
+        return Ok((None, None));
     }
     let cas = source.client_auth_roots()?;
     if cas.is_empty() {
@@ -130,15 +159,16 @@ pub(crate) fn verifier(
                 "client certificates are required but no CA is trusted for client authentication (flag T)".into(),
             ));
         }
-        return Ok(None);
+        return Ok((None, None));
     }
+    let crls = load_crls(&settings.crls)?;
+    let digest = trust_digest(settings, &cas, &crls);
     let mut roots = RootCertStore::empty();
     for ca in cas {
         roots
             .add(ca)
             .map_err(|e| Error::material("CA certificate", "client-auth roots", e))?;
     }
-    let crls = load_crls(&settings.crls)?;
     let mut b = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider));
     if !crls.is_empty() {
         b = b.with_crls(crls).enforce_revocation_expiration();
@@ -149,7 +179,7 @@ pub(crate) fn verifier(
     if settings.mode == ClientAuthMode::Auto {
         b = b.allow_unauthenticated();
     }
-    Ok(Some(b.build()?))
+    Ok((Some(b.build()?), Some(digest)))
 }
 
 /// A client certificate chain that the server verified during the handshake

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::ServerConfig;
@@ -143,19 +143,26 @@ impl TlsServer {
     }
 
     fn install(&self, inputs: &mut Inputs, settings: ServerSettings) -> Result<u64, Error> {
-        // Ticket keys and the session cache survive a reload, unless client
-        // certificates are in play: a session resumed into new trust settings
-        // (a CA removed, a CRL added) would keep an identity the new
-        // settings would refuse.
-        let keep = inputs.resumption.settings == settings.resumption
-            && settings.client_auth.mode == crate::ClientAuthMode::Off;
-        let resumption = if keep {
+        // Ticket keys and the session cache survive a reload, so clients
+        // keep resuming, unless the client-certificate trust changed (a CA
+        // removed, a CRL added): a session resumed into the new settings
+        // would keep an identity they might refuse.
+        let same_settings = inputs.resumption.settings == settings.resumption;
+        let resumption = if same_settings {
             inputs.resumption.clone()
         } else {
             ResumptionState::new(&settings.resumption)?
         };
-        match build(&settings, self.source.as_ref(), &resumption) {
-            Ok(built) => {
+        let result = build(&settings, self.source.as_ref(), &resumption).and_then(|built| {
+            if built.trust == self.current.load().trust {
+                Ok((built, resumption))
+            } else {
+                let fresh = ResumptionState::new(&settings.resumption)?;
+                Ok((built.with_resumption(&fresh), fresh))
+            }
+        });
+        match result {
+            Ok((built, resumption)) => {
                 self.current.store(Arc::new(built));
                 inputs.settings = settings;
                 inputs.resumption = resumption;
@@ -178,17 +185,16 @@ impl TlsServer {
     }
 
     /// Polls the watched files every `interval` on a thread of its own and
-    /// reloads when one changes (modification time, size, appearance or
-    /// disappearance). A failed reload is logged and retried only after the
+    /// reloads when one changes (content, appearance or disappearance). A failed reload is logged and retried only after the
     /// next change. The watch stops when the returned guard is dropped.
     pub fn watch(self: &Arc<Self>, interval: Duration) -> Watch {
         let stop = Arc::new(AtomicBool::new(false));
         let server = Arc::clone(self);
         let stop2 = Arc::clone(&stop);
+        let mut last = fingerprint(&self.watched_paths());
         let thread = std::thread::Builder::new()
             .name("tlsconf-watch".into())
             .spawn(move || {
-                let mut last = fingerprint(&server.watched_paths());
                 while !stop2.load(Ordering::SeqCst) {
                     std::thread::park_timeout(interval);
                     if stop2.load(Ordering::SeqCst) {
@@ -207,18 +213,22 @@ impl TlsServer {
     }
 }
 
-type Fingerprint = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
+/// Each path with a digest of its content (`None` when unreadable, as a
+/// directory is). Content, not timestamps: a file replaced within one tick
+/// of the file system clock by one of the same size is still seen.
+type Fingerprint = Vec<(PathBuf, Option<Vec<u8>>)>;
 
 fn fingerprint(paths: &[PathBuf]) -> Fingerprint {
     let mut v: Fingerprint = paths
         .iter()
         .map(|p| {
-            (
-                p.clone(),
-                std::fs::metadata(p)
-                    .ok()
-                    .and_then(|m| Some((m.modified().ok()?, m.len()))),
-            )
+            let content = std::fs::read(p).ok();
+            let digest = content.map(|d| {
+                ring::digest::digest(&ring::digest::SHA256, &d)
+                    .as_ref()
+                    .to_vec()
+            });
+            (p.clone(), digest)
         })
         .collect();
     v.sort();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 
-use crate::client_auth::{self, ClientAuth};
+use crate::client_auth::{self, ClientAuth, TrustDigest};
 use crate::resolver::{KeySet, ServerCertResolver};
 use crate::source::CertificateSource;
 use crate::suites::{CipherSuites, TlsVersion, VersionRange, suite_version};
@@ -124,6 +124,23 @@ pub(crate) fn provider(
 pub(crate) struct Built {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) without_alpn: Option<Arc<ServerConfig>>,
+    pub(crate) trust: TrustDigest,
+}
+
+impl Built {
+    /// The same configuration with other ticket keys and session cache.
+    pub(crate) fn with_resumption(&self, resumption: &ResumptionState) -> Self {
+        let swap = |c: &Arc<ServerConfig>| {
+            let mut c = ServerConfig::clone(c);
+            resumption.apply(&mut c);
+            Arc::new(c)
+        };
+        Self {
+            config: swap(&self.config),
+            without_alpn: self.without_alpn.as_ref().map(swap),
+            trust: self.trust.clone(),
+        }
+    }
 }
 
 /// Builds a server configuration.
@@ -181,7 +198,8 @@ pub(crate) fn build(
 
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&settings.versions.rustls())?;
-    let builder = match client_auth::verifier(&settings.client_auth, source, &provider)? {
+    let (verifier, trust) = client_auth::verifier(&settings.client_auth, source, &provider)?;
+    let builder = match verifier {
         Some(v) => builder.with_client_cert_verifier(v),
         None => builder.with_no_client_auth(),
     };
@@ -200,6 +218,7 @@ pub(crate) fn build(
     Ok(Built {
         config: Arc::new(config),
         without_alpn,
+        trust,
     })
 }
 

@@ -14,7 +14,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use portcullis_tlsconf::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-use portcullis_tlsconf::{ClientCertificate, Credential, TlsServer, TlsVersion, suites};
+use portcullis_tlsconf::{
+    ClientCertificate, Credential, TlsServer, TlsVersion, rustls, suites, tokio_rustls,
+};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
@@ -391,4 +393,70 @@ async fn run(cmd: &str, args: Vec<String>) -> ClientRun {
         ok: out.status.success(),
         out: text,
     }
+}
+
+/// A rustls client configuration trusting `ca`.
+pub fn rust_client_config(ca: &CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// What a Rust client saw of one handshake.
+#[derive(Debug)]
+pub struct Handshake {
+    pub leaf: CertificateDer<'static>,
+    pub resumed: bool,
+    pub version: Option<TlsVersion>,
+}
+
+/// One handshake from a rustls client, reading the server's reply.
+pub async fn rust_handshake(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Handshake, String> {
+    use portcullis_tlsconf::pki_types::ServerName;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let mut tls = tokio::time::timeout(
+        Duration::from_secs(20),
+        connector.connect(ServerName::try_from("localhost").unwrap(), tcp),
+    )
+    .await
+    .map_err(|_| "client handshake timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    tls.write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut body = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut body))
+        .await
+        .map_err(|_| "read timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    if !body.ends_with(b"ok\n") {
+        return Err(format!(
+            "unexpected reply {:?}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    let (_, conn) = tls.get_ref();
+    Ok(Handshake {
+        leaf: conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .ok_or("no peer certificate")?
+            .clone()
+            .into_owned(),
+        resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        version: conn.protocol_version().and_then(TlsVersion::from_rustls),
+    })
 }
