@@ -1,0 +1,60 @@
+//! Shared driver for the SASL fuzz targets: a deterministic backend and a
+//! loop feeding the fuzzer's messages to one server exchange.
+
+use std::sync::LazyLock;
+
+use portcullis_sasl::{
+    Answer, ExternalIdentity, MemoryBackend, Mechanism, ServerContext, ServerSession, Service,
+    Step, TlsState, TlsVersion,
+};
+
+static BACKEND: LazyLock<MemoryBackend> = LazyLock::new(|| {
+    MemoryBackend::new()
+        .with_user("user", "pencil")
+        .and_then(|b| b.with_user("admin", "admin"))
+        .expect("static users")
+        .with_proxy_admin("admin")
+        .with_identity(ExternalIdentity::Name("cert".into()), "user")
+});
+
+/// Fixed nonces let the fuzzer reach the later rounds.
+pub fn context() -> ServerContext {
+    ServerContext::new(Service::Imap, "h")
+        .with_tls(
+            TlsState::new(TlsVersion::Tls13, false)
+                .with_tls_exporter(vec![1; 32])
+                .with_tls_server_end_point(vec![2; 32]),
+        )
+        .with_external(ExternalIdentity::Name("cert".into()))
+        .dangerous_fixed_nonce("<1.2@h>")
+}
+
+/// `mode` picks how requests are answered: from the backend, always
+/// rejected, always unavailable, or with a wrong-kind answer.
+pub fn run(mechanism: Mechanism, mode: u8, initial: Option<&[u8]>, messages: &[Vec<u8>]) {
+    let Ok(mut server) = ServerSession::new(mechanism, &context()) else {
+        return;
+    };
+    let mut step = server.start(initial);
+    let mut messages = messages.iter();
+    for _ in 0..16 {
+        step = match step {
+            Ok(Step::Challenge(_)) => match messages.next() {
+                Some(m) => server.step(m),
+                None => return,
+            },
+            Ok(Step::Verify(request)) => server.answer(match mode % 4 {
+                0 => BACKEND.answer(&request),
+                1 => Answer::Reject,
+                2 => Answer::Unavailable,
+                _ => Answer::Accept,
+            }),
+            Ok(Step::Done(auth)) => {
+                // Success is only possible with the backend's answers.
+                assert_eq!(mode % 4, 0, "{auth:?}");
+                return;
+            }
+            _ => return,
+        };
+    }
+}
