@@ -149,7 +149,10 @@ impl StartTls {
     }
 
     /// Called when the core has parsed a STARTTLS command. `pending` is the
-    /// input read after the command line; it is discarded in every case.
+    /// input read after the command line: when the upgrade may go ahead it
+    /// is discarded (and under [`PipelinedInput::Refuse`], if not empty, the
+    /// STARTTLS refused); a STARTTLS refused for the connection's state
+    /// leaves it, as it came through the channel that stays in use.
     ///
     /// # Errors
     /// A [`StartTlsRefusal`] for a second STARTTLS, one after
@@ -159,6 +162,14 @@ impl StartTls {
         authenticated: bool,
         pending: &mut impl PendingInput,
     ) -> Result<Upgrade, StartTlsRefusal> {
+        // A refused STARTTLS leaves the channel as it is, so input pipelined
+        // behind it came through that same channel and stays.
+        if self.state != State::Plain {
+            return Err(StartTlsRefusal::AlreadyActive);
+        }
+        if authenticated {
+            return Err(StartTlsRefusal::AfterAuthentication);
+        }
         let discarded = pending.pending();
         pending.discard();
         if discarded > 0 {
@@ -166,15 +177,9 @@ impl StartTls {
                 discarded,
                 "input pipelined after STARTTLS discarded (CVE-2011-0411)"
             );
-        }
-        if self.state != State::Plain {
-            return Err(StartTlsRefusal::AlreadyActive);
-        }
-        if authenticated {
-            return Err(StartTlsRefusal::AfterAuthentication);
-        }
-        if discarded > 0 && self.policy == PipelinedInput::Refuse {
-            return Err(StartTlsRefusal::PipelinedInput { discarded });
+            if self.policy == PipelinedInput::Refuse {
+                return Err(StartTlsRefusal::PipelinedInput { discarded });
+            }
         }
         self.state = State::Negotiating;
         Ok(Upgrade { discarded })
@@ -246,10 +251,12 @@ mod tests {
         st.failed(up);
         assert!(st.is_active());
         let mut t = StartTls::already_tls();
+        let mut inside = b"NOOP\r\n".to_vec();
         assert_eq!(
-            t.begin(false, &mut buf).unwrap_err(),
+            t.begin(false, &mut inside).unwrap_err(),
             StartTlsRefusal::AlreadyActive
         );
+        assert_eq!(inside, b"NOOP\r\n", "input inside TLS is kept");
     }
 
     #[tokio::test]

@@ -343,6 +343,17 @@ impl ClientRun {
 /// `openssl s_client` against `addr`, trusting `ca`, waiting for the
 /// server to close (so alerts after the handshake are seen).
 pub async fn s_client(addr: SocketAddr, ca: &Path, extra: &[&str]) -> ClientRun {
+    s_client_with(addr, ca, extra, true).await
+}
+
+/// `openssl s_client`; without `wait_for_close` it leaves right after the
+/// handshake.
+pub async fn s_client_with(
+    addr: SocketAddr,
+    ca: &Path,
+    extra: &[&str],
+    wait_for_close: bool,
+) -> ClientRun {
     let mut args: Vec<String> = vec![
         "15".into(),
         "openssl".into(),
@@ -350,18 +361,19 @@ pub async fn s_client(addr: SocketAddr, ca: &Path, extra: &[&str]) -> ClientRun 
         "-connect".into(),
         addr.to_string(),
         "-brief".into(),
-        "-ign_eof".into(),
         "-verify_return_error".into(),
         "-CAfile".into(),
         ca.display().to_string(),
     ];
+    if wait_for_close {
+        args.push("-ign_eof".into());
+    }
     if !extra.contains(&"-servername") && !extra.contains(&"-noservername") {
         args.extend(["-servername".into(), "localhost".into()]);
     }
     args.extend(extra.iter().map(|s| s.to_string()));
     run("timeout", args).await
 }
-
 /// `curl` over HTTPS to `localhost:port`, verbose, trusting `ca`.
 pub async fn curl(addr: SocketAddr, ca: &Path, extra: &[&str]) -> ClientRun {
     let port = addr.port();
