@@ -1,5 +1,7 @@
 //! msgcert end to end, checked with OpenSSL and NSS tools.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{Env, openssl_ca, openssl_sign, s, text, tool, tool_ok};

@@ -1,6 +1,11 @@
 //! Helpers for the msgcert tests: a scratch database, running msgcert and
 //! third-party tools with a timeout.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::missing_panics_doc)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::missing_panics_doc
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
