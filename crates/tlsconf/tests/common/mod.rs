@@ -193,6 +193,21 @@ impl Ca {
         }
     }
 
+    /// A server certificate for `localhost` over a key held elsewhere.
+    pub fn issue_for_key(
+        &self,
+        public: &impl rcgen::PublicKeyData,
+        cn: &str,
+    ) -> CertificateDer<'static> {
+        let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        p.distinguished_name = dn(cn);
+        p.not_before = now() - time::Duration::days(1);
+        p.not_after = now() + time::Duration::days(30);
+        p.serial_number = Some(random_serial());
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        p.signed_by(public, &self.issuer).unwrap().der().clone()
+    }
+
     /// A CRL revoking `serials`, valid from `this_update` to `next_update`.
     pub fn crl(
         &self,

@@ -1,0 +1,209 @@
+//! Handshakes signed by a key that never leaves a SoftHSM2 token.
+//!
+//! SoftHSM reads `SOFTHSM2_CONF` when the library initialises, and the test
+//! process cannot set its own environment without `unsafe`; so the test
+//! re-runs itself with the variable set for the child, pointing at a
+//! scratch token folder.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use common::{Ca, TestServer, rust_client_config, rust_handshake, s_client, write};
+use portcullis_tlsconf::pkcs11::{TokenKey, cryptoki, find_token, load_module};
+use portcullis_tlsconf::rustls::sign::SigningKey;
+use portcullis_tlsconf::{Credential, MemorySource, ServerSettings, TlsServer};
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const LABEL: &str = "tlsconf-test";
+const PIN: &str = "5678";
+const KEY: &str = "tls-key";
+
+fn sh(cmd: &str, args: &[&str], conf: &Path) {
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(cmd)
+        .args(args)
+        .env("SOFTHSM2_CONF", conf)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Makes a scratch token holding a P-256 signing key; returns the conf path.
+fn make_token(dir: &Path) -> PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = write(
+        dir,
+        "softhsm2.conf",
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    );
+    sh(
+        "softhsm2-util",
+        &[
+            "--init-token",
+            "--free",
+            "--label",
+            LABEL,
+            "--so-pin",
+            "1234",
+            "--pin",
+            PIN,
+        ],
+        &conf,
+    );
+    sh(
+        "pkcs11-tool",
+        &[
+            "--module",
+            MODULE,
+            "--token-label",
+            LABEL,
+            "--login",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--usage-sign",
+            "--label",
+            KEY,
+            "--id",
+            "01",
+        ],
+        &conf,
+    );
+    conf
+}
+
+/// The token's public key for rcgen (the raw point of a P-256 SPKI).
+struct TokenPublic(Vec<u8>);
+
+impl rcgen::PublicKeyData for TokenPublic {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0[self.0.len() - 65..]
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+#[test]
+fn token_key_serves_handshakes() {
+    if std::env::var_os("SOFTHSM2_CONF").is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = make_token(dir.path());
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "token_key_serves_handshakes",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("SOFTHSM2_CONF", &conf)
+            .env("TLSCONF_TEST_DIR", dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "the SoftHSM run failed");
+        return;
+    }
+    let dir = PathBuf::from(std::env::var_os("TLSCONF_TEST_DIR").unwrap());
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(with_token(&dir));
+}
+
+async fn with_token(dir: &Path) {
+    let pkcs11 = load_module(MODULE).unwrap();
+    let slot = find_token(&pkcs11, LABEL).unwrap();
+    // Wrong PIN and missing key are clear errors.
+    assert!(TokenKey::open(&pkcs11, slot, "0000", KEY).is_err());
+    let key = TokenKey::open(&pkcs11, slot, PIN, KEY).unwrap();
+    assert!(
+        TokenKey::open(&pkcs11, slot, PIN, "no-such-key")
+            .unwrap_err()
+            .to_string()
+            .contains("no EC private key")
+    );
+
+    // The private key is sensitive and not extractable.
+    {
+        use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+        let session = pkcs11.open_ro_session(slot).unwrap();
+        let handle = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(KEY.as_bytes().to_vec()),
+            ])
+            .unwrap()[0];
+        let attrs = session
+            .get_attributes(
+                handle,
+                &[AttributeType::Sensitive, AttributeType::Extractable],
+            )
+            .unwrap();
+        assert!(attrs.contains(&Attribute::Sensitive(true)), "{attrs:?}");
+        assert!(attrs.contains(&Attribute::Extractable(false)), "{attrs:?}");
+    }
+
+    // A certificate for the token's public key, issued by a test CA.
+    let ca = Ca::new("Token Root");
+    let ca_path = write(dir, "ca.pem", &ca.cert_pem);
+    let spki = key.public_key().unwrap().as_ref().to_vec();
+    let cert = ca.issue_for_key(&TokenPublic(spki), "token-server");
+    let credential = Credential {
+        chain: vec![cert.clone()],
+        key: Arc::new(key),
+    };
+    let source = MemorySource::new().with_credential("hsm:tls-key".parse().unwrap(), credential);
+    let tls = Arc::new(
+        TlsServer::new(
+            Arc::new(source),
+            ServerSettings::new(vec!["hsm:tls-key".parse().unwrap()]),
+        )
+        .unwrap(),
+    );
+    let mut srv = TestServer::start(Arc::clone(&tls)).await;
+
+    // openssl, TLS 1.3 and TLS 1.2: the server's signature comes from the token.
+    for args in [
+        &["-tls1_3"][..],
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"][..],
+    ] {
+        let run = s_client(srv.addr, &ca_path, args).await;
+        assert!(run.ok, "{args:?}: {}", run.out);
+        assert_eq!(
+            run.field("Peer certificate:").as_deref(),
+            Some("CN = token-server")
+        );
+        assert_eq!(run.field("Signature type:").as_deref(), Some("ECDSA"));
+        srv.next().await.result.unwrap();
+    }
+    // Concurrent handshakes sign in parallel through the session pool.
+    let config = rust_client_config(&ca.cert_der);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (addr, config) = (srv.addr, Arc::clone(&config));
+        tasks.push(tokio::spawn(
+            async move { rust_handshake(addr, config).await },
+        ));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap().leaf, cert);
+    }
+}
