@@ -1,0 +1,260 @@
+//! What a decision is asked about: the connection's endpoints, and the
+//! lookups done so far.
+
+use std::fmt;
+use std::net::IpAddr;
+
+/// The outcome of a host-name lookup (reverse DNS, then forward DNS to
+/// confirm that the name maps back to the address).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum NameLookup {
+    /// Not looked up yet; a rule that needs it asks for it.
+    #[default]
+    NotDone,
+    /// The name, confirmed by the forward lookup.
+    Verified(String),
+    /// The address has a name, but the name does not map back to the
+    /// address (what `DNSSPOOFER` matches; tcp_wrappers' `paranoid`).
+    Mismatch(String),
+    /// The address has no name.
+    Unknown,
+    /// The lookup failed temporarily (timeout, server failure).
+    Tempfail,
+}
+
+impl NameLookup {
+    /// A name given by the caller (not looked up): trusted as verified,
+    /// lower-cased. The empty string and `unknown` mean [`NameLookup::Unknown`].
+    pub fn given(name: &str) -> Self {
+        let name = name.trim_end_matches('.');
+        if name.is_empty() || name.eq_ignore_ascii_case("unknown") {
+            NameLookup::Unknown
+        } else {
+            NameLookup::Verified(name.to_ascii_lowercase())
+        }
+    }
+}
+
+/// The outcome of an RFC 1413 (ident) user lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum UserLookup {
+    /// Not looked up yet.
+    #[default]
+    NotDone,
+    /// The user name the client's identd returned.
+    Known(String),
+    /// No user name (no identd, or an error reply).
+    Unknown,
+    /// The lookup failed temporarily.
+    Tempfail,
+}
+
+impl UserLookup {
+    /// A user name given by the caller, lower-cased. The empty string and
+    /// `unknown` mean [`UserLookup::Unknown`].
+    pub fn given(user: &str) -> Self {
+        if user.is_empty() || user.eq_ignore_ascii_case("unknown") {
+            UserLookup::Unknown
+        } else {
+            UserLookup::Known(user.to_ascii_lowercase())
+        }
+    }
+}
+
+/// One end of the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Endpoint {
+    addr: Option<IpAddr>,
+    addr_text: String,
+    port: Option<u16>,
+    name: NameLookup,
+}
+
+impl Endpoint {
+    /// An endpoint with a known address (IPv4-mapped IPv6 addresses count
+    /// as IPv4).
+    pub fn new(addr: IpAddr) -> Self {
+        let addr = normalize(addr);
+        Endpoint {
+            addr: Some(addr),
+            addr_text: addr.to_string(),
+            port: None,
+            name: NameLookup::NotDone,
+        }
+    }
+
+    /// An endpoint whose address is unknown.
+    pub fn unknown() -> Self {
+        Endpoint {
+            addr: None,
+            addr_text: String::new(),
+            port: None,
+            name: NameLookup::Unknown,
+        }
+    }
+
+    /// The address, when known.
+    pub fn addr(&self) -> Option<IpAddr> {
+        self.addr
+    }
+
+    /// The address as text (empty when unknown).
+    pub fn addr_text(&self) -> &str {
+        &self.addr_text
+    }
+
+    /// The port, when known.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The name lookup's state.
+    pub fn name(&self) -> &NameLookup {
+        &self.name
+    }
+
+    /// Sets the port.
+    pub fn set_port(&mut self, port: u16) {
+        self.port = Some(port);
+    }
+
+    /// Records the name lookup's outcome (names are lower-cased).
+    pub fn set_name(&mut self, name: NameLookup) {
+        self.name = match name {
+            NameLookup::Verified(n) => NameLookup::Verified(n.to_ascii_lowercase()),
+            NameLookup::Mismatch(n) => NameLookup::Mismatch(n.to_ascii_lowercase()),
+            other => other,
+        };
+    }
+}
+
+fn normalize(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// A request for access: the service, both endpoints and the user.
+///
+/// Lookups are lazy: fields start as [`NameLookup::NotDone`] /
+/// [`UserLookup::NotDone`], and the evaluator asks for a lookup only when a
+/// decision depends on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    service: String,
+    /// The client end.
+    client: Endpoint,
+    /// The server end (the address the client connected to).
+    server: Endpoint,
+    user: UserLookup,
+}
+
+impl Query {
+    /// A query for `service` (lower-cased) from a client address.
+    pub fn new(service: &str, client: IpAddr) -> Self {
+        Query::with_client(service, Endpoint::new(client))
+    }
+
+    /// A query for `service` from a client endpoint.
+    pub fn with_client(service: &str, client: Endpoint) -> Self {
+        Query {
+            service: service.to_ascii_lowercase(),
+            client,
+            server: Endpoint::unknown(),
+            user: UserLookup::NotDone,
+        }
+    }
+
+    /// The service (daemon) name.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The client end.
+    pub fn client(&self) -> &Endpoint {
+        &self.client
+    }
+
+    /// The client end, to record lookups.
+    pub fn client_mut(&mut self) -> &mut Endpoint {
+        &mut self.client
+    }
+
+    /// The server end.
+    pub fn server(&self) -> &Endpoint {
+        &self.server
+    }
+
+    /// The server end, to record lookups.
+    pub fn server_mut(&mut self) -> &mut Endpoint {
+        &mut self.server
+    }
+
+    /// The user lookup's state.
+    pub fn user(&self) -> &UserLookup {
+        &self.user
+    }
+
+    /// Sets the client's name (builder style).
+    #[must_use]
+    pub fn client_name(mut self, name: NameLookup) -> Self {
+        self.client.set_name(name);
+        self
+    }
+
+    /// Sets the server endpoint (builder style).
+    #[must_use]
+    pub fn server_endpoint(mut self, server: Endpoint) -> Self {
+        self.server = server;
+        self
+    }
+
+    /// Records the user lookup's outcome (builder style).
+    #[must_use]
+    pub fn user_lookup(mut self, user: UserLookup) -> Self {
+        self.set_user(user);
+        self
+    }
+
+    /// Records the user lookup's outcome (user names are lower-cased).
+    pub fn set_user(&mut self, user: UserLookup) {
+        self.user = match user {
+            UserLookup::Known(u) => UserLookup::Known(u.to_ascii_lowercase()),
+            other => other,
+        };
+    }
+
+    /// Marks every lookup not done yet as unknown (no DNS, no ident).
+    pub fn without_lookups(&mut self) {
+        for ep in [&mut self.client, &mut self.server] {
+            if ep.name == NameLookup::NotDone {
+                ep.name = NameLookup::Unknown;
+            }
+        }
+        if self.user == UserLookup::NotDone {
+            self.user = UserLookup::Unknown;
+        }
+    }
+}
+
+/// A lookup the evaluator needs before it can decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Need {
+    /// The server address's name (for `service@host` rules).
+    ServerName,
+    /// The client address's name (reverse + forward DNS).
+    ClientName,
+    /// The client's user name (RFC 1413).
+    User,
+}
+
+impl fmt::Display for Need {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Need::ServerName => "server host name",
+            Need::ClientName => "client host name",
+            Need::User => "client user name",
+        })
+    }
+}
