@@ -1,2 +1,160 @@
 //! Test fixtures for Portcullis: real services on loopback.
+//!
+//! Each fixture starts a real program (OpenLDAP `slapd`, SoftHSM2, Redis) in
+//! a scratch folder, on free `127.0.0.1` ports, and stops it by PID:
+//!
+//! * `Fixture::start()` gives an owned instance, stopped when dropped;
+//! * `Fixture::shared()` gives one instance per test binary, started on first
+//!   use and stopped when the test process exits, even after failed tests.
+//!
+//! A fixture whose program cannot start panics with a message that says why:
+//! tests that need a service fail, they never skip silently.
+//!
+//! How the "stopped when the process exits" part works without unsafe code:
+//! every service runs under a tiny `sh` guard whose standard input is a pipe
+//! held by the test process. When the test process ends for any reason, the
+//! pipe closes, the guard's `read` returns, and the guard kills the service
+//! by its PID.
+
+#![warn(missing_docs)]
+
+pub mod ca;
 pub mod postfix;
+mod process;
+pub mod redis;
+pub mod slapd;
+pub mod softhsm;
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use crate::process::Guarded;
+
+/// Why a fixture could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FixtureError {
+    /// A program the fixture needs is not installed.
+    #[error(
+        "{program} is not installed ({hint}); run the README's test command, which installs it"
+    )]
+    Missing {
+        /// The program.
+        program: String,
+        /// The Debian package that has it.
+        hint: &'static str,
+    },
+    /// A command failed.
+    #[error("{what} failed: {detail}")]
+    Command {
+        /// What was run.
+        what: String,
+        /// Its output or exit status.
+        detail: String,
+    },
+    /// The service did not answer in time.
+    #[error("{what} did not become ready within {secs} s; log:\n{log}")]
+    NotReady {
+        /// The service.
+        what: String,
+        /// How long we waited.
+        secs: u64,
+        /// The end of its log.
+        log: String,
+    },
+    /// File system trouble in the scratch folder.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Certificate generation failed.
+    #[error("certificate generation: {0}")]
+    Cert(#[from] rcgen::Error),
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+///
+/// # Panics
+/// When the operating system cannot bind any loopback port.
+#[must_use]
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
+    l.local_addr()
+        .expect("local address of a bound socket")
+        .port()
+}
+
+/// Finds a program on `PATH` or in the usual system folders.
+#[must_use]
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/usr/lib/cyrus/bin"].map(PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+pub(crate) fn require(program: &str, hint: &'static str) -> Result<PathBuf, FixtureError> {
+    which(program).ok_or_else(|| FixtureError::Missing {
+        program: program.to_owned(),
+        hint,
+    })
+}
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port`.
+pub(crate) fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect_timeout(
+            &(Ipv4Addr::LOCALHOST, port).into(),
+            Duration::from_millis(200),
+        )
+        .is_ok()
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// Runs a command to completion, turning failure into [`FixtureError`].
+pub(crate) fn run(cmd: &mut std::process::Command, what: &str) -> Result<String, FixtureError> {
+    let out = cmd.output().map_err(|e| FixtureError::Command {
+        what: what.to_owned(),
+        detail: e.to_string(),
+    })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(FixtureError::Command {
+            what: what.to_owned(),
+            detail: format!(
+                "{}\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        })
+    }
+}
+
+/// Whether a process with this PID exists (and is not a zombie).
+#[must_use]
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // Field 3 is the state; Z = zombie, X = dead.
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, Some("Z" | "X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// A number unique within this process (for scratch file names).
+pub(crate) fn unique() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
