@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds="${FUZZ_SECONDS:-10}"
 export RUSTC_BOOTSTRAP=1
 targets=$(cargo fuzz list)
-cargo fuzz build -O $targets >/dev/null 2>&1 || cargo fuzz build -O
+cargo fuzz build -O
 for t in $targets; do
   mkdir -p "corpus/$t"
   if ! out=$(cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1); then

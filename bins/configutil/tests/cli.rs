@@ -260,3 +260,22 @@ fn parallel_writers_lose_nothing() {
         "{text}"
     );
 }
+
+#[test]
+fn unparsable_filters_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("portcullis.toml");
+    std::fs::write(&cfg, COMMENTED).unwrap();
+    let before = std::fs::read(&cfg).unwrap();
+    let o = configutil(
+        &cfg,
+        &["-o", "service.imap.domainallowed", "-v", "imap: ALL EXCEPT"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("service.imap.domainallowed"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&cfg).unwrap(), before);
+}

@@ -231,3 +231,25 @@ proptest! {
         let _ = Config::parse(&text);
     }
 }
+
+#[test]
+fn filter_values_must_parse() {
+    let mut c = Config::default();
+    c.set(
+        "service.imap.domainallowed",
+        "imap: .example.com EXCEPT bad.example.com",
+    )
+    .unwrap();
+    c.set("service.pop.domainnotallowed", "+imap,pop:ALL$-http:*")
+        .unwrap();
+    let e = c
+        .set("service.imap.domainnotallowed", "imap .example.com")
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidValue { .. }), "{e}");
+    let e = c
+        .set("service.http.domainallowed", "http: ALL EXCEPT")
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidValue { .. }), "{e}");
+    let e = Config::parse("service.smtp.domainallowed = \"smtp: [::1\"").unwrap_err();
+    assert!(matches!(e, Error::InvalidValue { .. }), "{e}");
+}
