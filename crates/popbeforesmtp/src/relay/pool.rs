@@ -481,6 +481,7 @@ impl RelayPool {
                 });
             }
         }
+        s.proxy_ehlo = Some(ehlo.clone());
         s.ehlo = Some(ehlo);
         if spec.handoff == Handoff::Xclient {
             s.xclient(client).await?;
@@ -556,6 +557,7 @@ pub struct RelaySession {
     parser: ReplyParser,
     relay: String,
     ehlo: Option<Reply>,
+    proxy_ehlo: Option<Reply>,
     in_transaction: bool,
     buf: Vec<u8>,
 }
@@ -567,6 +569,7 @@ impl RelaySession {
             parser: ReplyParser::new(),
             relay,
             ehlo: None,
+            proxy_ehlo: None,
             in_transaction: false,
             buf: vec![0; 4096],
         }
@@ -588,6 +591,14 @@ impl RelaySession {
     #[must_use]
     pub fn ehlo_reply(&self) -> Option<&Reply> {
         self.ehlo.as_ref()
+    }
+
+    /// The relay's EHLO reply to the proxy itself, before any XCLIENT
+    /// hand-off (it lists XCLIENT; the reply after the hand-off, which is
+    /// for the client's address, does not).
+    #[must_use]
+    pub fn proxy_ehlo_reply(&self) -> Option<&Reply> {
+        self.proxy_ehlo.as_ref()
     }
 
     /// The relay's latest EHLO reply as the client may see it.

@@ -106,7 +106,9 @@ pub struct ClientInfo {
     pub addr: std::net::SocketAddr,
     /// The proxy's address the client connected to (for PROXY headers).
     pub local: std::net::SocketAddr,
-    /// The reverse lookup result (`ClientLookup yes`), or `None` to send no `NAME`.
+    /// The reverse lookup result (`ClientLookup yes`). `None` (no lookup)
+    /// sends `NAME=[UNAVAILABLE]`: without it the relay would keep the
+    /// proxy's own host name for the new address.
     pub name: Option<ClientName>,
     /// The HELO/EHLO argument the client gave, if it has greeted yet.
     pub helo: Option<String>,
@@ -148,9 +150,8 @@ pub fn addr_attribute(ip: IpAddr) -> String {
 #[must_use]
 pub fn attributes(client: &ClientInfo, supported: &[&str]) -> Vec<(&'static str, String)> {
     let mut attrs: Vec<(&'static str, String)> = Vec::new();
-    if let Some(name) = &client.name {
-        attrs.push(("NAME", name.as_attribute().to_owned()));
-    }
+    let name = client.name.as_ref().unwrap_or(&ClientName::Unavailable);
+    attrs.push(("NAME", name.as_attribute().to_owned()));
     attrs.push(("ADDR", addr_attribute(client.addr.ip())));
     attrs.push(("PORT", client.addr.port().to_string()));
     attrs.push((
