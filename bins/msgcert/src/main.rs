@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use portcullis_certdb::{
-    CertDb, Error, KdfParams, KeyType, Password, PasswordFile, Subject, SubjectFields, TrustFlags,
-    Validity, describe, expiring, format_list, list_tokens, request_pem,
+    CertDb, Error, KdfParams, KeyType, Password, Subject, SubjectFields, TrustFlags, Validity,
+    describe, expiring, format_list, list_tokens, request_pem,
 };
 use time::OffsetDateTime;
 
@@ -590,9 +590,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             let (mut db, _) = open_for_write(g)?;
             db.add_module(&name, &library, token_label.as_deref())?;
             if let Some(f) = pin_file {
-                let mut pins = PasswordFile::load(db.dir())?;
-                pins.set(&name, Password::from_file(&f)?)?;
-                pins.store(db.dir())?;
+                db.set_module_password(&name, Password::from_file(&f)?)?;
             }
             println!("Module {name} added");
         }

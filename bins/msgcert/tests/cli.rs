@@ -43,6 +43,51 @@ fn generate_list_show() {
     // generate-certDB wrote sslpassword.conf with the internal token line.
     let conf = std::fs::read_to_string(env.db.join("sslpassword.conf")).unwrap();
     assert_eq!(conf, "Internal (Software) Token:password22\n");
+    // Keys at rest are PKCS#8 PBES2 (scrypt, AES-256-CBC) that openssl
+    // decrypts with the database password.
+    let keys: Vec<_> = std::fs::read_dir(env.db.join("keys"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(keys.len(), 1);
+    let k = tool_ok(
+        "openssl",
+        &[
+            "pkey",
+            "-inform",
+            "DER",
+            "-in",
+            s(&keys[0]),
+            "-passin",
+            "pass:password22",
+            "-noout",
+            "-text",
+        ],
+    );
+    assert!(k.contains("Private-Key: (256 bit)"), "{k}");
+    let asn1 = tool_ok(
+        "openssl",
+        &["asn1parse", "-inform", "DER", "-in", s(&keys[0])],
+    );
+    assert!(
+        asn1.contains(":PBES2") && asn1.contains(":scrypt") && asn1.contains(":aes-256-cbc"),
+        "{asn1}"
+    );
+    let wrong = tool(
+        "openssl",
+        &[
+            "pkey",
+            "-inform",
+            "DER",
+            "-in",
+            s(&keys[0]),
+            "-passin",
+            "pass:nope",
+            "-noout",
+        ],
+    );
+    assert!(!wrong.status.success());
     // A second generate-certDB refuses to overwrite.
     let err = env.fails(&["generate-certDB", "--insecure-fast-kdf"]);
     assert!(err.contains("already exists"), "{err}");
@@ -582,6 +627,19 @@ fn adds_pem_and_der_certificates() {
     );
     let err = env.fails(&["add-cert", "Root One", s(&der)]);
     assert!(err.contains("already in use"), "{err}");
+    // A PEM bundle: the first under the alias, the rest under their CN, one commit.
+    let b1 = openssl_ca(&env, "Bundle Root");
+    let b2 = openssl_ca(&env, "Bundle Other");
+    let mut bundle = std::fs::read(&b1.0).unwrap();
+    bundle.extend(std::fs::read(&b2.0).unwrap());
+    let bundle = env.write("bundle.pem", bundle);
+    let out = env.ok(&["add-cert", "Bundle-1", s(&bundle)]);
+    assert!(
+        out.contains("Certificate Bundle-1 added")
+            && out.contains("Certificate Bundle Other added"),
+        "{out}"
+    );
+    assert!(env.ok(&["list-certs"]).contains("5 certificates found"));
     let err = env.fails(&["add-cert", "bad:alias", s(&der)]);
     assert!(err.contains("PKCS#11 module"), "{err}");
 }

@@ -693,6 +693,33 @@ impl CertDb {
         })
     }
 
+    /// Adds many certificates in one commit (all or none). Certificates
+    /// already present are skipped; returns the aliases added.
+    ///
+    /// # Errors
+    /// Bad alias, alias in use, bad certificate, I/O.
+    pub fn add_certificates_batch(
+        &mut self,
+        items: &[(String, Vec<u8>, TrustFlags)],
+    ) -> Result<Vec<String>> {
+        let mut parsed = Vec::with_capacity(items.len());
+        for (alias, der, trust) in items {
+            check_alias(alias)?;
+            parsed.push((alias.as_str(), CertInfo::parse(der)?, *trust));
+        }
+        self.transact(|t| {
+            let mut added = Vec::new();
+            for (alias, info, trust) in &parsed {
+                if t.index.certs.iter().any(|c| c.sha256 == hex(&info.sha256)) {
+                    continue;
+                }
+                t.add_cert(alias, info, *trust, None)?;
+                added.push((*alias).to_owned());
+            }
+            Ok(added)
+        })
+    }
+
     /// Stores a private key with no certificate yet (`request-cert`): a
     /// later `add-cert` of the issued certificate links it.
     ///
@@ -859,6 +886,22 @@ impl CertDb {
             }
             Ok(())
         })
+    }
+
+    /// Sets a module's line in `sslpassword.conf` (its token's user PIN),
+    /// under the writers' lock.
+    ///
+    /// # Errors
+    /// Unknown module, I/O.
+    pub fn set_module_password(&mut self, module: &str, pin: Password) -> Result<()> {
+        let _lock = WriteLock::acquire(&self.dir)?;
+        self.index = load_index(&self.dir)?;
+        if module != INTERNAL_TOKEN && !self.index.modules.iter().any(|m| m.name == module) {
+            return Err(Error::UnknownModule(module.to_owned()));
+        }
+        let mut pins = PasswordFile::load(&self.dir)?;
+        pins.set(module, pin)?;
+        pins.store(&self.dir)
     }
 
     /// Adds a PKCS#11 module (`add-module NAME LIBRARY`).

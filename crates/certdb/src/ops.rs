@@ -177,21 +177,27 @@ impl CertDb {
                     self.add_certificate(&alias, first, trust)?;
                     return Ok(vec![alias]);
                 }
-                // A bundle: the leaf with its alias, the rest as CA
-                // certificates without trust. One commit for all.
-                let mut added = Vec::new();
-                self.add_certificate(&alias, first, trust)?;
-                added.push(alias);
+                // A bundle: the leaf with its alias, the rest under their
+                // subject CN without trust, in one commit.
+                let mut items = vec![(alias, first.clone(), trust)];
+                let mut taken: Vec<String> = self
+                    .certificates()?
+                    .into_iter()
+                    .map(|e| e.nickname)
+                    .collect();
+                taken.push(items[0].0.clone());
                 for d in rest {
-                    let i = CertInfo::parse(d)?;
-                    let a = crate::db::default_alias(&i);
-                    match self.add_certificate(&a, d, TrustFlags::default()) {
-                        Ok(()) => added.push(a),
-                        Err(Error::DuplicateCertificate(_) | Error::AliasInUse(_)) => {}
-                        Err(e) => return Err(e),
+                    let base = crate::db::default_alias(&CertInfo::parse(d)?);
+                    let mut a = base.clone();
+                    let mut n = 2;
+                    while taken.contains(&a) {
+                        a = format!("{base} #{n}");
+                        n += 1;
                     }
+                    taken.push(a.clone());
+                    items.push((a, d.clone(), TrustFlags::default()));
                 }
-                Ok(added)
+                self.add_certificates_batch(&items)
             }
             Nickname::Token { module, alias } => {
                 let tok = self.token(&module)?;
