@@ -1,0 +1,586 @@
+//! The directory: finding users, verifying passwords, account state,
+//! auto-transition, proxy rights and certificate mapping.
+
+use std::sync::Arc;
+
+use ldap3::{Scope, SearchEntry};
+use portcullis_certmap::escape::filter_value;
+use portcullis_certmap::{ClientCert, SearchBase};
+use portcullis_sasl::{Password, ScramAlgorithm, ScramSecret};
+use subtle::ConstantTimeEq;
+
+use crate::cache::Cache;
+use crate::filter::FilterTemplate;
+use crate::pool::{Found, Pool};
+use crate::scheme::{self, Scheme, StoredPassword};
+use crate::{Error, Reject, Settings, VerifyMode};
+
+/// A user found in (and accepted by) the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct User {
+    /// The entry's DN.
+    pub dn: String,
+    /// The login as typed (or, after certificate mapping, the address or
+    /// uid it mapped to).
+    pub login: String,
+    /// `uid`.
+    pub uid: Option<String>,
+    /// `mail`.
+    pub mail: Option<String>,
+    /// The domain the user was found in (after domain lookup).
+    pub domain: Option<String>,
+    /// The user's `mailAllowedServiceAccess` (for accessfilter).
+    pub allowed_service_access: Option<String>,
+    /// The domain's `mailDomainAllowedServiceAccess` (for accessfilter).
+    pub domain_allowed_service_access: Option<String>,
+    /// Whether this login rewrote the stored password (auto-transition).
+    pub transitioned: bool,
+}
+
+/// A user entry as looked up, before any password check.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// DN of the entry.
+    pub dn: String,
+    /// The domain, when domain lookup found one.
+    pub domain: Option<String>,
+    /// The domain entry's DN.
+    pub domain_dn: Option<String>,
+    /// Filter that found the user.
+    pub filter: String,
+    /// Base the user was searched under.
+    pub base: String,
+    attrs: SearchEntry,
+    domain_attrs: Option<SearchEntry>,
+}
+
+impl Entry {
+    /// All values of attribute `name` (case-insensitive), as bytes.
+    #[must_use]
+    pub fn values(&self, name: &str) -> Vec<Vec<u8>> {
+        values(&self.attrs, name)
+    }
+
+    /// The first value of `name` as text.
+    #[must_use]
+    pub fn first(&self, name: &str) -> Option<String> {
+        first(&self.attrs, name)
+    }
+}
+
+fn values(e: &SearchEntry, name: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for (k, v) in &e.attrs {
+        if k.eq_ignore_ascii_case(name) {
+            out.extend(v.iter().map(|s| s.as_bytes().to_vec()));
+        }
+    }
+    for (k, v) in &e.bin_attrs {
+        if k.eq_ignore_ascii_case(name) {
+            out.extend(v.iter().cloned());
+        }
+    }
+    out
+}
+
+fn first(e: &SearchEntry, name: &str) -> Option<String> {
+    values(e, name)
+        .into_iter()
+        .next()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+/// Splits `login` at its last `@`.
+fn split_login(login: &str) -> (&str, Option<&str>) {
+    match login.rsplit_once('@') {
+        Some((u, d)) if !d.is_empty() => (u, Some(d)),
+        _ => (login, None),
+    }
+}
+
+const USER_STATUS: [&str; 2] = ["inetUserStatus", "mailUserStatus"];
+const DOMAIN_STATUS: [&str; 2] = ["inetDomainStatus", "mailDomainStatus"];
+
+struct Inner {
+    settings: Settings,
+    pool: Pool,
+    filter: FilterTemplate,
+    domain_filter: FilterTemplate,
+    cache: Option<Cache>,
+}
+
+/// A directory to authenticate against. Cheap to clone; all clones share
+/// the connection pool and cache.
+#[derive(Clone)]
+pub struct Directory {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("hosts", &self.inner.settings.hosts)
+            .field("base_dn", &self.inner.settings.base_dn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Directory {
+    /// Checks the settings and prepares the pool. No connection is opened
+    /// until the first request.
+    ///
+    /// # Errors
+    /// [`Error::Config`] / [`Error::Filter`] for unusable settings.
+    pub fn new(settings: Settings) -> Result<Self, Error> {
+        let pool = Pool::new(&settings)?;
+        let filter = FilterTemplate::parse(&settings.search_filter)?;
+        let domain_filter = FilterTemplate::parse(&settings.domain_filter)?;
+        let cache = settings.cache_ttl.map(Cache::new).transpose()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                pool,
+                filter,
+                domain_filter,
+                cache,
+            }),
+        })
+    }
+
+    /// The settings in use.
+    #[must_use]
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    fn user_attrs(&self, with_password: bool) -> Vec<&'static str> {
+        let mut a = vec![
+            "uid",
+            "mail",
+            "inetUserStatus",
+            "mailUserStatus",
+            "mailAllowedServiceAccess",
+        ];
+        if with_password {
+            a.push("userPassword");
+        }
+        a
+    }
+
+    fn one(found: Found) -> Result<SearchEntry, Reject> {
+        if found.more {
+            return Err(Reject::Ambiguous);
+        }
+        found.entries.into_iter().next().ok_or(Reject::UnknownUser)
+    }
+
+    /// Finds the entry for `login` as the chapter describes: domain lookup
+    /// first (with `searchfordomain`), then the user under the domain with
+    /// its `inetDomainSearchFilter` or the default filter. Exactly one
+    /// entry, or a refusal.
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] (unknown / ambiguous user or domain),
+    /// [`Error::Unavailable`], [`Error::Directory`].
+    pub async fn lookup(&self, login: &str) -> Result<Entry, Error> {
+        self.lookup_with(login, false).await
+    }
+
+    async fn lookup_with(&self, login: &str, with_password: bool) -> Result<Entry, Error> {
+        let s = &self.inner.settings;
+        let (user, domain) = split_login(login);
+        let domain = domain.or(s.default_domain.as_deref());
+        let mut base = s.base_dn.clone();
+        let mut template = self.inner.filter.clone();
+        let mut domain_attrs = None;
+        let mut domain_dn = None;
+        if s.search_for_domain
+            && let Some(d) = domain
+        {
+            let f = self.inner.domain_filter.expand(user, d, login);
+            let found = self
+                .inner
+                .pool
+                .search(
+                    &s.base_dn,
+                    Scope::Subtree,
+                    &f,
+                    &[
+                        "inetDomainSearchFilter",
+                        "inetDomainBaseDN",
+                        "mailDomainAllowedServiceAccess",
+                        "inetDomainStatus",
+                        "mailDomainStatus",
+                    ],
+                )
+                .await?;
+            let entry = Self::one(found).map_err(|r| {
+                if r == Reject::UnknownUser {
+                    Reject::UnknownDomain
+                } else {
+                    r
+                }
+            })?;
+            if let Some(custom) = first(&entry, "inetDomainSearchFilter") {
+                template = FilterTemplate::parse(&custom).map_err(|e| {
+                    Error::Directory(format!("inetDomainSearchFilter of {}: {e}", entry.dn))
+                })?;
+            }
+            base = first(&entry, "inetDomainBaseDN").unwrap_or_else(|| entry.dn.clone());
+            domain_dn = Some(entry.dn.clone());
+            domain_attrs = Some(entry);
+        }
+        let filter = template.expand(user, domain.unwrap_or(""), login);
+        tracing::debug!(%base, %filter, "user search");
+        let found = self
+            .inner
+            .pool
+            .search(
+                &base,
+                Scope::Subtree,
+                &filter,
+                &self.user_attrs(with_password),
+            )
+            .await?;
+        let entry = Self::one(found)?;
+        Ok(Entry {
+            dn: entry.dn.clone(),
+            domain: domain.map(str::to_owned),
+            domain_dn,
+            filter,
+            base,
+            attrs: entry,
+            domain_attrs,
+        })
+    }
+
+    fn status_check(entry: &Entry) -> Result<(), Reject> {
+        for attr in USER_STATUS {
+            if let Some(v) = entry.first(attr) {
+                let ok = v.eq_ignore_ascii_case("active")
+                    || (attr == "mailUserStatus" && v.eq_ignore_ascii_case("overquota"));
+                if !ok {
+                    return Err(Reject::AccountStatus {
+                        attribute: attr,
+                        value: v,
+                    });
+                }
+            }
+        }
+        if let Some(d) = &entry.domain_attrs {
+            for attr in DOMAIN_STATUS {
+                if let Some(v) = first(d, attr)
+                    && !v.eq_ignore_ascii_case("active")
+                {
+                    return Err(Reject::DomainStatus {
+                        attribute: attr,
+                        value: v,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn user_of(entry: &Entry, login: &str) -> User {
+        User {
+            dn: entry.dn.clone(),
+            login: login.to_owned(),
+            uid: entry.first("uid"),
+            mail: entry.first("mail"),
+            domain: entry.domain.clone(),
+            allowed_service_access: entry.first("mailAllowedServiceAccess"),
+            domain_allowed_service_access: entry
+                .domain_attrs
+                .as_ref()
+                .and_then(|d| first(d, "mailDomainAllowedServiceAccess")),
+            transitioned: false,
+        }
+    }
+
+    /// Checks `password` locally against the entry's `userPassword`
+    /// values (SCRAM keys included).
+    fn local_check(entry: &Entry, password: &str) -> Result<(), Error> {
+        let stored = entry.values("userPassword");
+        if stored.is_empty() {
+            return Err(Reject::NoUsablePassword.into());
+        }
+        let mut usable = false;
+        for v in &stored {
+            match scheme::verify(v, password.as_bytes()) {
+                Ok(true) => return Ok(()),
+                Ok(false) => usable = true,
+                Err(e) => {
+                    tracing::debug!(dn = %entry.dn, error = %e, "stored password value skipped")
+                }
+            }
+        }
+        Err(if usable {
+            Reject::BadPassword
+        } else {
+            Reject::NoUsablePassword
+        }
+        .into())
+    }
+
+    /// Verifies a plaintext password for `login` (PLAIN, LOGIN, HTTP…):
+    /// lookup, bind (or local hash check), account state, then
+    /// auto-transition. An empty password is refused before any network
+    /// traffic.
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] with the reason, [`Error::Unavailable`] when no
+    /// server answers (temporary), [`Error::Directory`].
+    pub async fn verify_password(&self, login: &str, password: &Password) -> Result<User, Error> {
+        if password.is_empty() {
+            return Err(Reject::EmptyPassword.into());
+        }
+        if login.is_empty() {
+            return Err(Reject::UnknownUser.into());
+        }
+        let key = self
+            .inner
+            .cache
+            .as_ref()
+            .map(|c| c.key(login, password.expose()));
+        if let (Some(c), Some(k)) = (&self.inner.cache, &key)
+            && let Some(hit) = c.get(k)
+        {
+            return hit;
+        }
+        let result = self.verify_uncached(login, password).await;
+        if let (Some(c), Some(k)) = (&self.inner.cache, key) {
+            c.put(k, result.clone());
+        }
+        result
+    }
+
+    async fn verify_uncached(&self, login: &str, password: &Password) -> Result<User, Error> {
+        let s = &self.inner.settings;
+        let need_pw = s.verify == VerifyMode::LocalHash || s.auto_transition;
+        let entry = self.lookup_with(login, need_pw).await?;
+        match s.verify {
+            VerifyMode::Bind => {
+                if !self
+                    .inner
+                    .pool
+                    .check_bind(&entry.dn, password.expose())
+                    .await?
+                {
+                    return Err(Reject::BadPassword.into());
+                }
+            }
+            VerifyMode::LocalHash => Self::local_check(&entry, password.expose())?,
+        }
+        Self::status_check(&entry)?;
+        let mut user = Self::user_of(&entry, login);
+        if s.auto_transition {
+            user.transitioned = self.transition(&entry, password).await;
+        }
+        Ok(user)
+    }
+
+    /// Rewrites `userPassword` in the default scheme (and SCRAM keys when
+    /// configured) if it is stored otherwise. Never fails the login.
+    async fn transition(&self, entry: &Entry, password: &Password) -> bool {
+        let s = &self.inner.settings;
+        let stored = entry.values("userPassword");
+        if stored.is_empty() {
+            tracing::warn!(dn = %entry.dn, "auto_transition: userPassword not readable by the service account");
+            return false;
+        }
+        let (scram, primary): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) = stored
+            .iter()
+            .partition(|v| StoredPassword::parse(v).scheme.is_ok_and(Scheme::is_scram));
+        let has_scram256 = scram
+            .iter()
+            .any(|v| StoredPassword::parse(v).scheme == Ok(Scheme::ScramSha256));
+        let primary_ok =
+            !primary.is_empty() && primary.iter().all(|v| s.transition_scheme.is_current(v));
+        if primary_ok && (!s.transition_scram || has_scram256) {
+            return false;
+        }
+        let mut new_values = Vec::new();
+        match s.transition_scheme.hash(password.as_bytes()) {
+            Ok(v) => new_values.push(v),
+            Err(e) => {
+                tracing::warn!(dn = %entry.dn, error = %e, "auto_transition: cannot hash");
+                return false;
+            }
+        }
+        if s.transition_scram {
+            let prepped = match stringprep::saslprep(password.expose()) {
+                Ok(p) => zeroize::Zeroizing::new(p.into_owned()),
+                Err(_) => zeroize::Zeroizing::new(password.expose().to_owned()),
+            };
+            match scheme::scram_sha256_value(prepped.as_bytes(), s.scram_iterations) {
+                Ok(v) => new_values.push(v),
+                Err(e) => {
+                    tracing::warn!(dn = %entry.dn, error = %e, "auto_transition: no SCRAM keys")
+                }
+            }
+        } else {
+            new_values.extend(
+                scram
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v).into_owned()),
+            );
+        }
+        match self
+            .inner
+            .pool
+            .replace(&entry.dn, "userPassword", new_values)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(dn = %entry.dn, "auto_transition: userPassword rewritten");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(dn = %entry.dn, error = %e, "auto_transition: write-back failed; login unaffected");
+                false
+            }
+        }
+    }
+
+    /// The user's cleartext password, for CRAM-MD5 / DIGEST-MD5 / APOP.
+    /// Only with `has_plain_passwords`; values stored hashed are not
+    /// usable. Account state is checked.
+    ///
+    /// # Errors
+    /// As [`Directory::verify_password`].
+    pub async fn fetch_cleartext(&self, login: &str) -> Result<(User, Password), Error> {
+        if !self.inner.settings.has_plain_passwords {
+            return Err(Reject::PlainPasswordsDisabled.into());
+        }
+        let entry = self.lookup_with(login, true).await?;
+        Self::status_check(&entry)?;
+        let pw = entry
+            .values("userPassword")
+            .into_iter()
+            .find_map(|v| {
+                let sp = StoredPassword::parse(&v);
+                (sp.scheme == Ok(Scheme::Cleartext))
+                    .then(|| String::from_utf8(sp.body.to_vec()).ok())
+                    .flatten()
+            })
+            .ok_or(Reject::NoUsablePassword)?;
+        Ok((Self::user_of(&entry, login), Password::new(pw)))
+    }
+
+    /// The user's stored SCRAM keys for `algorithm` (a `{SCRAM-SHA-256}` /
+    /// `{SCRAM-SHA-1}` `userPassword` value).
+    ///
+    /// # Errors
+    /// As [`Directory::verify_password`].
+    pub async fn fetch_scram(
+        &self,
+        login: &str,
+        algorithm: ScramAlgorithm,
+    ) -> Result<(User, ScramSecret), Error> {
+        let entry = self.lookup_with(login, true).await?;
+        Self::status_check(&entry)?;
+        let want = match algorithm {
+            ScramAlgorithm::Sha1 => Scheme::ScramSha1,
+            _ => Scheme::ScramSha256,
+        };
+        let secret = entry
+            .values("userPassword")
+            .into_iter()
+            .find_map(|v| {
+                let sp = StoredPassword::parse(&v);
+                if sp.scheme != Ok(want) {
+                    return None;
+                }
+                let b = scheme::parse_scram(sp.body, algorithm.output_len()).ok()?;
+                ScramSecret::new(algorithm, b.iterations, b.salt, b.stored_key, b.server_key).ok()
+            })
+            .ok_or(Reject::NoUsablePassword)?;
+        Ok((Self::user_of(&entry, login), secret))
+    }
+
+    /// Whether `login` belongs to the administrators group and so may act
+    /// as another user ("may proxy").
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] / [`Error::Directory`]; an unknown user is
+    /// `Ok(false)`.
+    pub async fn may_proxy(&self, login: &str) -> Result<bool, Error> {
+        let Some(group) = &self.inner.settings.admin_group_dn else {
+            return Ok(false);
+        };
+        let entry = match self.lookup(login).await {
+            Ok(e) => e,
+            Err(Error::Rejected(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let dn = filter_value(&entry.dn);
+        let f = format!("(|(member={dn})(uniqueMember={dn}))");
+        let found = self
+            .inner
+            .pool
+            .search(group, Scope::Base, &f, &["1.1"])
+            .await?;
+        Ok(!found.entries.is_empty())
+    }
+
+    /// Maps a client certificate (DER) to exactly one entry with the
+    /// configured `certmap.conf`, or the built-in e-mail mapping.
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] (unmappable, none / several entries,
+    /// `verifycert` mismatch, account state), [`Error::Unavailable`].
+    pub async fn map_certificate(&self, der: &[u8]) -> Result<User, Error> {
+        let s = &self.inner.settings;
+        let cert = ClientCert::from_der(der).map_err(|e| Reject::Unmappable(e.to_string()))?;
+        let plan = portcullis_certmap::plan(s.certmap.as_ref(), &cert)
+            .map_err(|e| Reject::Unmappable(e.to_string()))?;
+        let configured = s
+            .certmap_base_dn
+            .clone()
+            .unwrap_or_else(|| s.base_dn.clone());
+        let base = match &plan.base {
+            SearchBase::Dn(dn) => dn.clone(),
+            _ => configured,
+        };
+        let scope = match plan.scope {
+            portcullis_certmap::Scope::Base => Scope::Base,
+            _ => Scope::Subtree,
+        };
+        let mut attrs = self.user_attrs(false);
+        if plan.verify_cert.is_some() {
+            attrs.push("userCertificate;binary");
+        }
+        tracing::debug!(map = %plan.map, %base, filter = %plan.filter, "certificate mapping search");
+        let found = self
+            .inner
+            .pool
+            .search(&base, scope, &plan.filter, &attrs)
+            .await?;
+        let e = Self::one(found)?;
+        if let Some(want) = &plan.verify_cert {
+            let held = values(&e, "userCertificate;binary")
+                .into_iter()
+                .chain(values(&e, "userCertificate"))
+                .any(|c| c.len() == want.len() && bool::from(c.ct_eq(want)));
+            if !held {
+                return Err(Reject::CertificateMismatch.into());
+            }
+        }
+        let login = first(&e, "mail")
+            .or_else(|| first(&e, "uid"))
+            .unwrap_or_default();
+        let entry = Entry {
+            dn: e.dn.clone(),
+            domain: login.rsplit_once('@').map(|(_, d)| d.to_owned()),
+            domain_dn: None,
+            filter: plan.filter.clone(),
+            base,
+            attrs: e,
+            domain_attrs: None,
+        };
+        Self::status_check(&entry)?;
+        Ok(Self::user_of(&entry, &login))
+    }
+}

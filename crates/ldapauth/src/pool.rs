@@ -1,0 +1,385 @@
+//! Servers, failover and pooled service-account connections.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ldap3::{
+    Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry, SearchOptions,
+};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::{Error, Settings};
+
+/// LDAP result codes that mean "this server cannot serve now": busy (51),
+/// unavailable (52), other (80).
+const SERVER_TROUBLE: &[u32] = &[51, 52, 80];
+
+struct Server {
+    url: String,
+    down_until: Mutex<Option<Instant>>,
+    idle: Mutex<Vec<Ldap>>,
+    permits: Semaphore,
+}
+
+impl Server {
+    fn available(&self, now: Instant) -> bool {
+        self.down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none_or(|t| now >= t)
+    }
+}
+
+/// What went wrong with one attempt.
+enum Fault {
+    /// The server (or the connection) failed: try another.
+    Server(String),
+    /// A final answer (LDAP error or refusal): do not retry.
+    Final(Error),
+}
+
+impl From<LdapError> for Fault {
+    fn from(e: LdapError) -> Self {
+        match e {
+            LdapError::LdapResult { result } if !SERVER_TROUBLE.contains(&result.rc) => {
+                Self::Final(Error::Directory(format!(
+                    "rc={} {}",
+                    result.rc, result.text
+                )))
+            }
+            other => Self::Server(other.to_string()),
+        }
+    }
+}
+
+pub(crate) struct Pool {
+    servers: Vec<Server>,
+    conn_settings: LdapConnSettings,
+    bind_dn: String,
+    bind_password: portcullis_sasl::Password,
+    op_timeout: Duration,
+    hold: Duration,
+}
+
+/// A checked-out connection, bound as the service account.
+struct Conn<'a> {
+    ldap: Ldap,
+    server: &'a Server,
+    _permit: SemaphorePermit<'a>,
+    reusable: bool,
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        if self.reusable && !self.ldap.is_closed() {
+            self.server
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(self.ldap.clone());
+        }
+    }
+}
+
+/// Result of a search: at most two entries are asked for, which is
+/// enough to tell "one" from "several".
+pub(crate) struct Found {
+    pub(crate) entries: Vec<SearchEntry>,
+    pub(crate) more: bool,
+}
+
+fn tls_config(settings: &Settings) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(path) = &settings.ca_file {
+        let iter = CertificateDer::pem_file_iter(path)
+            .map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
+        for c in iter {
+            let c = c.map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
+            roots
+                .add(c)
+                .map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
+        }
+    }
+    for der in &settings.ca_certs {
+        roots
+            .add(CertificateDer::from(der.clone()))
+            .map_err(|e| Error::Config(format!("CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(Error::Config(
+            "LDAPS / StartTLS needs trust roots (a CA file or certificates)".into(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+impl Pool {
+    pub(crate) fn new(settings: &Settings) -> Result<Self, Error> {
+        let urls = settings.servers()?;
+        if settings.connect_timeout.is_zero() || settings.operation_timeout.is_zero() {
+            return Err(Error::Config("timeouts must be greater than zero".into()));
+        }
+        let pool_size = settings.pool_size.clamp(1, 1024);
+        let mut conn_settings = LdapConnSettings::new().set_conn_timeout(settings.connect_timeout);
+        if settings.use_ssl || settings.starttls {
+            conn_settings = conn_settings.set_config(tls_config(settings)?);
+            if !settings.use_ssl {
+                conn_settings = conn_settings.set_starttls(true);
+            }
+        }
+        Ok(Self {
+            servers: urls
+                .into_iter()
+                .map(|url| Server {
+                    url,
+                    down_until: Mutex::new(None),
+                    idle: Mutex::new(Vec::new()),
+                    permits: Semaphore::new(pool_size),
+                })
+                .collect(),
+            conn_settings,
+            bind_dn: settings.bind_dn.clone(),
+            bind_password: settings.bind_password.clone(),
+            op_timeout: settings.operation_timeout,
+            hold: settings.failover_hold,
+        })
+    }
+
+    fn mark_down(&self, server: &Server, why: &str) {
+        tracing::warn!(server = %server.url, reason = why, hold_secs = self.hold.as_secs(), "LDAP server failed; skipping it");
+        *server
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + self.hold);
+        server
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    async fn connect(&self, server: &Server) -> Result<Ldap, Fault> {
+        let (conn, mut ldap) =
+            LdapConnAsync::with_settings(self.conn_settings.clone(), &server.url).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.drive().await {
+                tracing::debug!(error = %e, "LDAP connection ended");
+            }
+        });
+        self.service_bind(&mut ldap).await?;
+        Ok(ldap)
+    }
+
+    async fn service_bind(&self, ldap: &mut Ldap) -> Result<(), Fault> {
+        let r = ldap
+            .with_timeout(self.op_timeout)
+            .simple_bind(&self.bind_dn, self.bind_password.expose())
+            .await?;
+        if r.rc != 0 {
+            // A service account the server refuses is a configuration
+            // fault on that server: treat it as down and try the next.
+            return Err(Fault::Server(format!(
+                "service bind refused: rc={} {}",
+                r.rc, r.text
+            )));
+        }
+        Ok(())
+    }
+
+    /// A connection to `server`, from the idle list or new.
+    async fn checkout<'a>(&'a self, server: &'a Server) -> Result<Conn<'a>, Fault> {
+        let permit = tokio::time::timeout(self.op_timeout, server.permits.acquire())
+            .await
+            .map_err(|_| Fault::Server("no free connection in time".into()))?
+            .map_err(|_| Fault::Server("pool closed".into()))?;
+        loop {
+            let idle = server
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let Some(mut l) = idle else { break };
+            // Health check: a connection the server closed is dropped.
+            if !l.is_closed() {
+                return Ok(Conn {
+                    ldap: l,
+                    server,
+                    _permit: permit,
+                    reusable: true,
+                });
+            }
+        }
+        let ldap = self.connect(server).await?;
+        Ok(Conn {
+            ldap,
+            server,
+            _permit: permit,
+            reusable: true,
+        })
+    }
+
+    /// Runs `op` on the first server that answers; a server that fails is
+    /// skipped for `hold` and the next one is tried.
+    async fn run<T>(
+        &self,
+        what: &str,
+        mut op: impl for<'c> FnMut(
+            &'c mut Ldap,
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = Result<T, Fault>> + Send + 'c>,
+        >,
+    ) -> Result<T, Error> {
+        let mut tried = 0;
+        for server in &self.servers {
+            if !server.available(Instant::now()) {
+                continue;
+            }
+            tried += 1;
+            let mut conn = match self.checkout(server).await {
+                Ok(c) => c,
+                Err(Fault::Server(why)) => {
+                    self.mark_down(server, &why);
+                    continue;
+                }
+                Err(Fault::Final(e)) => return Err(e),
+            };
+            match op(&mut conn.ldap).await {
+                Ok(v) => return Ok(v),
+                Err(Fault::Final(e)) => return Err(e),
+                Err(Fault::Server(why)) => {
+                    conn.reusable = false;
+                    drop(conn);
+                    self.mark_down(server, &why);
+                }
+            }
+        }
+        tracing::warn!(operation = what, tried, "no LDAP server available");
+        Err(Error::Unavailable(format!(
+            "{what}: no LDAP server answered ({tried} tried, {} skipped)",
+            self.servers.len() - tried
+        )))
+    }
+
+    /// Searches with the service account. `noSuchObject` is an empty
+    /// result; at most two entries are returned.
+    pub(crate) async fn search(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Found, Error> {
+        let t = self.op_timeout;
+        self.run("search", |ldap| {
+            let base = base.to_owned();
+            let filter = filter.to_owned();
+            let attrs: Vec<String> = attrs.iter().map(|s| (*s).to_owned()).collect();
+            Box::pin(async move {
+                let res = ldap
+                    .with_search_options(SearchOptions::new().sizelimit(2))
+                    .with_timeout(t)
+                    .search(&base, scope, &filter, attrs)
+                    .await?;
+                let ldap3::SearchResult(entries, result) = res;
+                match result.rc {
+                    0 | 4 | 32 => Ok(Found {
+                        more: result.rc == 4 || entries.len() > 1,
+                        entries: entries.into_iter().map(SearchEntry::construct).collect(),
+                    }),
+                    rc if SERVER_TROUBLE.contains(&rc) => {
+                        Err(Fault::Server(format!("search rc={rc}")))
+                    }
+                    rc => Err(Fault::Final(Error::Directory(format!(
+                        "search rc={rc} {}",
+                        result.text
+                    )))),
+                }
+            })
+        })
+        .await
+    }
+
+    /// Binds as `dn` with `password` on a pooled connection, then re-binds
+    /// it as the service account before it is reused. `Ok(false)` for
+    /// invalid credentials.
+    pub(crate) async fn check_bind(&self, dn: &str, password: &str) -> Result<bool, Error> {
+        let t = self.op_timeout;
+        self.run("bind", |ldap| {
+            let dn = dn.to_owned();
+            let password = zeroize::Zeroizing::new(password.to_owned());
+            let service_dn = self.bind_dn.clone();
+            let service_pw = self.bind_password.clone();
+            Box::pin(async move {
+                let r = ldap.with_timeout(t).simple_bind(&dn, &password).await?;
+                let ok = match r.rc {
+                    0 => true,
+                    // invalidCredentials, inappropriateAuthentication,
+                    // unwillingToPerform (e.g. empty password), noSuchObject.
+                    49 | 48 | 53 | 32 => false,
+                    rc if SERVER_TROUBLE.contains(&rc) => {
+                        return Err(Fault::Server(format!("bind rc={rc}")));
+                    }
+                    rc => {
+                        return Err(Fault::Final(Error::Directory(format!(
+                            "bind rc={rc} {}",
+                            r.text
+                        ))));
+                    }
+                };
+                // Re-bind as the service account before the connection is
+                // reused; if that fails, close it so it is never reused.
+                let rebound = ldap
+                    .with_timeout(t)
+                    .simple_bind(&service_dn, service_pw.expose())
+                    .await
+                    .is_ok_and(|r| r.rc == 0);
+                if !rebound {
+                    let _ = ldap.unbind().await;
+                }
+                Ok(ok)
+            })
+        })
+        .await
+    }
+
+    /// Replaces `attr` of `dn` with `values`.
+    pub(crate) async fn replace(
+        &self,
+        dn: &str,
+        attr: &str,
+        values: Vec<String>,
+    ) -> Result<(), Error> {
+        let t = self.op_timeout;
+        self.run("modify", |ldap| {
+            let dn = dn.to_owned();
+            let attr = attr.to_owned();
+            let set: HashSet<String> = values.iter().cloned().collect();
+            Box::pin(async move {
+                let r = ldap
+                    .with_timeout(t)
+                    .modify(&dn, vec![Mod::Replace(attr, set)])
+                    .await?;
+                match r.rc {
+                    0 => Ok(()),
+                    rc if SERVER_TROUBLE.contains(&rc) => {
+                        Err(Fault::Server(format!("modify rc={rc}")))
+                    }
+                    rc => Err(Fault::Final(Error::Directory(format!(
+                        "modify rc={rc} {}",
+                        r.text
+                    )))),
+                }
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,101 @@
+//! `portcullis-sasl`'s backend traits, answered from the directory.
+
+use portcullis_sasl::{
+    Authorize, BoxFuture, CredentialVerifier, ExternalIdentity, FetchPassword, FetchScramSecret,
+    IdentityMapper, MapIdentity, Password, ProxyAuthorizer, ScramSecret, Verdict, VerifyPassword,
+};
+
+use crate::{Directory, Error};
+
+fn verdict<T>(r: Result<T, Error>, what: &str, who: &str) -> Verdict<T> {
+    match r {
+        Ok(v) => Verdict::Accept(v),
+        Err(Error::Rejected(reason)) => {
+            tracing::info!(operation = what, user = who, %reason, "refused");
+            Verdict::Reject
+        }
+        Err(e) => {
+            // Anything else (directory down, LDAP error, bad stored data)
+            // fails closed as a temporary failure.
+            tracing::warn!(operation = what, user = who, error = %e, "directory failure");
+            Verdict::Unavailable
+        }
+    }
+}
+
+impl CredentialVerifier for Directory {
+    fn verify_password<'a>(&'a self, request: &'a VerifyPassword) -> BoxFuture<'a, Verdict> {
+        Box::pin(async move {
+            let r = Directory::verify_password(self, request.authcid(), request.password()).await;
+            verdict(r.map(|_| ()), "verify_password", request.authcid())
+        })
+    }
+
+    fn fetch_password<'a>(
+        &'a self,
+        request: &'a FetchPassword,
+    ) -> BoxFuture<'a, Verdict<Password>> {
+        Box::pin(async move {
+            let r = self.fetch_cleartext(request.authcid()).await;
+            verdict(r.map(|(_, p)| p), "fetch_password", request.authcid())
+        })
+    }
+
+    fn fetch_scram_secret<'a>(
+        &'a self,
+        request: &'a FetchScramSecret,
+    ) -> BoxFuture<'a, Verdict<ScramSecret>> {
+        Box::pin(async move {
+            let r = self
+                .fetch_scram(request.authcid(), request.algorithm())
+                .await;
+            verdict(r.map(|(_, s)| s), "fetch_scram_secret", request.authcid())
+        })
+    }
+}
+
+impl IdentityMapper for Directory {
+    fn map_identity<'a>(&'a self, request: &'a MapIdentity) -> BoxFuture<'a, Verdict<String>> {
+        Box::pin(async move {
+            match request.identity() {
+                ExternalIdentity::Certificate(der) => {
+                    let r = self.map_certificate(der).await;
+                    verdict(r.map(|u| u.login), "map_identity", "(certificate)")
+                }
+                // A name from a lower layer must still exist in the directory.
+                ExternalIdentity::Name(name) => {
+                    let r = self.lookup(name).await;
+                    verdict(r.map(|_| name.clone()), "map_identity", name)
+                }
+                _ => Verdict::Reject,
+            }
+        })
+    }
+}
+
+impl ProxyAuthorizer for Directory {
+    fn authorize<'a>(&'a self, request: &'a Authorize) -> BoxFuture<'a, Verdict> {
+        Box::pin(async move {
+            if request.authcid() == request.authzid() {
+                return Verdict::Accept(());
+            }
+            // The target must exist, and the authenticated user must be an
+            // administrator.
+            if let Err(e) = self.lookup(request.authzid()).await {
+                return verdict(Err(e), "authorize (target)", request.authzid());
+            }
+            match self.may_proxy(request.authcid()).await {
+                Ok(true) => Verdict::Accept(()),
+                Ok(false) => {
+                    tracing::info!(
+                        user = request.authcid(),
+                        target = request.authzid(),
+                        "proxy authorization refused"
+                    );
+                    Verdict::Reject
+                }
+                Err(e) => verdict(Err(e), "authorize", request.authcid()),
+            }
+        })
+    }
+}

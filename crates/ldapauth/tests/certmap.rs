@@ -1,0 +1,326 @@
+//! Certificate mapping (certmap.conf) against a real slapd, with
+//! certificates generated here.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{b64, directory, settings, unique};
+use portcullis_ldapauth::certmap::{CertMapConfig, ClientCert};
+use portcullis_ldapauth::{Error, Reject};
+use portcullis_sasl::{
+    Backends, ExternalIdentity, Mechanism, ServerContext, ServerSession, Service, Step,
+};
+use portcullis_test_support::ca::{Issued, TestCa};
+use portcullis_test_support::slapd::Slapd;
+use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, SanType};
+
+const UID: &[u64] = &[0, 9, 2342, 19_200_300, 100, 1, 1];
+const EMAIL: &[u64] = &[1, 2, 840, 113_549, 1, 9, 1];
+
+/// A client certificate whose subject is, in LDAP order, `rdns` reversed
+/// (pass them least specific first, as DER stores them).
+fn client(ca: &TestCa, rdns: &[(DnType, &str)], san_email: Option<&str>) -> Issued {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    for (t, v) in rdns {
+        if *t == DnType::CustomDnType(EMAIL.to_vec()) {
+            dn.push(t.clone(), DnValue::Ia5String((*v).try_into().unwrap()));
+        } else {
+            dn.push(t.clone(), *v);
+        }
+    }
+    p.distinguished_name = dn;
+    if let Some(e) = san_email {
+        p.subject_alt_names = vec![SanType::Rfc822Name(e.try_into().unwrap())];
+    }
+    ca.issue(p).unwrap()
+}
+
+fn issuer_dn(ca: &TestCa) -> String {
+    ClientCert::from_der(&ca.cert_der())
+        .unwrap()
+        .subject()
+        .to_string()
+}
+
+/// Adds `ou=<ou>,o=example` and returns it.
+fn add_ou(slapd: &Slapd) -> String {
+    let ou = unique("certs");
+    slapd
+        .add_ldif(&format!(
+            "dn: ou={ou},o=example\nobjectClass: organizationalUnit\nou: {ou}\n"
+        ))
+        .unwrap();
+    ou
+}
+
+fn add_person(slapd: &Slapd, dn: &str, cn: &str, mail: &str, extra: &str) {
+    slapd
+        .add_ldif(&format!(
+            "dn: {dn}\nobjectClass: inetOrgPerson\nobjectClass: inetMailUser\nobjectClass: inetUser\n\
+             cn: {cn}\nsn: Cert\nmail: {mail}\n{extra}"
+        ))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn default_mapping_by_email() {
+    let slapd = Slapd::shared();
+    let ca = TestCa::new("Mail CA").unwrap();
+    let d = directory(settings(slapd));
+    // Subject E= and SAN rfc822Name.
+    let c = ca.issue_client("Alice", Some("alice@example.com")).unwrap();
+    let u = d.map_certificate(&c.cert_der).await.unwrap();
+    assert_eq!(u.dn, "uid=alice,ou=People,o=example.com,o=example");
+    assert_eq!(u.login, "alice@example.com");
+    // SAN only.
+    let c = client(&ca, &[(DnType::CommonName, "Bob")], Some("bob@example.com"));
+    assert_eq!(
+        d.map_certificate(&c.cert_der).await.unwrap().login,
+        "bob@example.com"
+    );
+    // No e-mail, unknown e-mail, hostile e-mail.
+    let c = client(&ca, &[(DnType::CommonName, "Nobody")], None);
+    assert!(matches!(
+        d.map_certificate(&c.cert_der).await,
+        Err(Error::Rejected(Reject::Unmappable(_)))
+    ));
+    let c = client(
+        &ca,
+        &[(DnType::CommonName, "X")],
+        Some("nobody@example.com"),
+    );
+    assert_eq!(
+        d.map_certificate(&c.cert_der).await.unwrap_err(),
+        Error::Rejected(Reject::UnknownUser)
+    );
+    let c = client(
+        &ca,
+        &[
+            (DnType::CommonName, "X"),
+            (DnType::CustomDnType(EMAIL.to_vec()), "*"),
+        ],
+        None,
+    );
+    assert_eq!(
+        d.map_certificate(&c.cert_der).await.unwrap_err(),
+        Error::Rejected(Reject::UnknownUser)
+    );
+    // dave is inactive: mapped, then refused for his state.
+    let c = ca.issue_client("Dave", Some("dave@example.com")).unwrap();
+    assert!(matches!(
+        d.map_certificate(&c.cert_der).await,
+        Err(Error::Rejected(Reject::AccountStatus { .. }))
+    ));
+    // Not a certificate.
+    assert!(matches!(
+        d.map_certificate(b"junk").await,
+        Err(Error::Rejected(Reject::Unmappable(_)))
+    ));
+}
+
+#[tokio::test]
+async fn every_directive() {
+    let slapd = Slapd::shared();
+    let ou = add_ou(slapd);
+    let corp = TestCa::new("Corp CA").unwrap();
+    let mmp = TestCa::new("MMP CA").unwrap();
+    let strict = TestCa::new("Strict CA").unwrap();
+    let attr = TestCa::new("Attr CA").unwrap();
+    let conf = format!(
+        "# test certmap.conf\n\
+         certmap default default\n\
+         \n\
+         certmap corp {corp}\n\
+         corp:DNComps ou, o\n\
+         corp:FilterComps cn\n\
+         \n\
+         certmap mmp {mmp}\n\
+         mmp:DNComps\n\
+         mmp:FilterComps uid=cn e=mail\n\
+         \n\
+         certmap strict {strict}\n\
+         strict:DNComps ou,o\n\
+         strict:FilterComps cn\n\
+         strict:verifycert on\n\
+         \n\
+         certmap attr {attr}\n\
+         attr:CmapLdapAttr certSubjectDN\n",
+        corp = issuer_dn(&corp),
+        mmp = issuer_dn(&mmp).to_lowercase().replace(',', ", "),
+        strict = issuer_dn(&strict),
+        attr = issuer_dn(&attr),
+    );
+    let mut s = settings(slapd);
+    s.certmap = Some(CertMapConfig::parse(&conf).unwrap());
+    let d = directory(s);
+
+    // default: DNComps absent, the subject DN is the entry's DN.
+    let other = TestCa::new("Unlisted CA").unwrap();
+    let p1 = unique("p");
+    let dn1 = format!("cn={p1},ou={ou},o=example");
+    add_person(slapd, &dn1, &p1, &format!("{p1}@example.com"), "");
+    let subj = [
+        (DnType::OrganizationName, "example"),
+        (DnType::OrganizationalUnitName, ou.as_str()),
+        (DnType::CommonName, p1.as_str()),
+    ];
+    let c = client(&other, &subj, None);
+    assert_eq!(d.map_certificate(&c.cert_der).await.unwrap().dn, dn1);
+    // ... and a subject that is not an entry maps to nothing.
+    let c = client(
+        &other,
+        &[
+            (DnType::OrganizationName, "example"),
+            (DnType::CommonName, "ghost"),
+        ],
+        None,
+    );
+    assert_eq!(
+        d.map_certificate(&c.cert_der).await.unwrap_err(),
+        Error::Rejected(Reject::UnknownUser)
+    );
+
+    // corp: base from ou,o of the subject; filter (cn=…).
+    let c = client(&corp, &subj, None);
+    assert_eq!(d.map_certificate(&c.cert_der).await.unwrap().dn, dn1);
+
+    // mmp (issuer written in another case and spacing): whole tree,
+    // FROM=TO components: subject CN → uid, E → mail.
+    let c = client(
+        &mmp,
+        &[
+            (DnType::OrganizationName, "Elsewhere"),
+            (DnType::CommonName, "bob"),
+            (DnType::CustomDnType(EMAIL.to_vec()), "bob@example.com"),
+        ],
+        None,
+    );
+    let u = d.map_certificate(&c.cert_der).await.unwrap();
+    assert_eq!(u.dn, "uid=bob,ou=People,o=example.com,o=example");
+
+    // strict: verifycert on — the entry must hold this very certificate.
+    let p2 = unique("p");
+    let dn2 = format!("cn={p2},ou={ou},o=example");
+    let subj2 = [
+        (DnType::OrganizationName, "example"),
+        (DnType::OrganizationalUnitName, ou.as_str()),
+        (DnType::CommonName, p2.as_str()),
+    ];
+    let held = client(&strict, &subj2, None);
+    add_person(
+        slapd,
+        &dn2,
+        &p2,
+        &format!("{p2}@example.com"),
+        &format!("userCertificate;binary:: {}\n", b64(&held.cert_der)),
+    );
+    assert_eq!(d.map_certificate(&held.cert_der).await.unwrap().dn, dn2);
+    let same_subject_other_key = client(&strict, &subj2, None);
+    assert_eq!(
+        d.map_certificate(&same_subject_other_key.cert_der)
+            .await
+            .unwrap_err(),
+        Error::Rejected(Reject::CertificateMismatch)
+    );
+    // dn1 holds no certificate at all.
+    let c = client(&strict, &subj, None);
+    assert_eq!(
+        d.map_certificate(&c.cert_der).await.unwrap_err(),
+        Error::Rejected(Reject::CertificateMismatch)
+    );
+
+    // attr: CmapLdapAttr certSubjectDN = the subject DN.
+    let p3 = unique("p");
+    let subj3 = [
+        (DnType::OrganizationName, "Anywhere"),
+        (DnType::CustomDnType(UID.to_vec()), p3.as_str()),
+    ];
+    let c = client(&attr, &subj3, None);
+    let subject = ClientCert::from_der(&c.cert_der)
+        .unwrap()
+        .subject()
+        .to_string();
+    let dn3 = format!("cn={p3},ou={ou},o=example");
+    add_person(
+        slapd,
+        &dn3,
+        &p3,
+        &format!("{p3}@example.com"),
+        &format!("certSubjectDN: {subject}\n"),
+    );
+    assert_eq!(d.map_certificate(&c.cert_der).await.unwrap().dn, dn3);
+
+    // Ambiguous: two entries claim the same subject.
+    let dn4 = format!("cn={p3}-twin,ou={ou},o=example");
+    add_person(
+        slapd,
+        &dn4,
+        &format!("{p3}-twin"),
+        "twin@example.com",
+        &format!("certSubjectDN: {subject}\n"),
+    );
+    assert_eq!(
+        d.map_certificate(&c.cert_der).await.unwrap_err(),
+        Error::Rejected(Reject::Ambiguous)
+    );
+}
+
+#[tokio::test]
+async fn ambiguous_default_mapping_is_refused() {
+    let slapd = Slapd::shared();
+    let ou = add_ou(slapd);
+    let mail = format!("{}@example.com", unique("shared"));
+    for i in 0..2 {
+        add_person(
+            slapd,
+            &format!("cn=s{i},ou={ou},o=example"),
+            &format!("s{i}"),
+            &mail,
+            "",
+        );
+    }
+    let ca = TestCa::new("Mail CA 2").unwrap();
+    let c = ca.issue_client("Shared", Some(&mail)).unwrap();
+    let d = directory(settings(slapd));
+    assert_eq!(
+        d.map_certificate(&c.cert_der).await.unwrap_err(),
+        Error::Rejected(Reject::Ambiguous)
+    );
+}
+
+#[tokio::test]
+async fn sasl_external_through_the_traits() {
+    let slapd = Slapd::shared();
+    let ca = TestCa::new("External CA").unwrap();
+    let d = std::sync::Arc::new(directory(settings(slapd)));
+    let mut backends = Backends::new(d.clone());
+    backends.identities = Some(d.clone());
+    for (cert, want) in [
+        (
+            ca.issue_client("Alice", Some("alice@example.com")).unwrap(),
+            Some("alice@example.com"),
+        ),
+        (
+            ca.issue_client("Nobody", Some("nobody@example.com"))
+                .unwrap(),
+            None,
+        ),
+    ] {
+        let mut ctx = ServerContext::new(Service::Imap, "mail.example.com");
+        ctx.external = Some(ExternalIdentity::Certificate(cert.cert_der.clone()));
+        let mut session = ServerSession::new(Mechanism::External, &ctx).unwrap();
+        let mut step = session.start(Some(b"")).unwrap();
+        let got = loop {
+            match step {
+                Step::Verify(req) => match session.answer(backends.resolve(&req).await) {
+                    Ok(s) => step = s,
+                    Err(_) => break None,
+                },
+                Step::Done(a) => break Some(a.identity().to_owned()),
+                _ => break None,
+            }
+        };
+        assert_eq!(got.as_deref(), want);
+    }
+}

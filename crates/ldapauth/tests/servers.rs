@@ -1,0 +1,248 @@
+//! LDAPS, StartTLS, wrong trust roots, and failover between two real slapd
+//! instances (one stopped mid-run, one hung with SIGSTOP).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{directory, settings};
+use portcullis_ldapauth::{Error, Reject, Settings};
+use portcullis_test_support::ca::TestCa;
+use portcullis_test_support::slapd::Slapd;
+
+fn tls_settings(slapd: &Slapd, ldaps: bool, ca: &std::path::Path) -> Settings {
+    let mut s = settings(slapd);
+    if ldaps {
+        s.hosts = "127.0.0.1".into();
+        s.port = Some(slapd.ldaps_port());
+        s.use_ssl = true;
+    } else {
+        s.starttls = true;
+    }
+    s.ca_file = Some(ca.to_owned());
+    s
+}
+
+#[tokio::test]
+async fn ldaps_and_starttls_work_and_a_wrong_ca_fails_closed() {
+    let slapd = Slapd::shared();
+    let other = TestCa::new("Some other CA").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong.pem");
+    std::fs::write(&wrong, other.cert_pem()).unwrap();
+
+    for ldaps in [true, false] {
+        let d = directory(tls_settings(slapd, ldaps, &slapd.ca_pem_path()));
+        let u = d
+            .verify_password("alice@example.com", &"alice-pw".into())
+            .await
+            .unwrap();
+        assert_eq!(u.dn, "uid=alice,ou=People,o=example.com,o=example");
+        assert_eq!(
+            d.verify_password("alice@example.com", &"nope".into())
+                .await
+                .unwrap_err(),
+            Error::Rejected(Reject::BadPassword)
+        );
+
+        // The wrong CA: the handshake fails, nothing is accepted, and the
+        // failure is temporary (not "bad password").
+        let d = directory(tls_settings(slapd, ldaps, &wrong));
+        let e = d
+            .verify_password("alice@example.com", &"alice-pw".into())
+            .await
+            .unwrap_err();
+        assert!(e.is_temporary(), "ldaps={ldaps}: {e:?}");
+        let e = d.lookup("alice@example.com").await.unwrap_err();
+        assert!(e.is_temporary(), "ldaps={ldaps}: {e:?}");
+    }
+
+    // No trust roots at all: refused at configuration time.
+    let mut s = settings(slapd);
+    s.use_ssl = true;
+    assert!(matches!(
+        portcullis_ldapauth::Directory::new(s),
+        Err(Error::Config(_))
+    ));
+}
+
+fn pair_settings(a: &Slapd, b: &Slapd) -> Settings {
+    let mut s = settings(a);
+    s.hosts = format!("127.0.0.1:{} 127.0.0.1:{}", a.port(), b.port());
+    s.connect_timeout = Duration::from_secs(1);
+    s.operation_timeout = Duration::from_secs(1);
+    s.failover_hold = Duration::from_secs(600);
+    s.pool_size = 4;
+    s
+}
+
+/// The longest a single login may take: every server can cost a connect
+/// timeout and a few operation timeouts (domain search, user search,
+/// bind), plus scheduling slack.
+fn bound(s: &Settings) -> Duration {
+    (s.connect_timeout + s.operation_timeout * 4) * 2 + Duration::from_secs(3)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_when_the_first_server_stops_during_1000_logins() {
+    let first = Slapd::start().unwrap();
+    let second = Slapd::start().unwrap();
+    let s = pair_settings(&first, &second);
+    let limit = bound(&s);
+    let d = directory(s);
+    let first = Arc::new(std::sync::Mutex::new(first));
+
+    let done = Arc::new(AtomicUsize::new(0));
+    let stopped_at = Arc::new(std::sync::Mutex::new(None::<usize>));
+    // Stop the first server once 200 logins have completed.
+    let stopper = {
+        let first = first.clone();
+        let done = done.clone();
+        let stopped_at = stopped_at.clone();
+        tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while done.load(Ordering::SeqCst) < 200 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            first.lock().unwrap().stop();
+            *stopped_at.lock().unwrap() = Some(done.load(Ordering::SeqCst));
+        })
+    };
+
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let d = d.clone();
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            for i in 0..250 {
+                // Every third login uses a wrong password.
+                let right = (i + worker) % 3 != 0;
+                let pw = if right { "alice-pw" } else { "alice-wrong" };
+                let t = Instant::now();
+                let r = d.verify_password("alice@example.com", &pw.into()).await;
+                let took = t.elapsed();
+                let n = done.fetch_add(1, Ordering::SeqCst);
+                results.push((n, right, r.map(|u| u.dn), took));
+            }
+            results
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    stopper.await.unwrap();
+    let stopped_at = stopped_at
+        .lock()
+        .unwrap()
+        .expect("the first server was stopped");
+    assert_eq!(all.len(), 1000);
+
+    let mut unavailable = 0;
+    for (n, right, r, took) in &all {
+        assert!(*took <= limit, "login {n} took {took:?} (limit {limit:?})");
+        match (right, r) {
+            (true, Ok(dn)) => assert_eq!(dn, "uid=alice,ou=People,o=example.com,o=example"),
+            (false, Ok(_)) => panic!("login {n}: a wrong password was accepted"),
+            (_, Err(Error::Rejected(Reject::BadPassword))) if !right => {}
+            (_, Err(e)) if e.is_temporary() => unavailable += 1,
+            (_, Err(e)) => panic!("login {n} (right={right}): {e:?}"),
+        }
+    }
+    // Logins went on through the second server: every login that started
+    // well after the stop succeeded or was refused correctly.
+    let late: Vec<_> = all.iter().filter(|(n, ..)| *n >= stopped_at + 50).collect();
+    assert!(late.len() >= 500, "stopped at {stopped_at}");
+    for (n, right, r, _) in late {
+        assert_eq!(r.is_ok(), *right, "late login {n}: {r:?}");
+    }
+    assert!(unavailable <= 20, "{unavailable} temporary failures");
+
+    // Both down: a temporary failure, never "bad password".
+    let mut second = second;
+    second.stop();
+    let e = d
+        .verify_password("alice@example.com", &"alice-pw".into())
+        .await
+        .unwrap_err();
+    assert!(e.is_temporary(), "{e:?}");
+    let d2 = directory({
+        let mut s = settings(&second);
+        s.connect_timeout = Duration::from_secs(1);
+        s
+    });
+    let e = d2
+        .verify_password("alice@example.com", &"alice-wrong".into())
+        .await
+        .unwrap_err();
+    assert!(e.is_temporary(), "{e:?}");
+}
+
+fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill {sig} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_is_timed_out_and_skipped() {
+    let mut first = Slapd::start().unwrap();
+    let second = Slapd::start().unwrap();
+    let s = pair_settings(&first, &second);
+    let limit = bound(&s);
+    let op = s.operation_timeout;
+    let d = directory(s);
+    // Warm the pool on the first server.
+    assert!(
+        d.verify_password("alice@example.com", &"alice-pw".into())
+            .await
+            .is_ok()
+    );
+
+    signal(first.pid(), "-STOP");
+    let result = async {
+        // Pooled connection to the hung server: the operation times out,
+        // the server is skipped, the second answers.
+        let t = Instant::now();
+        let r = d.verify_password("bob@example.com", &"bob-pw".into()).await;
+        let took = t.elapsed();
+        assert!(r.is_ok(), "{r:?}");
+        assert!(took <= limit, "{took:?}");
+        // From now on the hung server is skipped: no more waiting on it.
+        for _ in 0..5 {
+            let t = Instant::now();
+            assert!(
+                d.verify_password("alice@example.com", &"alice-pw".into())
+                    .await
+                    .is_ok()
+            );
+            assert!(
+                d.verify_password("alice@example.com", &"bad".into())
+                    .await
+                    .is_err()
+            );
+            assert!(t.elapsed() < op, "{:?}", t.elapsed());
+        }
+        // A fresh directory whose first connection goes to the hung server
+        // (TCP accepts, nothing answers): timed out, then the second.
+        let d2 = directory(pair_settings(&first, &second));
+        let t = Instant::now();
+        let r = d2
+            .verify_password("carol@example.com", &"carol-pw".into())
+            .await;
+        assert!(r.is_ok(), "{r:?}");
+        assert!(t.elapsed() <= limit, "{:?}", t.elapsed());
+    };
+    // Resume the process whatever happened, before it is stopped.
+    let outcome = tokio::time::timeout(Duration::from_secs(120), result).await;
+    signal(first.pid(), "-CONT");
+    first.stop();
+    outcome.expect("hung-server scenario finished");
+}
