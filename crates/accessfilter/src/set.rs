@@ -200,21 +200,30 @@ impl FilterSet {
     /// Evaluates the query with the compiled index: a decision, or the
     /// lookup needed first.
     pub fn evaluate(&self, q: &Query) -> Outcome {
-        let mut ids = Vec::new();
+        thread_local! {
+            // Reused candidate buffer: no allocation per decision.
+            static IDS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
         let index = self.index.for_service(q.service());
-        index.candidates(q, &mut ids);
         let allow_only = match index.allow_only() {
             Some(a) => a,
             // A service no filter names: only wildcard and glob filters can
             // apply.
             None => self.allow_only_among(self.index.unnamed_rules(), q.service()),
         };
-        decide_over(
-            &self.book(),
-            ids.into_iter().map(|i| i as usize),
-            q,
-            allow_only,
-        )
+        IDS.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut ids) => {
+                index.candidates(q, &mut ids);
+                decide_over(&self.book(), ids.iter().map(|&i| i as usize), q, allow_only)
+            }
+            // Re-entered (a netgroup provider evaluating filters): use a
+            // fresh buffer.
+            Err(_) => {
+                let mut ids = Vec::new();
+                index.candidates(q, &mut ids);
+                decide_over(&self.book(), ids.iter().map(|&i| i as usize), q, allow_only)
+            }
+        })
     }
 
     /// Evaluates the query by checking every filter in order (the reference
