@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use portcullis_sasl::{
-    Answer, ExternalIdentity, MemoryBackend, Mechanism, ServerContext, ServerSession, Service,
+    Answer, ExternalIdentity, Mechanism, MemoryBackend, ServerContext, ServerSession, Service,
     Step, TlsState, TlsVersion,
 };
 

@@ -8,8 +8,11 @@ use libfuzzer_sys::fuzz_target;
 use portcullis_sasl::framing::{AuthExchange, Event, Protocol};
 use portcullis_sasl::{MemoryBackend, Policy, PolicyConfig, ServerContext, Service};
 
-static BACKEND: LazyLock<MemoryBackend> =
-    LazyLock::new(|| MemoryBackend::new().with_user("user", "pencil").expect("static user"));
+static BACKEND: LazyLock<MemoryBackend> = LazyLock::new(|| {
+    MemoryBackend::new()
+        .with_user("user", "pencil")
+        .expect("static user")
+});
 
 fuzz_target!(|input: (u8, Vec<u8>, Option<Vec<u8>>, Vec<Vec<u8>>)| {
     let (proto, name, initial, lines) = input;
@@ -18,10 +21,18 @@ fuzz_target!(|input: (u8, Vec<u8>, Option<Vec<u8>>, Vec<Vec<u8>>)| {
     config.has_plain_passwords = true;
     config.has_scram_secrets = true;
     config.imap_allow_anonymous = true;
-    let Ok(policy) = Policy::new(&config) else { return };
+    let Ok(policy) = Policy::new(&config) else {
+        return;
+    };
     let ctx = ServerContext::new(Service::Imap, "h");
-    let (mut ex, mut event) =
-        AuthExchange::start(protocol, Some("a1"), &name, initial.as_deref(), &policy, &ctx);
+    let (mut ex, mut event) = AuthExchange::start(
+        protocol,
+        Some("a1"),
+        &name,
+        initial.as_deref(),
+        &policy,
+        &ctx,
+    );
     let mut lines = lines.iter();
     for _ in 0..16 {
         event = match event {

@@ -9,5 +9,10 @@ mod common;
 
 fuzz_target!(|input: (u8, Option<Vec<u8>>, Vec<Vec<u8>>)| {
     let (mode, initial, messages) = input;
-    common::run(Mechanism::ScramSha1Plus, mode, initial.as_deref(), &messages);
+    common::run(
+        Mechanism::ScramSha1Plus,
+        mode,
+        initial.as_deref(),
+        &messages,
+    );
 });

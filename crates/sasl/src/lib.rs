@@ -33,6 +33,8 @@ pub use policy::{PlaintextRule, Policy, PolicyConfig};
 pub use scram_secret::{MIN_ITERATIONS, SALT_LEN, ScramSecret};
 pub use secret::Password;
 pub use server::{MAX_CLIENT_MESSAGE, ServerSession, Step};
+/// Re-exported: [`TlsState::tls_exporter`] holds a [`zeroize::Zeroizing`].
+pub use zeroize;
 
 /// `tls-server-end-point` channel-binding data (RFC 5929 §4.1) for a server
 /// certificate (DER): its hash with the certificate signature's hash

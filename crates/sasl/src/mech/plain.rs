@@ -106,10 +106,19 @@ pub(crate) fn password_verdict(
     }
 }
 
-#[derive(Debug)]
 pub(crate) struct Client {
+    /// Holds the password: never printed, zeroized on drop.
     message: Option<Vec<u8>>,
     done: bool,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("message", &"<redacted>")
+            .field("done", &self.done)
+            .finish()
+    }
 }
 
 impl Client {
