@@ -13,6 +13,7 @@ mod time;
 
 pub use cache::{
     AuthCache, Authorization, CacheSettings, Lookup, MemoryStore, PopAuthStore, RedisStore,
+    UserName,
 };
 pub use error::Error;
 pub use key::{AddressGrouping, ClientKey};

@@ -466,3 +466,95 @@ async fn redis_entries_written_as_documented() {
         .expect("TTL");
     assert!((890..=900).contains(&ttl), "ttl {ttl}");
 }
+
+/// A redis-server speaking only TLS, with a certificate from a test CA.
+#[tokio::test]
+async fn redis_over_tls() {
+    use portcullis_test_support::ca::TestCa;
+    use portcullis_test_support::{Guarded, free_port, which};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new("redis test CA").expect("CA");
+    let server = ca.issue_server(&["localhost", "127.0.0.1"]).expect("cert");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    };
+    let cert = write("server.crt", &server.cert_pem);
+    let key = write("server.key", &server.key_pem);
+    let ca_file = write("ca.crt", &ca.cert_pem());
+    let port = free_port();
+    let port_s = port.to_string();
+    let dir_s = dir.path().display().to_string();
+    let bin = which("redis-server").expect("redis-server is installed");
+    let mut process = Guarded::spawn(
+        "redis-server (TLS)",
+        &bin,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &port_s,
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca_file,
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir_s,
+        ],
+        &[],
+        &dir.path().join("redis.log"),
+    )
+    .expect("start redis-server with TLS");
+    let mut up = false;
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(up, "TLS redis did not start: {}", process.log_tail());
+
+    let store = RedisStore::builder(format!("rediss://127.0.0.1:{port}/"))
+        .tls_roots_pem(ca.cert_pem().into_bytes())
+        .key_prefix(unique_prefix("tls"))
+        .build()
+        .expect("store");
+    let cache = AuthCache::new(store, ttl900());
+    let a = ip("192.0.2.70");
+    cache.record(a, "alice", T0).await.expect("record over TLS");
+    assert_eq!(user_of(&cache.lookup(a, T0).await), Some("alice"));
+
+    // Plain text to the TLS port gets nowhere: fail closed.
+    let plain = fast_redis(format!("redis://127.0.0.1:{port}/"), "tls-plain");
+    assert!(
+        plain
+            .lookup(AddressGrouping::default().key(a), T0)
+            .await
+            .is_err()
+    );
+    // Roots from another CA: refused.
+    let other = TestCa::new("other CA").expect("CA");
+    let wrong = RedisStore::builder(format!("rediss://127.0.0.1:{port}/"))
+        .tls_roots_pem(other.cert_pem().into_bytes())
+        .op_timeout(Duration::from_millis(700))
+        .build()
+        .expect("store");
+    assert_eq!(
+        AuthCache::new(wrong, ttl900()).lookup(a, T0).await,
+        Lookup::Unavailable
+    );
+    process.stop();
+}

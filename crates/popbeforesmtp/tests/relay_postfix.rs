@@ -129,21 +129,38 @@ async fn without_login_postfix_refuses_to_relay_for_the_client() {
     assert!(line.contains("unknown[192.0.2.11]"), "{line}");
 }
 
+/// The system resolver, counting its calls.
+#[derive(Debug, Default)]
+struct Counting(SystemResolver, AtomicUsize);
+
+impl ReverseResolver for Counting {
+    fn reverse(
+        &self,
+        ip: std::net::IpAddr,
+    ) -> portcullis_popbeforesmtp::cache::BoxFuture<'_, ClientName> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        self.0.reverse(ip)
+    }
+}
+
 #[tokio::test]
 async fn xclient_name_from_client_lookup() {
     let pf = postfix();
-    let pool = RelayPool::builder(vec![relay(pf.smtp_port(), Handoff::Xclient)])
-        .build()
-        .expect("pool");
-    // A real reverse lookup (127.0.0.1 is named in /etc/hosts).
-    let name = SystemResolver::default()
+    // ClientLookup yes: the pool does one real reverse lookup of the client
+    // (127.0.0.1 is named in /etc/hosts) and passes it as NAME. Without the
+    // lookup Postfix would log `unknown[127.0.0.1]` (NAME=[UNAVAILABLE]).
+    let resolver = Arc::new(Counting::default());
+    let expected = SystemResolver::default()
         .reverse("127.0.0.1".parse().expect("ip"))
         .await;
-    let ClientName::Name(n) = &name else {
-        panic!("127.0.0.1 has no reverse name: {name:?}");
+    let ClientName::Name(n) = &expected else {
+        panic!("127.0.0.1 has no reverse name: {expected:?}");
     };
-    let mut c = client("192.0.2.12:40002");
-    c.name = Some(name.clone());
+    let pool = RelayPool::builder(vec![relay(pf.smtp_port(), Handoff::Xclient)])
+        .client_lookup(resolver.clone())
+        .build()
+        .expect("pool");
+    let mut c = client("127.0.0.1:40002");
     c.login = Some("carol".to_owned());
     let mut s = bounded("connect", pool.connect(&c)).await.expect("connect");
     let (rcpt, data) = bounded("send", send(&mut s, "x@elsewhere.example", "named")).await;
@@ -151,19 +168,22 @@ async fn xclient_name_from_client_lookup() {
     s.quit().await.expect("quit");
     assert!(
         pf.wait_for_log(
-            &[&format!("client={n}[192.0.2.12]"), "sasl_username=carol"],
+            &[&format!("client={n}[127.0.0.1]"), "sasl_username=carol"],
             LOG_WAIT
         )
         .is_some(),
         "{}",
         pf.maillog()
     );
+    assert_eq!(resolver.1.load(Ordering::SeqCst), 1);
 
-    // [TEMPUNAVAIL] is passed as such; Postfix accepts it.
+    // [TEMPUNAVAIL] is passed as such; Postfix accepts it. A name the
+    // caller already has is not looked up again.
     let mut c = client("192.0.2.13:40003");
     c.name = Some(ClientName::TempUnavail);
     let s = bounded("connect", pool.connect(&c)).await.expect("connect");
     s.quit().await.expect("quit");
+    assert_eq!(resolver.1.load(Ordering::SeqCst), 1);
     assert!(
         pf.wait_for_log(&["disconnect from unknown[192.0.2.13]"], LOG_WAIT)
             .is_some(),
@@ -332,7 +352,13 @@ async fn failover_skips_a_dead_relay_for_failover_minutes() {
 #[tokio::test]
 async fn refused_relay_fails_over_and_all_down_is_421() {
     let pf = postfix();
-    let closed = portcullis_test_support::free_port();
+    // A port that is bound but not listening: connections are refused,
+    // and no other process can take it during the test.
+    let reserved = tokio::net::TcpSocket::new_v4().expect("socket");
+    reserved
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let closed = reserved.local_addr().expect("addr").port();
     let clock = Arc::new(ManualClock::new());
     let pool = RelayPool::builder(vec![
         relay(closed, Handoff::Xclient),

@@ -19,11 +19,11 @@
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use super::{BoxFuture, PopAuthStore, StoredAuth};
+use super::{BoxFuture, PopAuthStore, StoredAuth, UserName};
 use crate::Error;
 use crate::key::ClientKey;
 use crate::time::Timestamp;
@@ -106,7 +106,7 @@ struct Slot {
     lo: u64,
     expires: u64,
     /// `None` marks a tombstone (the key was recorded again later).
-    user: Option<Arc<str>>,
+    user: Option<UserName>,
 }
 
 impl Slot {
@@ -253,7 +253,7 @@ impl Shard {
         &mut self,
         hash: u64,
         bits: u128,
-        user: Arc<str>,
+        user: UserName,
         expires: u64,
         hasher: &DefaultHashBuilder,
     ) {
@@ -298,8 +298,7 @@ impl Shard {
             .ring
             .iter()
             .filter_map(|s| s.user.as_ref())
-            // An Arc<str> allocation: two counters and the bytes.
-            .map(|u| 2 * size_of::<usize>() + u.len())
+            .map(UserName::heap_bytes)
             .sum();
         self.table.allocation_size() + self.ring.capacity() * size_of::<Slot>() + users
     }
@@ -338,7 +337,7 @@ impl MemoryStore {
     pub fn record_now(&self, key: ClientKey, user: &str, now: Timestamp, expires: Timestamp) {
         let bits = key.bits();
         let hash = self.hasher.hash_one(bits);
-        let user: Arc<str> = Arc::from(user);
+        let user = UserName::from(user);
         let mut shard = Self::write(self.shard_for(hash));
         shard.sweep_front(now.unix_secs(), SWEEP_ON_RECORD, &self.hasher);
         shard.record(hash, bits, user, expires.unix_secs(), &self.hasher);
@@ -353,7 +352,7 @@ impl MemoryStore {
         let slot = shard.find(hash, bits)?;
         let user = slot.user.as_ref()?;
         (slot.expires > now.unix_secs()).then(|| StoredAuth {
-            user: Arc::clone(user),
+            user: user.clone(),
             expires: Timestamp::from_unix_secs(slot.expires),
         })
     }
@@ -401,18 +400,20 @@ impl MemoryStore {
     /// where the previous call stopped and locking one shard at a time.
     pub fn sweep_expired(&self, now: Timestamp, budget: usize) -> usize {
         let n = self.shards.len();
-        let start = self.sweep_cursor.fetch_add(1, Ordering::Relaxed);
+        let start = self.sweep_cursor.load(Ordering::Relaxed) % n;
         let mut left = budget;
         let mut removed = 0;
-        for i in 0..n {
-            if left == 0 {
-                break;
-            }
-            let shard = &self.shards[(start + i) % n].0;
+        let mut visited = 0;
+        while visited < n && left > 0 {
+            let shard = &self.shards[(start + visited) % n].0;
             let got = Self::write(shard).sweep_front(now.unix_secs(), left, &self.hasher);
             removed += got;
             left = left.saturating_sub(got.max(1));
+            visited += 1;
         }
+        // The next call starts after the last shard visited.
+        self.sweep_cursor
+            .store((start + visited) % n, Ordering::Relaxed);
         removed
     }
 }

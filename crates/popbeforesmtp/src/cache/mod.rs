@@ -20,9 +20,11 @@ use crate::time::Timestamp;
 
 pub mod memory;
 pub mod redis;
+mod user;
 
 pub use memory::{MemoryStore, MemoryStoreBuilder};
 pub use redis::{RedisStore, RedisStoreBuilder};
+pub use user::UserName;
 
 /// The tracing target of audit events (one per record, one per successful use).
 pub const AUDIT_TARGET: &str = "portcullis::audit";
@@ -37,7 +39,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredAuth {
     /// The user who logged in over POP.
-    pub user: Arc<str>,
+    pub user: UserName,
     /// The first second at which the entry no longer counts.
     pub expires: Timestamp,
 }
@@ -114,7 +116,7 @@ impl Lookup {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorization {
     /// Who logged in.
-    pub user: Arc<str>,
+    pub user: UserName,
     /// The first second at which the authorization lapses.
     pub expires: Timestamp,
 }
@@ -294,7 +296,7 @@ impl AuthCache {
         tracing::info!(
             target: AUDIT_TARGET,
             event = "popbeforesmtp.use",
-            user = &*found.user,
+            user = found.user.as_str(),
             client = %client_ip,
             key = %key,
             at = now.unix_secs(),

@@ -11,13 +11,12 @@
 //! yields an error quickly and [`crate::AuthCache`] fails closed.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, IntoConnectionInfo, RedisError, TlsCertificates};
 
-use super::{BoxFuture, PopAuthStore, StoredAuth};
+use super::{BoxFuture, PopAuthStore, StoredAuth, UserName};
 use crate::Error;
 use crate::key::ClientKey;
 use crate::secret::Secret;
@@ -177,7 +176,7 @@ fn decode(value: &str) -> Result<StoredAuth, Error> {
         return Err(Error::CacheCorrupt);
     }
     Ok(StoredAuth {
-        user: Arc::from(user),
+        user: UserName::from(user),
         expires: Timestamp::from_unix_secs(expires),
     })
 }

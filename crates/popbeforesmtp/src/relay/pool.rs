@@ -19,6 +19,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::ehlo::{self, EhloFilter};
+use super::lookup::ReverseResolver;
 use super::proxy;
 use super::reply::{Reply, ReplyParser};
 use super::xclient::{self, ClientInfo};
@@ -290,9 +291,19 @@ pub struct RelayPoolBuilder {
     clock: Arc<dyn Clock>,
     tls: Option<Arc<ClientConfig>>,
     helo_name: String,
+    resolver: Option<Arc<dyn ReverseResolver>>,
 }
 
 impl RelayPoolBuilder {
+    /// `ClientLookup yes`: before handing a client over, look its address
+    /// up once with `resolver` and pass the result as XCLIENT `NAME`
+    /// (`[UNAVAILABLE]` / `[TEMPUNAVAIL]` when the lookup fails). Clients
+    /// whose [`ClientInfo::name`] is already set are not looked up again.
+    pub fn client_lookup(mut self, resolver: Arc<dyn ReverseResolver>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
     /// `FailoverTimeout` in seconds (default 10): the deadline of one
     /// connection attempt (connect, greeting, EHLO, TLS and hand-off); a
     /// relay that misses it is skipped for that many **minutes**.
@@ -352,6 +363,7 @@ impl RelayPoolBuilder {
             clock: self.clock,
             tls: self.tls.map(TlsConnector::from),
             helo_name: self.helo_name,
+            resolver: self.resolver,
         })
     }
 }
@@ -370,6 +382,7 @@ pub struct RelayPool {
     clock: Arc<dyn Clock>,
     tls: Option<TlsConnector>,
     helo_name: String,
+    resolver: Option<Arc<dyn ReverseResolver>>,
 }
 
 impl fmt::Debug for RelayPool {
@@ -379,6 +392,7 @@ impl fmt::Debug for RelayPool {
             .field("attempt_timeout", &self.attempt_timeout)
             .field("skip_for", &self.skip_for)
             .field("tls", &self.tls.is_some())
+            .field("client_lookup", &self.resolver)
             .finish_non_exhaustive()
     }
 }
@@ -392,6 +406,7 @@ impl RelayPool {
             clock: Arc::new(SystemClock),
             tls: None,
             helo_name: "localhost".to_owned(),
+            resolver: None,
         }
     }
 
@@ -418,6 +433,16 @@ impl RelayPool {
     /// # Errors
     /// [`Error::AllRelaysDown`] when every relay failed or is being skipped.
     pub async fn connect(&self, client: &ClientInfo) -> Result<RelaySession, Error> {
+        let looked_up;
+        let client = match (&self.resolver, &client.name) {
+            (Some(resolver), None) => {
+                let mut c = client.clone();
+                c.name = Some(resolver.reverse(client.addr.ip()).await);
+                looked_up = c;
+                &looked_up
+            }
+            _ => client,
+        };
         let n = self.relays.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
         for i in 0..n {
