@@ -154,6 +154,13 @@ impl Directory {
         &self.inner.settings
     }
 
+    /// Each configured server's URL and whether it is currently in use
+    /// (`false` while it is skipped after a failure).
+    #[must_use]
+    pub fn server_status(&self) -> Vec<(String, bool)> {
+        self.inner.pool.status()
+    }
+
     fn user_attrs(&self, with_password: bool) -> Vec<&'static str> {
         let mut a = vec![
             "uid",

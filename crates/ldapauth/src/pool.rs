@@ -154,6 +154,15 @@ impl Pool {
         })
     }
 
+    /// Each server's URL and whether it is currently tried (not skipped).
+    pub(crate) fn status(&self) -> Vec<(String, bool)> {
+        let now = Instant::now();
+        self.servers
+            .iter()
+            .map(|s| (s.url.clone(), s.available(now)))
+            .collect()
+    }
+
     fn mark_down(&self, server: &Server, why: &str) {
         tracing::warn!(server = %server.url, reason = why, hold_secs = self.hold.as_secs(), "LDAP server failed; skipping it");
         *server

@@ -393,3 +393,37 @@ async fn sasl_plain_through_the_traits() {
         );
     }
 }
+
+#[tokio::test]
+async fn sasl_cram_md5_needs_plain_passwords() {
+    use hmac::{Hmac, KeyInit, Mac};
+    let slapd = Slapd::shared();
+    let ctx = ServerContext::new(Service::Imap, "mail.example.com");
+    for (plain, user, pw, want) in [
+        (true, "carol@example.com", "carol-pw", true),
+        (true, "carol@example.com", "wrong", false),
+        // alice's password is hashed: no cleartext to use.
+        (true, "alice@example.com", "alice-pw", false),
+        // has_plain_passwords off: never fetched.
+        (false, "carol@example.com", "carol-pw", false),
+    ] {
+        let mut s = settings(slapd);
+        s.has_plain_passwords = plain;
+        let backends = Backends::new(std::sync::Arc::new(directory(s)));
+        let mut session = ServerSession::new(Mechanism::CramMd5, &ctx).unwrap();
+        let Step::Challenge(challenge) = session.start(None).unwrap() else {
+            panic!("CRAM-MD5 starts with a challenge");
+        };
+        let mut mac = <Hmac<md5::Md5> as KeyInit>::new_from_slice(pw.as_bytes()).unwrap();
+        mac.update(&challenge);
+        let digest: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let first = session.step(format!("{user} {digest}").as_bytes()).unwrap();
+        let got = drive(&mut session, &backends, first).await;
+        assert_eq!(got.is_some(), want, "{plain} {user} {pw}");
+    }
+}

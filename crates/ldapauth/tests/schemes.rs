@@ -416,3 +416,68 @@ async fn cache_is_off_by_default_and_expires() {
     );
     assert!(d.verify_password(&login, &"newer-pw".into()).await.is_ok());
 }
+
+/// A full SCRAM-SHA-256 exchange (portcullis-sasl client and server) whose
+/// stored keys come from the directory.
+async fn scram_login(d: &portcullis_ldapauth::Directory, user: &str, pw: &str) -> bool {
+    use portcullis_sasl::{
+        Backends, ClientContext, ClientSession, Credentials, Mechanism, ServerContext,
+        ServerSession, Service, Step,
+    };
+    let backends = Backends::new(std::sync::Arc::new(d.clone()));
+    let sctx = ServerContext::new(Service::Imap, "mail.example.com");
+    let cctx = ClientContext::new(Service::Imap, "mail.example.com");
+    let mut client =
+        ClientSession::new(Mechanism::ScramSha256, Credentials::new(user, pw), &cctx).unwrap();
+    let mut server = ServerSession::new(Mechanism::ScramSha256, &sctx).unwrap();
+    let first = client.initial_response().unwrap();
+    let Ok(mut step) = server.start(first.as_deref()) else {
+        return false;
+    };
+    for _ in 0..10 {
+        step = match step {
+            Step::Verify(req) => match server.answer(backends.resolve(&req).await) {
+                Ok(s) => s,
+                Err(_) => return false,
+            },
+            Step::Challenge(c) => {
+                let Ok(r) = client.step(&c) else { return false };
+                match server.step(&r) {
+                    Ok(s) => s,
+                    Err(_) => return false,
+                }
+            }
+            Step::Done(a) => return a.authcid() == user,
+            _ => return false,
+        };
+    }
+    false
+}
+
+#[tokio::test]
+async fn transitioned_users_can_move_to_scram() {
+    let slapd = Slapd::shared();
+    let uid = unique("toscram");
+    add_user(
+        slapd,
+        &uid,
+        &[&slappasswd(&["-h", "{SSHA}"], "move-pw")],
+        "",
+    );
+    let login = format!("{uid}@example.com");
+    let d = directory(settings(slapd));
+    // No SCRAM keys yet.
+    assert!(!scram_login(&d, &login, "move-pw").await);
+    let mut s = settings(slapd);
+    s.auto_transition = true;
+    s.transition_scram = true;
+    assert!(
+        directory(s)
+            .verify_password(&login, &"move-pw".into())
+            .await
+            .unwrap()
+            .transitioned
+    );
+    assert!(scram_login(&d, &login, "move-pw").await);
+    assert!(!scram_login(&d, &login, "wrong-pw").await);
+}
