@@ -31,6 +31,14 @@ fn secrets_are_redacted_from_debug() {
     };
     let dbg = format!("{req:?} {s:?}");
     assert!(!dbg.contains("hunter2"), "{dbg}");
+    // Nor does a client session of any mechanism.
+    for m in portcullis_sasl::Mechanism::ALL {
+        let ctx = portcullis_sasl::ClientContext::new(Service::Imap, "h")
+            .with_tls(TlsState::new(TlsVersion::Tls13, false).with_tls_exporter(vec![1; 32]));
+        let creds = portcullis_sasl::Credentials::new("bob", "hunter2-secret");
+        let client = portcullis_sasl::ClientSession::new(m, creds, &ctx).unwrap();
+        assert!(!format!("{client:?}").contains("hunter2"), "{m}");
+    }
     let tls =
         TlsState::new(TlsVersion::Tls13, false).with_tls_exporter(b"exporter-secret".to_vec());
     assert!(!format!("{tls:?}").contains("exporter-secret"));
