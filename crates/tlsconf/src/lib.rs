@@ -3,6 +3,9 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod blocking;
+#[cfg(feature = "certdb")]
+pub mod certdb;
 mod client;
 mod client_auth;
 mod error;

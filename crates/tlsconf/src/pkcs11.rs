@@ -29,6 +29,7 @@ use rustls_pki_types::{AlgorithmIdentifier, SubjectPublicKeyInfoDer, alg_id};
 pub use cryptoki;
 
 use crate::Error;
+use crate::blocking::off_async_workers;
 
 fn tok(e: impl fmt::Display) -> Error {
     Error::Token(e.to_string())
@@ -270,16 +271,6 @@ impl Signer for TokenSigner {
 
     fn scheme(&self) -> SignatureScheme {
         self.scheme
-    }
-}
-
-/// Runs blocking `f` so that it does not stall a tokio worker.
-fn off_async_workers<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
     }
 }
 
