@@ -17,48 +17,57 @@ use crate::query::{NameLookup, Query};
 /// prefix ends there.
 #[derive(Debug, Default)]
 struct Trie {
-    /// `children[2n]`, `children[2n+1]`: child node indexes (0 = none;
-    /// node 0 is the root, never a child).
+    /// Per node, the child node indexes (0 = none; node 0 is the root,
+    /// never a child).
     children: Vec<[u32; 2]>,
     /// Per node, the range of `ids` with filters ending there.
     spans: Vec<(u32, u32)>,
     ids: Vec<u32>,
-    /// Filled while building; moved into `ids` by `freeze`.
-    pending: Vec<Vec<u32>>,
+    /// (node, filter id) pairs, filled while building; `freeze` turns them
+    /// into `spans` and `ids`.
+    pending: Vec<(u32, u32)>,
 }
 
 impl Trie {
     fn insert(&mut self, key: u128, len: u8, width: u8, id: u32) {
         if self.children.is_empty() {
             self.children.push([0, 0]);
-            self.pending.push(Vec::new());
         }
         let mut node = 0usize;
-        for bit in 0..len {
+        for bit in 0..len.min(width) {
             let b = usize::from((key >> (width - 1 - bit)) & 1 == 1);
             let next = self.children[node][b];
             node = if next == 0 {
                 let new = u32::try_from(self.children.len()).unwrap_or(u32::MAX);
                 self.children.push([0, 0]);
-                self.pending.push(Vec::new());
                 self.children[node][b] = new;
                 new as usize
             } else {
                 next as usize
             };
         }
-        self.pending[node].push(id);
+        self.pending
+            .push((u32::try_from(node).unwrap_or(u32::MAX), id));
     }
 
     fn freeze(&mut self) {
-        self.spans = Vec::with_capacity(self.pending.len());
-        for ids in self.pending.drain(..) {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_unstable();
+        self.spans = vec![(0, 0); self.children.len()];
+        self.ids = Vec::with_capacity(pending.len());
+        let mut i = 0;
+        while i < pending.len() {
+            let node = pending[i].0;
             let start = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
-            self.ids.extend(ids);
+            while i < pending.len() && pending[i].0 == node {
+                self.ids.push(pending[i].1);
+                i += 1;
+            }
             let end = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
-            self.spans.push((start, end));
+            if let Some(span) = self.spans.get_mut(node as usize) {
+                *span = (start, end);
+            }
         }
-        self.pending = Vec::new();
     }
 
     fn collect(&self, key: u128, width: u8, out: &mut Vec<u32>) {
@@ -68,7 +77,9 @@ impl Trie {
         let mut node = 0usize;
         let mut bit = 0u8;
         loop {
-            if let Some(&(s, e)) = self.spans.get(node) {
+            if let Some(&(s, e)) = self.spans.get(node)
+                && s != e
+            {
                 out.extend_from_slice(&self.ids[s as usize..e as usize]);
             }
             if bit == width {

@@ -529,6 +529,11 @@ pub(crate) fn parse_host(tok: &str) -> Result<HostPattern, (K, usize)> {
     if let Some(i) = tok.find(|c: char| !(is_name_char(c) || c == '*' || c == '?')) {
         return Err((K::BadCharacter, i));
     }
+    if !globby && is_numeric(tok) && !tok.ends_with('.') && !tok.starts_with('.') {
+        return parse_v4(tok)
+            .map(|a| HostPattern::Addr(IpAddr::V4(a)))
+            .ok_or((K::BadAddress, 0));
+    }
     let lower = tok.to_ascii_lowercase();
     if let Some(rest) = lower.strip_prefix('.') {
         if globby {
