@@ -372,28 +372,53 @@ impl ServerMech for Server {
                 "DIGEST-MD5 needs Password, Reject or Unavailable",
             ));
         };
-        let user = hash_form(&p.user, p.utf8).ok_or(Error::BadCredentials)?;
-        let pass = zeroize::Zeroizing::new(
-            hash_form(password.expose(), p.utf8).ok_or(Error::BadCredentials)?,
-        );
         let realm = if p.utf8 {
             p.realm.as_bytes().to_vec()
         } else {
             latin1_encode(&p.realm).ok_or(Error::BadCredentials)?
         };
-        let (expected, rspauth) = compute(&DigestInput {
-            user: &user,
-            realm: &realm,
-            password: &pass,
-            nonce: &self.nonce,
-            cnonce: &p.cnonce,
-            authzid: p.authzid.as_deref(),
-            nc: &p.nc,
-            digest_uri: &p.digest_uri,
-        });
-        if !ct_eq(expected.as_bytes(), p.response.as_bytes()) {
-            return Err(Error::BadCredentials);
+        // RFC 2831 form first (ISO 8859-1 where it fits). With
+        // charset=utf-8 and non-ASCII strings, clients disagree on which
+        // strings they convert (GNU SASL converts the password but not the
+        // user name), so the UTF-8 forms are tried too: at most four MD5
+        // chains, all for the same password.
+        let user_forms = {
+            let mut f = vec![hash_form(&p.user, p.utf8).ok_or(Error::BadCredentials)?];
+            if p.utf8 && !p.user.is_ascii() {
+                f.push(p.user.as_bytes().to_vec());
+            }
+            f
+        };
+        let pass_forms = {
+            let mut f = vec![zeroize::Zeroizing::new(
+                hash_form(password.expose(), p.utf8).ok_or(Error::BadCredentials)?,
+            )];
+            if p.utf8 && !password.expose().is_ascii() {
+                f.push(zeroize::Zeroizing::new(password.as_bytes().to_vec()));
+            }
+            f
+        };
+        let forms: Vec<(&Vec<u8>, &zeroize::Zeroizing<Vec<u8>>)> = user_forms
+            .iter()
+            .flat_map(|u| pass_forms.iter().map(move |p| (u, p)))
+            .collect();
+        let mut rspauth = None;
+        for (user, pass) in forms {
+            let (expected, auth) = compute(&DigestInput {
+                user,
+                realm: &realm,
+                password: pass,
+                nonce: &self.nonce,
+                cnonce: &p.cnonce,
+                authzid: p.authzid.as_deref(),
+                nc: &p.nc,
+                digest_uri: &p.digest_uri,
+            });
+            if ct_eq(expected.as_bytes(), p.response.as_bytes()) {
+                rspauth = Some(auth);
+            }
         }
+        let rspauth = rspauth.ok_or(Error::BadCredentials)?;
         Ok(Inner::Success {
             auth: Authenticated::new(M, p.user, p.authzid),
             final_data: Some(format!("rspauth={rspauth}").into_bytes()),
