@@ -7,8 +7,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis_certdb::{
-    CertDb, KdfParams, KeyType, Password, PrivateKey, SoftwareSigner, Subject, SubjectFields, TrustFlags, Validity,
-    describe, format_list, self_signed,
+    CertDb, KdfParams, KeyType, Password, PrivateKey, SoftwareSigner, Subject, SubjectFields,
+    TrustFlags, Validity, describe, format_list, self_signed,
 };
 
 const CERTS: usize = 1000;
@@ -26,8 +26,12 @@ fn build() -> tempfile::TempDir {
             let mut f = SubjectFields::new(format!("host{i}.example.com"));
             f.org = Some("Portcullis Bench".into());
             f.country = Some("US".into());
-            let der = self_signed(&signer, &Subject::from_fields(&f).expect("subject"), Validity::months(now, 3))
-                .expect("certificate");
+            let der = self_signed(
+                &signer,
+                &Subject::from_fields(&f).expect("subject"),
+                Validity::months(now, 3),
+            )
+            .expect("certificate");
             (format!("cert-{i:04}"), der, TrustFlags::default())
         })
         .collect();
@@ -51,7 +55,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let db = CertDb::open(dir.path()).expect("open");
             let e = db.certificate("cert-0500").expect("show");
-            describe(&e.nickname, &e.info.der, e.trust).expect("describe").len()
+            describe(&e.nickname, &e.info.der, e.trust)
+                .expect("describe")
+                .len()
         });
     });
     g.finish();

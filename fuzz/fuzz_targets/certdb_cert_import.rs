@@ -7,7 +7,8 @@ use portcullis_certdb::{TrustFlags, decode_certificates, describe};
 fuzz_target!(|data: &[u8]| {
     if let Ok(ders) = decode_certificates(data) {
         for der in ders {
-            let text = describe("fuzz", &der, TrustFlags::default()).expect("decoded certificates describe");
+            let text = describe("fuzz", &der, TrustFlags::default())
+                .expect("decoded certificates describe");
             assert!(text.contains("Fingerprint (SHA-256):"));
         }
     }
