@@ -81,8 +81,10 @@ impl Postfix {
         let sink_bin = require("smtp-sink", "Debian package postfix")?;
         let daemon_dir = run(
             Command::new(require("postconf", "Debian package postfix")?)
-                .args(["-h", "daemon_directory"]),
-            "postconf -h daemon_directory",
+                // The compiled-in default: a fresh install (debconf "No
+                // configuration") has no /etc/postfix/main.cf to read.
+                .args(["-d", "-h", "daemon_directory"]),
+            "postconf -d -h daemon_directory",
         )?;
         let master_bin = PathBuf::from(daemon_dir.trim()).join("master");
 

@@ -32,8 +32,20 @@ i=0
 while kill -0 "$child" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 kill -KILL "$child" 2>/dev/null
 wait "$child" 2>/dev/null
-if [ -n "${PORTCULLIS_FIXTURE_CLEANUP:-}" ]; then rm -rf "$PORTCULLIS_FIXTURE_CLEANUP"; fi
+c="${PORTCULLIS_FIXTURE_CLEANUP:-}"
+if [ -n "$c" ] && [ -e "$c/.remove-on-exit" ]; then rm -rf "$c"; fi
 "#;
+
+/// Arms the guard's clean-up of `dir` (the `PORTCULLIS_FIXTURE_CLEANUP`
+/// folder): until this is called, a guard leaves the folder alone, so a
+/// failed start can be retried in the same folder and its log read.
+///
+/// # Errors
+/// When the marker file cannot be written.
+pub(crate) fn arm_cleanup(dir: &Path) -> Result<(), FixtureError> {
+    File::create(dir.join(".remove-on-exit"))?;
+    Ok(())
+}
 
 impl Guarded {
     /// Starts `program args...` with its output appended to `log`.

@@ -63,6 +63,7 @@ impl Redis {
             match redis.spawn() {
                 Ok(()) => {
                     redis._tmp = if shared {
+                        crate::process::arm_cleanup(tmp.path())?;
                         let _ = tmp.keep();
                         None
                     } else {

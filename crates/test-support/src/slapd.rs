@@ -153,6 +153,7 @@ access to *
             {
                 // The shared instance's guard removes the folder at exit.
                 let tmp = if shared {
+                    crate::process::arm_cleanup(&dir)?;
                     let _ = tmp.keep();
                     None
                 } else {

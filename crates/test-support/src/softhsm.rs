@@ -108,6 +108,7 @@ impl SoftHsm {
                     std::process::id()
                 )),
             )?;
+            crate::process::arm_cleanup(&dir)?;
             let _ = tmp.keep();
             (Some(keeper), None)
         } else {

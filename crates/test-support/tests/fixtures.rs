@@ -290,8 +290,11 @@ fn shared_fixtures_die_with_the_test_process() {
     if std::env::var_os("PORTCULLIS_FIXTURE_CHILD").is_some() {
         let s = Slapd::shared();
         let r = Redis::shared();
+        let h = SoftHsm::shared();
         println!("PIDS {} {}", s.pid(), r.pid().unwrap());
-        return;
+        println!("DIRS {} {}", s.dir().display(), h.dir().display());
+        // A failing test: the fixtures must go all the same.
+        panic!("the child test fails on purpose");
     }
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new(exe)
@@ -303,8 +306,20 @@ fn shared_fixtures_die_with_the_test_process() {
         .env("PORTCULLIS_FIXTURE_CHILD", "1")
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(!out.status.success(), "the child test was meant to fail");
     let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("fails on purpose")
+            || stdout.contains("fails on purpose"),
+        "{stdout}"
+    );
+    let dirs: Vec<std::path::PathBuf> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("DIRS "))
+        .expect("child printed its folders")
+        .split(' ')
+        .map(Into::into)
+        .collect();
     let line = stdout
         .lines()
         .find(|l| l.starts_with("PIDS "))
@@ -319,5 +334,12 @@ fn shared_fixtures_die_with_the_test_process() {
             !pid_alive(p),
             "fixture process {p} outlived its test process"
         );
+    }
+    // The guards also removed the scratch folders (slapd's, the token's).
+    while dirs.iter().any(|d| d.exists()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for d in &dirs {
+        assert!(!d.exists(), "{} was left behind", d.display());
     }
 }
