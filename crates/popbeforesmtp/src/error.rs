@@ -43,6 +43,18 @@ pub enum Error {
         /// The relay's reply text (first line).
         text: String,
     },
+    /// A relay refused the client's own data in the hand-off (an XCLIENT
+    /// 5xx reply about its HELO name, host name or login). The relay itself
+    /// works, so it is not skipped.
+    #[error("relay {relay} refused the client: {code} {text}")]
+    ClientRefused {
+        /// The relay, `host:port`.
+        relay: String,
+        /// The relay's reply code (5xx).
+        code: u16,
+        /// The relay's reply text (first line).
+        text: String,
+    },
     /// A relay lacks a capability the configuration requires
     /// (STARTTLS under `musttls`, XCLIENT for the XCLIENT hand-off).
     #[error("relay {relay} does not offer {capability}")]
@@ -84,6 +96,7 @@ impl Error {
             | Self::RelayClosed
             | Self::Tls(_)
             | Self::Io(_) => Some("421 4.3.0 Mail relay temporarily unavailable, try again later"),
+            Self::ClientRefused { .. } => Some("550 5.7.1 Client refused by the mail relay"),
             _ => None,
         }
     }

@@ -314,9 +314,12 @@ async fn failover_skips_a_dead_relay_for_failover_minutes() {
     let c = client("192.0.2.30:40010");
 
     // First attempt starts at the silent relay: after 1 s it moves on.
+    let started = std::time::Instant::now();
     let s = bounded("connect", pool.connect(&c))
         .await
         .expect("failover to Postfix");
+    // It waited out the FailoverTimeout on the silent relay first.
+    assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(s.relay(), format!("127.0.0.1:{}", pf.smtp_port()));
     s.quit().await.expect("quit");
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
@@ -347,6 +350,62 @@ async fn failover_skips_a_dead_relay_for_failover_minutes() {
         2,
         "retried after the pause"
     );
+}
+
+#[tokio::test]
+async fn relays_are_used_round_robin() {
+    let (a, b) = (postfix(), postfix());
+    let pool = RelayPool::builder(vec![
+        relay(a.smtp_port(), Handoff::Xclient),
+        relay(b.smtp_port(), Handoff::Xclient),
+    ])
+    .build()
+    .expect("pool");
+    let c = client("192.0.2.32:40012");
+    let mut used = Vec::new();
+    for _ in 0..6 {
+        let s = bounded("connect", pool.connect(&c)).await.expect("connect");
+        used.push(s.relay().to_owned());
+        s.quit().await.expect("quit");
+    }
+    let (pa, pb) = (
+        format!("127.0.0.1:{}", a.smtp_port()),
+        format!("127.0.0.1:{}", b.smtp_port()),
+    );
+    for pair in used.windows(2) {
+        assert_ne!(pair[0], pair[1], "consecutive sessions alternate: {used:?}");
+    }
+    assert_eq!(used.iter().filter(|r| **r == pa).count(), 3, "{used:?}");
+    assert_eq!(used.iter().filter(|r| **r == pb).count(), 3, "{used:?}");
+}
+
+#[tokio::test]
+async fn a_client_postfix_refuses_does_not_take_the_relay_down() {
+    let pf = postfix();
+    let pool = RelayPool::builder(vec![relay(pf.smtp_port(), Handoff::Xclient)])
+        .build()
+        .expect("pool");
+    // Postfix answers XCLIENT with a 501 for a HELO name longer than a
+    // host name can be ("5.5.4 Error: attribute value too long").
+    let mut bad = client("192.0.2.33:40013");
+    bad.helo = Some(format!("{}.example", "h".repeat(300)));
+    let err = bounded("connect", pool.connect(&bad))
+        .await
+        .expect_err("Postfix refuses the HELO name");
+    match &err {
+        Error::ClientRefused { code, text, .. } => {
+            assert_eq!(*code, 501, "{text}");
+            assert!(text.starts_with("5.5.4"), "{text}");
+        }
+        other => panic!("expected ClientRefused, got {other:?}"),
+    }
+    assert_eq!(err.smtp_reply().map(|r| &r[..9]), Some("550 5.7.1"));
+    // The relay is still in service for everybody else.
+    assert!(pool.status().iter().all(|(_, down)| !*down));
+    let s = bounded("connect", pool.connect(&client("192.0.2.34:40014")))
+        .await
+        .expect("the relay still serves other clients");
+    s.quit().await.expect("quit");
 }
 
 #[tokio::test]

@@ -106,10 +106,61 @@ impl EhloFilter {
     /// extension lines.
     #[must_use]
     pub fn filter(&self, ehlo: &Reply) -> Reply {
+        let clean = |l: &&String| !l.contains(['\r', '\n']);
         let mut lines = ehlo.lines().iter();
-        let mut kept: Vec<String> = lines.next().cloned().into_iter().collect();
-        kept.extend(lines.filter(|l| self.allows(&keyword(l))).cloned());
-        // The lines came from a valid reply, so they are still valid.
-        Reply::new(ehlo.code(), kept).unwrap_or_else(|_| ehlo.clone())
+        // A greeting with a stray CR is replaced rather than passed on.
+        let greeting = lines
+            .next()
+            .filter(clean)
+            .cloned()
+            .unwrap_or_else(|| "relay".to_owned());
+        let mut kept = vec![greeting];
+        kept.extend(
+            lines
+                .filter(clean)
+                .filter(|l| self.allows(&keyword(l)))
+                .cloned(),
+        );
+        // Every kept line is free of CR and LF, and the code came from a
+        // parsed reply, so this cannot fail; should it ever, the client gets
+        // a bare greeting and never the unfiltered extension list.
+        Reply::new(ehlo.code(), kept).unwrap_or_else(|_| Reply::bare(ehlo.code()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::ReplyParser;
+
+    fn parse(wire: &[u8]) -> Reply {
+        let mut p = ReplyParser::new();
+        p.feed(wire);
+        p.next_reply().expect("valid").expect("complete")
+    }
+
+    #[test]
+    fn keeps_defaults_and_extras_drops_the_rest() {
+        let ehlo = parse(
+            b"250-relay.example\r\n250-PIPELINING\r\n250-XCLIENT NAME ADDR\r\n\
+              250-XFORWARD NAME\r\n250-CHUNKING\r\n250-X-CUSTOM 1\r\n250 SIZE 10\r\n",
+        );
+        let shown = EhloFilter::new(["x-custom", "xclient"]).filter(&ehlo);
+        assert_eq!(
+            shown.lines(),
+            ["relay.example", "PIPELINING", "X-CUSTOM 1", "SIZE 10"]
+        );
+        assert_eq!(shown.code(), 250);
+    }
+
+    #[test]
+    fn lines_with_cr_are_never_passed_on() {
+        // The parser refuses them; a reply built by hand is filtered too.
+        let raw = Reply {
+            code: 250,
+            lines: vec!["relay\rX".into(), "SIZE\rXCLIENT".into(), "DSN".into()],
+        };
+        let shown = EhloFilter::default().filter(&raw);
+        assert_eq!(shown.lines(), ["relay", "DSN"]);
     }
 }

@@ -455,6 +455,12 @@ impl RelayPool {
                 tokio::time::timeout(self.attempt_timeout, self.open(&entry.spec, client)).await;
             let error = match attempt {
                 Ok(Ok(session)) => return Ok(session),
+                Ok(Err(e @ Error::ClientRefused { .. })) => {
+                    // Another relay would refuse the same client data, and
+                    // one client must not take relays out of service.
+                    tracing::info!(relay = %entry.spec.addr, error = %e, "relay refused the client");
+                    return Err(e);
+                }
                 Ok(Err(e)) => e,
                 Err(_) => Error::RelayTimeout {
                     relay: entry.spec.addr.to_string(),
@@ -786,6 +792,15 @@ impl RelaySession {
         let attrs = xclient::attributes(client, &supported);
         for cmd in xclient::command_lines(&attrs) {
             let reply = self.command(&cmd).await?;
+            if reply.code() >= 500 {
+                // A permanent refusal of what the client sent, not a fault
+                // of the relay.
+                return Err(Error::ClientRefused {
+                    relay: self.relay.clone(),
+                    code: reply.code(),
+                    text: reply.text().to_owned(),
+                });
+            }
             if !reply.is_positive() {
                 return Err(Error::RelayRefused {
                     relay: self.relay.clone(),

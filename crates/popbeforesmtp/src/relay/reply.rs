@@ -43,6 +43,12 @@ pub enum ReplyError {
         /// 1-based line number within the reply.
         line: usize,
     },
+    /// A CR inside a line (RFC 5321 text excludes CR and LF).
+    #[error("reply line {line} contains a bare CR")]
+    BareCr {
+        /// 1-based line number within the reply.
+        line: usize,
+    },
     /// A continuation line with a different code than the first line.
     #[error("reply line {line} changes the reply code")]
     MixedCodes {
@@ -54,8 +60,8 @@ pub enum ReplyError {
 /// One complete SMTP reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
-    code: u16,
-    lines: Vec<String>,
+    pub(super) code: u16,
+    pub(super) lines: Vec<String>,
 }
 
 impl Reply {
@@ -77,6 +83,14 @@ impl Reply {
             lines
         };
         Ok(Self { code, lines })
+    }
+
+    /// A one-line reply with empty text; `code` comes from a parsed reply.
+    pub(crate) fn bare(code: u16) -> Self {
+        Self {
+            code,
+            lines: vec![String::new()],
+        }
     }
 
     /// The three-digit code.
@@ -215,6 +229,9 @@ impl ReplyParser {
             if number > MAX_LINES {
                 return Err(ReplyError::TooManyLines);
             }
+            if line.contains(&b'\r') {
+                return Err(ReplyError::BareCr { line: number });
+            }
             let (code, last, text) = split_line(line, number)?;
             if let Some(first) = self.code
                 && first != code
@@ -286,6 +303,11 @@ mod tests {
             (b"199 no\r\n", Err(ReplyError::BadCode { line: 1 })),
             (b"260 no\r\n", Err(ReplyError::BadCode { line: 1 })),
             (b"250+x\r\n", Err(ReplyError::BadSeparator { line: 1 })),
+            (b"250 a\rb\r\n", Err(ReplyError::BareCr { line: 1 })),
+            (
+                b"250-mx\r\n250-FOO\rXCLIENT\r\n250 ok\r\n",
+                Err(ReplyError::BareCr { line: 2 }),
+            ),
             (
                 b"250-a\r\n251 b\r\n",
                 Err(ReplyError::MixedCodes { line: 2 }),
