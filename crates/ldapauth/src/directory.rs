@@ -99,6 +99,9 @@ fn split_login(login: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// Longest login looked up; longer ones are unknown users.
+const MAX_LOGIN: usize = 1024;
+
 const USER_STATUS: [&str; 2] = ["inetUserStatus", "mailUserStatus"];
 const DOMAIN_STATUS: [&str; 2] = ["inetDomainStatus", "mailDomainStatus"];
 
@@ -195,6 +198,9 @@ impl Directory {
     }
 
     async fn lookup_with(&self, login: &str, with_password: bool) -> Result<Entry, Error> {
+        if login.is_empty() || login.len() > MAX_LOGIN {
+            return Err(Reject::UnknownUser.into());
+        }
         let s = &self.inner.settings;
         let (user, domain) = split_login(login);
         let domain = domain.or(s.default_domain.as_deref());

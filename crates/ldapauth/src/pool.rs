@@ -39,6 +39,9 @@ enum Fault {
     Server(String),
     /// A final answer (LDAP error or refusal): do not retry.
     Final(Error),
+    /// Every pooled connection to the server stayed busy: try another
+    /// server, but this one has not failed.
+    Busy,
 }
 
 impl From<LdapError> for Fault {
@@ -70,6 +73,8 @@ struct Conn<'a> {
     server: &'a Server,
     _permit: SemaphorePermit<'a>,
     reusable: bool,
+    /// Taken from the idle list (it may have gone stale since).
+    pooled: bool,
 }
 
 impl Drop for Conn<'_> {
@@ -208,7 +213,7 @@ impl Pool {
     async fn checkout<'a>(&'a self, server: &'a Server) -> Result<Conn<'a>, Fault> {
         let permit = tokio::time::timeout(self.op_timeout, server.permits.acquire())
             .await
-            .map_err(|_| Fault::Server("no free connection in time".into()))?
+            .map_err(|_| Fault::Busy)?
             .map_err(|_| Fault::Server("pool closed".into()))?;
         loop {
             let idle = server
@@ -224,6 +229,7 @@ impl Pool {
                     server,
                     _permit: permit,
                     reusable: true,
+                    pooled: true,
                 });
             }
         }
@@ -233,7 +239,29 @@ impl Pool {
             server,
             _permit: permit,
             reusable: true,
+            pooled: false,
         })
+    }
+
+    /// The servers to try, in order: those not being skipped; when every
+    /// one is, the one whose hold ends first, so a single server (or a
+    /// directory that has come back) is probed rather than refused for the
+    /// whole hold.
+    fn candidates(&self) -> (Vec<&Server>, usize) {
+        let now = Instant::now();
+        let up: Vec<&Server> = self.servers.iter().filter(|s| s.available(now)).collect();
+        if !up.is_empty() {
+            let skipped = self.servers.len() - up.len();
+            return (up, skipped);
+        }
+        let probe = self
+            .servers
+            .iter()
+            .min_by_key(|s| *s.down_until.lock().unwrap_or_else(PoisonError::into_inner));
+        (
+            probe.into_iter().collect(),
+            self.servers.len().saturating_sub(1),
+        )
     }
 
     /// Runs `op` on the first server that answers; a server that fails is
@@ -247,34 +275,67 @@ impl Pool {
             Box<dyn Future<Output = Result<T, Fault>> + Send + 'c>,
         >,
     ) -> Result<T, Error> {
-        let mut tried = 0;
-        for server in &self.servers {
-            if !server.available(Instant::now()) {
-                continue;
-            }
-            tried += 1;
+        let (servers, skipped) = self.candidates();
+        let tried = servers.len();
+        'servers: for server in servers {
             let mut conn = match self.checkout(server).await {
                 Ok(c) => c,
                 Err(Fault::Server(why)) => {
                     self.mark_down(server, &why);
                     continue;
                 }
+                Err(Fault::Busy) => {
+                    tracing::debug!(server = %server.url, "LDAP pool busy; trying the next server");
+                    continue;
+                }
                 Err(Fault::Final(e)) => return Err(e),
             };
-            match op(&mut conn.ldap).await {
-                Ok(v) => return Ok(v),
-                Err(Fault::Final(e)) => return Err(e),
-                Err(Fault::Server(why)) => {
-                    conn.reusable = false;
-                    drop(conn);
-                    self.mark_down(server, &why);
+            loop {
+                match op(&mut conn.ldap).await {
+                    Ok(v) => {
+                        // A probe that got through ends the hold.
+                        server
+                            .down_until
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .take();
+                        return Ok(v);
+                    }
+                    Err(Fault::Final(e)) => return Err(e),
+                    Err(Fault::Server(why)) if conn.pooled => {
+                        // An idle connection may have been closed by the
+                        // server meanwhile: one retry on a fresh one before
+                        // the server counts as failed.
+                        tracing::debug!(server = %server.url, reason = why, "pooled LDAP connection failed; reconnecting");
+                        conn.reusable = false;
+                        match self.connect(server).await {
+                            Ok(ldap) => {
+                                conn.ldap = ldap;
+                                conn.pooled = false;
+                                conn.reusable = true;
+                            }
+                            Err(Fault::Final(e)) => return Err(e),
+                            Err(Fault::Server(why)) => {
+                                drop(conn);
+                                self.mark_down(server, &why);
+                                continue 'servers;
+                            }
+                            Err(Fault::Busy) => continue 'servers,
+                        }
+                    }
+                    Err(Fault::Server(why)) => {
+                        conn.reusable = false;
+                        drop(conn);
+                        self.mark_down(server, &why);
+                        continue 'servers;
+                    }
+                    Err(Fault::Busy) => continue 'servers,
                 }
             }
         }
         tracing::warn!(operation = what, tried, "no LDAP server available");
         Err(Error::Unavailable(format!(
-            "{what}: no LDAP server answered ({tried} tried, {} skipped)",
-            self.servers.len() - tried
+            "{what}: no LDAP server answered ({tried} tried, {skipped} skipped)"
         )))
     }
 

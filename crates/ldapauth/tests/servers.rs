@@ -251,3 +251,48 @@ async fn a_hung_server_is_timed_out_and_skipped() {
     first.stop();
     outcome.expect("hung-server scenario finished");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_server_is_probed_again_after_a_failure() {
+    let mut slapd = Slapd::start().unwrap();
+    let mut s = settings(&slapd);
+    s.connect_timeout = Duration::from_secs(1);
+    s.operation_timeout = Duration::from_secs(1);
+    // Far longer than the test: only a probe can bring it back.
+    s.failover_hold = Duration::from_secs(3600);
+    let d = directory(s);
+    assert!(
+        d.verify_password("alice@example.com", &"alice-pw".into())
+            .await
+            .is_ok()
+    );
+
+    signal(slapd.pid(), "-STOP");
+    let hung = tokio::time::timeout(
+        Duration::from_secs(60),
+        d.verify_password("alice@example.com", &"alice-pw".into()),
+    )
+    .await;
+    signal(slapd.pid(), "-CONT");
+    let e = hung.expect("bounded by the timeouts").unwrap_err();
+    assert!(e.is_temporary(), "{e:?}");
+    assert!(!d.server_status()[0].1, "the hung server is marked down");
+
+    // Back again: the only server is probed rather than refused for the
+    // whole hold, and a wrong password is still a rejection.
+    let r = tokio::time::timeout(
+        Duration::from_secs(60),
+        d.verify_password("alice@example.com", &"alice-pw".into()),
+    )
+    .await
+    .expect("bounded");
+    assert!(r.is_ok(), "{r:?}");
+    assert!(d.server_status()[0].1, "a successful probe ends the hold");
+    assert_eq!(
+        d.verify_password("alice@example.com", &"nope".into())
+            .await
+            .unwrap_err(),
+        Error::Rejected(Reject::BadPassword)
+    );
+    slapd.stop();
+}
