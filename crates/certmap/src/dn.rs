@@ -281,10 +281,23 @@ impl PartialEq for Dn {
 
 impl Eq for Dn {}
 
-impl fmt::Display for Dn {
-    /// RFC 4514 §2 string form, with `E` for the PKCS#9 e-mail address as
-    /// certificate tools write it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Dn {
+    /// The DN as a directory server takes it: like [`Display`](fmt::Display)
+    /// but with `emailAddress` for the PKCS#9 e-mail address, a name
+    /// OpenLDAP's core schema and 389-DS know (`E` is a certificate tools'
+    /// spelling that directories refuse as an invalid DN).
+    #[must_use]
+    pub fn to_directory_string(&self) -> String {
+        struct Directory<'a>(&'a Dn);
+        impl fmt::Display for Directory<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.write(f, "emailAddress")
+            }
+        }
+        Directory(self).to_string()
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>, email: &str) -> fmt::Result {
         for (i, rdn) in self.rdns.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
@@ -293,7 +306,11 @@ impl fmt::Display for Dn {
                 if j > 0 {
                     f.write_str("+")?;
                 }
-                f.write_str(display_attr(&ava.attr))?;
+                if ava.attr == "e" {
+                    f.write_str(email)?;
+                } else {
+                    f.write_str(display_attr(&ava.attr))?;
+                }
                 f.write_str("=")?;
                 if ava.value.starts_with('#') && is_hex_form(&ava.value) {
                     f.write_str(&ava.value)?;
@@ -303,6 +320,14 @@ impl fmt::Display for Dn {
             }
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for Dn {
+    /// RFC 4514 §2 string form, with `E` for the PKCS#9 e-mail address as
+    /// certificate tools write it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, "E")
     }
 }
 

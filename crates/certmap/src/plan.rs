@@ -248,7 +248,10 @@ impl CertMapConfig {
                 if cert.subject.is_empty() {
                     return Err(unmappable(map, "the subject DN is empty"));
                 }
-                (SearchBase::Dn(subject), Scope::Base)
+                (
+                    SearchBase::Dn(cert.subject.to_directory_string()),
+                    Scope::Base,
+                )
             }
             Comps::Empty => (SearchBase::Configured, Scope::Subtree),
             Comps::List(c) => (

@@ -195,6 +195,23 @@ fn every_directive() {
     assert_eq!(p.scope, Scope::Base);
     assert_eq!(p.filter, "(objectclass=*)");
 
+    // A PKCS#9 e-mail address in that subject becomes `emailAddress`, a
+    // name directories accept (`E=` is refused as an invalid DN).
+    let c = leaf(
+        &stranger,
+        &[
+            (DnType::OrganizationName, "example"),
+            (DnType::CustomDnType(EMAIL_OID.to_vec()), "bob@example.com"),
+        ],
+        &[],
+    );
+    let p = conf.plan(&c).unwrap();
+    assert_eq!(
+        p.base,
+        SearchBase::Dn("emailAddress=bob@example.com,O=example".into())
+    );
+    assert_eq!(c.subject().to_string(), "E=bob@example.com,O=example");
+
     // A FilterComps list the subject cannot satisfy is refused.
     let c = leaf(&corp, &[(DnType::OrganizationName, "example")], &[]);
     assert!(matches!(conf.plan(&c), Err(Error::Unmappable { .. })));
