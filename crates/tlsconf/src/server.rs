@@ -206,6 +206,14 @@ pub(crate) fn build(
     let mut config = builder.with_cert_resolver(resolver);
     config.ignore_client_order = settings.prefer_server_order;
     config.alpn_protocols = settings.alpn.protocols.clone();
+    if settings.alpn.strict && config.alpn_protocols.is_empty() {
+        // A service with no registered ALPN ID (SMTP) in strict mode: a
+        // client that offers any protocol was meant for another service.
+        // With a server list no client offers, rustls refuses it with
+        // `no_application_protocol` and still accepts clients that offer
+        // no ALPN.
+        config.alpn_protocols = vec![NO_PROTOCOL.to_vec()];
+    }
     resumption.apply(&mut config);
 
     let without_alpn = if !settings.alpn.strict && !config.alpn_protocols.is_empty() {
@@ -221,6 +229,10 @@ pub(crate) fn build(
         trust,
     })
 }
+
+/// The ALPN ID a strict server without protocols lists: not registered,
+/// and never offered by a client for a real protocol.
+const NO_PROTOCOL: &[u8] = b"x-portcullis-no-alpn";
 
 /// Refuses a TLS 1.2-only configuration in which a certificate set has no
 /// certificate that any enabled suite can use; warns about single

@@ -447,6 +447,19 @@ async fn alpn_strict_refuses_other_protocols() {
     assert!(run.ok, "{}", run.out);
     assert_eq!(srv.next().await.result.unwrap().alpn, None);
 
+    // SMTP has no registered ALPN ID: strict, any client that offers ALPN
+    // (here an HTTP or IMAP one) is refused; one that offers none is fine.
+    let mut srv = server(&f, ServerSettings::for_service(Service::Smtp, pair())).await;
+    for offered in ["http/1.1", "imap"] {
+        let run = s_client(srv.addr, &f.ca_path, &["-alpn", offered]).await;
+        assert!(!run.ok, "{offered}: {}", run.out);
+        assert!(run.out.contains("no application protocol"), "{}", run.out);
+        srv.next().await.result.unwrap_err();
+    }
+    let run = s_client(srv.addr, &f.ca_path, &[]).await;
+    assert!(run.ok, "{}", run.out);
+    assert_eq!(srv.next().await.result.unwrap().alpn, None);
+
     // Lenient: the same client continues without ALPN.
     let mut s = ServerSettings::new(pair());
     s.alpn = Alpn::for_service(Service::Pop);
