@@ -152,6 +152,10 @@ pub enum Failure {
     EncryptionRequired,
     /// Unknown, unimplemented or disabled mechanism.
     MechanismUnavailable,
+    /// AUTH on a connection that has already authenticated (RFC 4954 §4:
+    /// `503`; RFC 9051: AUTHENTICATE is only valid before authentication).
+    /// The protocol core sends it without starting an exchange.
+    AlreadyAuthenticated,
 }
 
 impl From<&Error> for Failure {
@@ -204,6 +208,7 @@ fn safe_tag(tag: Option<&str>) -> &str {
 /// | too long | `BAD` | `-ERR` | `500 5.5.6` |
 /// | encryption required | `NO [PRIVACYREQUIRED]` | `-ERR [AUTH]` | `538 5.7.11` |
 /// | mechanism unavailable | `NO` | `-ERR` | `504 5.5.4` |
+/// | already authenticated | `BAD` | `-ERR` | `503 5.5.1` |
 pub fn failure_reply(protocol: Protocol, tag: Option<&str>, failure: Failure) -> Vec<u8> {
     let text = match protocol {
         Protocol::Imap => {
@@ -219,6 +224,7 @@ pub fn failure_reply(protocol: Protocol, tag: Option<&str>, failure: Failure) ->
                     "NO [PRIVACYREQUIRED] Encryption required for this mechanism"
                 }
                 Failure::MechanismUnavailable => "NO Unsupported authentication mechanism",
+                Failure::AlreadyAuthenticated => "BAD Already authenticated",
             };
             format!("{tag} {rest}")
         }
@@ -231,6 +237,7 @@ pub fn failure_reply(protocol: Protocol, tag: Option<&str>, failure: Failure) ->
             Failure::TooLong => "-ERR Authentication line too long",
             Failure::EncryptionRequired => "-ERR [AUTH] Encryption required for this mechanism",
             Failure::MechanismUnavailable => "-ERR Unsupported authentication mechanism",
+            Failure::AlreadyAuthenticated => "-ERR Already authenticated",
         }
         .to_owned(),
         Protocol::Smtp => match failure {
@@ -245,6 +252,7 @@ pub fn failure_reply(protocol: Protocol, tag: Option<&str>, failure: Failure) ->
                 "538 5.7.11 Encryption required for requested authentication mechanism"
             }
             Failure::MechanismUnavailable => "504 5.5.4 Unrecognized authentication type",
+            Failure::AlreadyAuthenticated => "503 5.5.1 Already authenticated",
         }
         .to_owned(),
     };

@@ -269,6 +269,87 @@ fn abort_mid_exchange_and_fresh_state_per_auth() {
 }
 
 #[test]
+fn abort_mid_exchange_for_every_mechanism_and_protocol() {
+    let p = policy(|c| {
+        c.has_scram_secrets = true;
+        c.has_plain_passwords = true;
+        c.mech_list = Mechanism::ALL.iter().map(|m| m.name().to_owned()).collect();
+    });
+    let ctx = ServerContext::new(Service::Imap, "h")
+        .with_tls(tls())
+        .with_external(ExternalIdentity::Name("cert".into()));
+    let mut seen = 0;
+    for m in Mechanism::ALL {
+        if m == Mechanism::Apop {
+            // POP3's own APOP command: no SASL exchange to abort.
+            continue;
+        }
+        for (protocol, reply) in [
+            (Protocol::Imap, &b"a1 BAD Authentication aborted\r\n"[..]),
+            (Protocol::Pop3, b"-ERR Authentication aborted\r\n"),
+            (Protocol::Smtp, b"501 5.0.0 Authentication aborted\r\n"),
+        ] {
+            let (out, r) = script(
+                protocol,
+                m.name().as_bytes(),
+                None,
+                &[b"*"],
+                &p,
+                &ctx,
+                &backend(),
+            );
+            assert_eq!(r.unwrap_err(), Error::Aborted, "{m:?} {protocol:?}");
+            assert!(
+                out.ends_with(reply),
+                "{m:?} {protocol:?}: {}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, Mechanism::ALL.len() - 1);
+}
+
+#[test]
+fn a_second_auth_has_its_own_reply() {
+    assert_eq!(
+        framing::failure_reply(Protocol::Smtp, None, Failure::AlreadyAuthenticated),
+        b"503 5.5.1 Already authenticated\r\n"
+    );
+    assert_eq!(
+        framing::failure_reply(Protocol::Imap, Some("a9"), Failure::AlreadyAuthenticated),
+        b"a9 BAD Already authenticated\r\n"
+    );
+    assert_eq!(
+        framing::failure_reply(Protocol::Pop3, None, Failure::AlreadyAuthenticated),
+        b"-ERR Already authenticated\r\n"
+    );
+}
+
+#[test]
+fn an_initial_response_to_a_server_first_mechanism_is_a_syntax_error() {
+    let p = policy(|c| c.has_plain_passwords = true);
+    let ctx = ServerContext::new(Service::Smtp, "h");
+    for mech in [&b"CRAM-MD5"[..], b"DIGEST-MD5"] {
+        let (out, r) = script(
+            Protocol::Smtp,
+            mech,
+            Some(b"eA=="),
+            &[],
+            &p,
+            &ctx,
+            &backend(),
+        );
+        assert!(matches!(r, Err(Error::Malformed { .. })), "{r:?}");
+        assert!(
+            out.starts_with(b"501 "),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+}
+
+#[test]
 fn malformed_and_oversized_lines() {
     let ctx = ServerContext::new(Service::Smtp, "h");
     let p = Policy::default();

@@ -330,7 +330,7 @@ fn negative_table() {
             &b,
             Some(b"alice 0123"),
             vec![],
-            Expect::Protocol,
+            Expect::Malformed,
         ),
         (
             "cram no space",
@@ -412,7 +412,7 @@ fn negative_table() {
             &b,
             Some(b"x"),
             vec![],
-            Expect::Protocol,
+            Expect::Malformed,
         ),
         (
             "digest qop=auth-int",

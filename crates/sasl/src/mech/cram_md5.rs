@@ -31,7 +31,7 @@ impl Server {
 impl ServerMech for Server {
     fn start(&mut self, _ctx: &ServerContext, initial: Option<&[u8]>) -> Result<Inner, Error> {
         if initial.is_some() {
-            return Err(Error::protocol(M, "initial response not allowed"));
+            return Err(Error::malformed(M, "initial response not allowed"));
         }
         Ok(Inner::Challenge(self.challenge.as_bytes().to_vec()))
     }

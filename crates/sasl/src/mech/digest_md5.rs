@@ -343,7 +343,7 @@ impl Server {
 impl ServerMech for Server {
     fn start(&mut self, _ctx: &ServerContext, initial: Option<&[u8]>) -> Result<Inner, Error> {
         if initial.is_some() {
-            return Err(Error::protocol(M, "initial response not allowed"));
+            return Err(Error::malformed(M, "initial response not allowed"));
         }
         self.challenged = true;
         Ok(Inner::Challenge(
