@@ -162,10 +162,9 @@ fn run(args: &Args) -> u8 {
                         match parse_filter_list(&value, action) {
                             Ok(f) => {
                                 any |= !f.is_empty();
-                                b = match action {
-                                    Action::Allow => b.allow(&name, f),
-                                    Action::Deny => b.deny(&name, f),
-                                };
+                                // Each filter keeps its action: a value in the LDAP form
+                                // (`+imap:ALL$-imap:bad.example`) carries its own.
+                                b = b.filters(&name, f);
                             }
                             Err(e) => report.syntax(&name, &e),
                         }

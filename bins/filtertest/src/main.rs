@@ -176,10 +176,9 @@ impl Policy {
                         };
                         let f =
                             parse_filter_list(&value, action).map_err(|e| format!("{name}:{e}"))?;
-                        b = match action {
-                            Action::Allow => b.allow(&name, f),
-                            Action::Deny => b.deny(&name, f),
-                        };
+                        // Each filter keeps its action: a value in the LDAP form
+                        // (`+imap:ALL$-imap:bad.example`) carries its own.
+                        b = b.filters(&name, f);
                     }
                     self.per_service.insert(service.to_owned(), b.build());
                 }

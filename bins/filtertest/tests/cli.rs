@@ -203,7 +203,8 @@ fn config_file_filters() {
     std::fs::write(
         dir.path().join("portcullis.toml"),
         "[service.imap]\ndomainallowed = \"imap: .example.com 10.\"\ndomainnotallowed = \"imap: ALL\"\n\n\
-         [service.pop]\ndomainallowed = \"+pop:192.0.2.1\"\n",
+         [service.pop]\ndomainallowed = \"+pop:192.0.2.1\"\n\n\
+         [service.http]\ndomainallowed = \"+http:ALL EXCEPT 203.0.113.$-http:203.0.113.7\"\n",
     )
     .unwrap();
     let run = |svc: &str, client: &str| {
@@ -230,8 +231,15 @@ fn config_file_filters() {
         "{}",
         text(&o)
     );
-    // http: no filters -> granted.
+    // http: the LDAP form in domainallowed keeps its "-" rule a Deny.
     assert_eq!(run("http", "192.0.2.2").status.code(), Some(0));
+    let o = run("http", "203.0.113.7");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // 203.0.113.8 matches neither rule; with a Deny filter present, no
+    // match grants.
+    assert_eq!(run("http", "203.0.113.8").status.code(), Some(0));
+    // smtp: no filters -> granted.
+    assert_eq!(run("smtp", "192.0.2.2").status.code(), Some(0));
 }
 
 #[test]
