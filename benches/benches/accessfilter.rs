@@ -2,7 +2,12 @@
 //! address rules over 100,000 queries, and parse / index build time of
 //! 100,000 rules. `benches/scripts/accessfilter-vs-libwrap.sh` runs
 //! libwrap's `hosts_ctl` on the same kind of rules and queries.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,7 +21,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) as u32
     }
 }
@@ -27,7 +35,12 @@ fn rules(n: usize, seed: u64) -> String {
     let mut g = Lcg(seed);
     let mut s = String::with_capacity(n * 32);
     for i in 0..n {
-        let (a, b, c, d) = (g.next() % 223 + 1, g.next() % 256, g.next() % 256, g.next() % 254 + 1);
+        let (a, b, c, d) = (
+            g.next() % 223 + 1,
+            g.next() % 256,
+            g.next() % 256,
+            g.next() % 254 + 1,
+        );
         let svc = ["imap", "pop", "imap, pop", "ALL"][i % 4];
         let pat = match i % 5 {
             0 | 1 => format!("{a}.{b}.{c}.{d}"),
@@ -60,18 +73,25 @@ fn set(n: usize) -> FilterSet {
 fn decisions(c: &mut Criterion) {
     let qs = queries(100_000, 11);
     let mut group = c.benchmark_group("accessfilter_decide");
-    group.sample_size(10).measurement_time(Duration::from_secs(3));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3));
     group.throughput(Throughput::Elements(qs.len() as u64));
     for n in [1_000usize, 100_000] {
         let s = set(n);
         // Sanity: every query is decided without a lookup.
-        assert!(qs.iter().take(100).all(|q| matches!(s.evaluate(q), Outcome::Done(_))));
+        assert!(
+            qs.iter()
+                .take(100)
+                .all(|q| matches!(s.evaluate(q), Outcome::Done(_)))
+        );
         group.bench_function(format!("{n}_rules_100000_queries"), |b| {
             b.iter(|| {
                 let mut granted = 0usize;
                 for q in &qs {
                     if let Outcome::Done(d) = s.evaluate(black_box(q)) {
-                        granted += usize::from(d.verdict == portcullis_accessfilter::Verdict::Allow);
+                        granted +=
+                            usize::from(d.verdict == portcullis_accessfilter::Verdict::Allow);
                     }
                 }
                 granted
@@ -82,7 +102,12 @@ fn decisions(c: &mut Criterion) {
     let s = set(1_000);
     group.throughput(Throughput::Elements(1_000));
     group.bench_function("naive_1000_rules_1000_queries", |b| {
-        b.iter(|| qs[..1_000].iter().filter(|q| matches!(s.evaluate_naive(q), Outcome::Done(_))).count())
+        b.iter(|| {
+            qs[..1_000]
+                .iter()
+                .filter(|q| matches!(s.evaluate_naive(q), Outcome::Done(_)))
+                .count()
+        })
     });
     group.finish();
 }
@@ -90,13 +115,21 @@ fn decisions(c: &mut Criterion) {
 fn parsing(c: &mut Criterion) {
     let text = rules(100_000, 7);
     let mut group = c.benchmark_group("accessfilter_parse");
-    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Elements(100_000));
-    group.bench_function("parse_100000_rules", |b| b.iter(|| parse_file(black_box(&text), Action::Allow).unwrap().len()));
+    group.bench_function("parse_100000_rules", |b| {
+        b.iter(|| parse_file(black_box(&text), Action::Allow).unwrap().len())
+    });
     group.bench_function("parse_and_index_100000_rules", |b| {
         b.iter_batched(
             || text.clone(),
-            |t| FilterSet::builder().allow("allow", parse_file(&t, Action::Allow).unwrap()).build(),
+            |t| {
+                FilterSet::builder()
+                    .allow("allow", parse_file(&t, Action::Allow).unwrap())
+                    .build()
+            },
             BatchSize::LargeInput,
         )
     });

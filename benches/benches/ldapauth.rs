@@ -29,7 +29,12 @@ fn logins(c: &mut Criterion) {
     g.sample_size(30);
 
     let cases: Vec<(&str, &str, &str, Settings)> = vec![
-        ("bind_ssha", "alice@example.com", "alice-pw", settings(&slapd)),
+        (
+            "bind_ssha",
+            "alice@example.com",
+            "alice-pw",
+            settings(&slapd),
+        ),
         ("local_ssha", "alice@example.com", "alice-pw", {
             let mut s = settings(&slapd);
             s.verify = VerifyMode::LocalHash;
@@ -50,9 +55,13 @@ fn logins(c: &mut Criterion) {
         let d = Directory::new(s).unwrap();
         let pw: portcullis_ldapauth::Password = pw.into();
         // Warm the pool (and the cache).
-        rt.block_on(d.verify_password(login, &pw)).expect("login works");
+        rt.block_on(d.verify_password(login, &pw))
+            .expect("login works");
         g.bench_function(name, |b| {
-            b.iter(|| rt.block_on(d.verify_password(login, &pw)).expect("login works"));
+            b.iter(|| {
+                rt.block_on(d.verify_password(login, &pw))
+                    .expect("login works")
+            });
         });
     }
     g.finish();

@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
         }
         let set = FilterSet::builder().filters("fuzz", filters).build();
         for (service, addr, name) in [
-            ("imap", "10.0.0.1", NameLookup::Verified("a.example.com".into())),
+            (
+                "imap",
+                "10.0.0.1",
+                NameLookup::Verified("a.example.com".into()),
+            ),
             ("pop", "2001:db8::1", NameLookup::NotDone),
             ("smtp", "192.168.1.1", NameLookup::Tempfail),
         ] {

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_accessfilter::net::{DnsResolver, IdentClient};
-use portcullis_accessfilter::{Action, Endpoint, FilterSet, Lookups, Query, Resolver, Verdict, parse_file};
+use portcullis_accessfilter::{
+    Action, Endpoint, FilterSet, Lookups, Query, Resolver, Verdict, parse_file,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -61,8 +63,14 @@ impl Server {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:1143".into());
-    let allow = args.next().unwrap_or_else(|| "imap: 127.0.0.1 [::1]".into()).replace("\\n", "\n");
-    let deny = args.next().unwrap_or_else(|| "ALL: ALL".into()).replace("\\n", "\n");
+    let allow = args
+        .next()
+        .unwrap_or_else(|| "imap: 127.0.0.1 [::1]".into())
+        .replace("\\n", "\n");
+    let deny = args
+        .next()
+        .unwrap_or_else(|| "ALL: ALL".into())
+        .replace("\\n", "\n");
     let max: Option<usize> = args.next().map(|n| n.parse()).transpose()?;
 
     let filters = FilterSet::builder()
