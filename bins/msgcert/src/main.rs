@@ -14,8 +14,37 @@ use portcullis_certdb::{
 };
 use time::OffsetDateTime;
 
-/// Default database directory when neither `-d` nor `MSGCERT_DIR` is given.
+/// Default database directory when neither `-d`, `MSGCERT_DIR` nor the
+/// configuration's `local.ssldbpath` is given.
 const DEFAULT_DIR: &str = "/etc/portcullis/certdb";
+/// Default configuration file (as for `configutil`).
+const DEFAULT_CONFIG: &str = "/etc/portcullis/portcullis.toml";
+
+/// The database directory: `-d` / `MSGCERT_DIR`, else `local.ssldbpath`
+/// from the configuration file when that file exists (relative to the
+/// file's folder), else [`DEFAULT_DIR`].
+fn resolve_dir(g: &Global) -> Result<PathBuf, String> {
+    if let Some(d) = &g.dir_arg {
+        return Ok(d.clone());
+    }
+    if !g.config.exists() {
+        return Ok(PathBuf::from(DEFAULT_DIR));
+    }
+    let config = portcullis_config::Config::load(&g.config)
+        .map_err(|e| format!("{}: {e}", g.config.display()))?;
+    let path = config
+        .string("local.ssldbpath")
+        .map_err(|e| format!("{}: {e}", g.config.display()))?;
+    let path = PathBuf::from(path);
+    Ok(if path.is_relative() {
+        g.config
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join(path)
+    } else {
+        path
+    })
+}
 
 #[derive(Parser)]
 #[command(
@@ -35,8 +64,22 @@ struct Cli {
 
 #[derive(Args)]
 struct Global {
-    /// Certificate database directory.
-    #[arg(short = 'd', long = "dir", global = true, env = "MSGCERT_DIR", default_value = DEFAULT_DIR)]
+    /// Certificate database directory [default: the configuration's
+    /// local.ssldbpath, else /etc/portcullis/certdb].
+    #[arg(short = 'd', long = "dir", global = true, env = "MSGCERT_DIR")]
+    dir_arg: Option<PathBuf>,
+    /// The configuration file read for local.ssldbpath when -d is not given.
+    #[arg(
+        long = "config",
+        global = true,
+        env = "PORTCULLIS_CONFIG",
+        value_name = "FILE",
+        default_value = DEFAULT_CONFIG
+    )]
+    config: PathBuf,
+    /// The database directory in use (from -d, the configuration or the
+    /// default).
+    #[arg(skip)]
     dir: PathBuf,
     /// File whose first line is the certificate database password (default: prompt).
     #[arg(
@@ -397,9 +440,35 @@ fn validity(days: Option<u32>) -> Validity {
     }
 }
 
+/// Writes `data` to `path` (owner-only, since a PKCS#12 file holds a
+/// private key) through a temporary file and a rename, so a failure never
+/// leaves a truncated file; no path: standard output.
 fn write_output(path: Option<&Path>, data: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     match path {
-        Some(p) => std::fs::write(p, data).map_err(|e| io_err("writing", p, e)),
+        Some(p) => {
+            let name = p
+                .file_name()
+                .ok_or_else(|| io_err("writing", p, std::io::ErrorKind::InvalidInput.into()))?;
+            let mut tmp_name = std::ffi::OsString::from(".");
+            tmp_name.push(name);
+            tmp_name.push(format!(".tmp{}", std::process::id()));
+            let tmp = p.with_file_name(tmp_name);
+            let written = (|| {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                f.write_all(data)?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, p)
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            written.map_err(|e| io_err("writing", p, e))
+        }
         None => std::io::stdout()
             .write_all(data)
             .map_err(|e| io_err("writing", Path::new("standard output"), e)),
@@ -687,7 +756,14 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("MSGCERT_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.global.dir = match resolve_dir(&cli.global) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("msgcert: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -398,6 +398,18 @@ fn requests_verify_and_issued_certificates_install() {
         s(&p12pw),
         "Aqua",
     ]);
+    // It holds a private key: owner-only, and no temporary file left.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&p12).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        let leftovers: Vec<_> = std::fs::read_dir(env.tmp.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
     let info = tool_ok(
         "openssl",
         &[
@@ -894,4 +906,87 @@ fn modules_are_listed_and_validated() {
     let bad = env.fails(&["add-module", "a:b", common::SOFTHSM_LIB]);
     assert!(bad.contains("module names"), "{bad}");
     let _ = tool("true", &[]);
+}
+
+#[test]
+fn the_directory_comes_from_the_configuration_when_d_is_not_given() {
+    let env = Env::empty();
+    let cfg = env.write("portcullis.toml", "[local]\nssldbpath = \"certs/db\"\n");
+    let msgcert = |args: &[&str], with_env: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_msgcert"));
+        c.args(args)
+            .env_remove("MSGCERT_DIR")
+            .env_remove("CERT_PW_FILE")
+            .env_remove("PORTCULLIS_CONFIG");
+        if with_env {
+            c.env("PORTCULLIS_CONFIG", &cfg);
+        }
+        c.output().unwrap()
+    };
+    std::fs::create_dir(env.path("certs")).unwrap();
+    let out = msgcert(
+        &[
+            "generate-certDB",
+            "--config",
+            s(&cfg),
+            "-W",
+            s(&env.pw),
+            "--insecure-fast-kdf",
+        ],
+        false,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // Relative to the configuration file's folder.
+    assert!(env.path("certs/db").is_dir());
+    let out = msgcert(&["list-certs"], true);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Server-Cert"), "{}", text(&out));
+    // -d wins over the configuration.
+    let out = msgcert(&["list-certs", "-d", s(&env.path("nowhere"))], true);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // A configuration that does not parse is an error, not the default.
+    let bad = env.write("bad.toml", "[local\n");
+    let out = msgcert(&["list-certs", "--config", s(&bad)], false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("bad.toml"), "{}", text(&out));
+}
+
+#[test]
+fn concurrent_writers_lose_no_update() {
+    // Twelve msgcert processes change the database at once; the lock makes
+    // them take turns, so every one of their certificates is there after.
+    let env = Env::new();
+    let children: Vec<_> = (0..12)
+        .map(|i| {
+            let alias = format!("Parallel-{i}");
+            let name = format!("p{i}.example.com");
+            env.command(&["add-selfsign-cert", "--name", &name, &alias])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let list = env.ok(&["list-certs"]);
+    for i in 0..12 {
+        assert!(list.contains(&format!("Parallel-{i} ")), "{list}");
+    }
+    assert!(list.contains("13 certificates found"), "{list}");
+    // Each entry is whole: its key matches (export needs both).
+    let p12pw = env.write("p12pw", "x\n");
+    for i in [0, 11] {
+        let out = env.path(&format!("p{i}.p12"));
+        env.ok(&[
+            "export-cert",
+            "-o",
+            s(&out),
+            "--p12-password-file",
+            s(&p12pw),
+            &format!("Parallel-{i}"),
+        ]);
+    }
 }

@@ -242,6 +242,10 @@ pub struct CertEntry {
     pub info: CertInfo,
 }
 
+/// One certificate with its key for a batch add: alias, certificate DER,
+/// private key, trust flags, issuer certificates.
+pub(crate) type KeyedCert<'a> = (&'a str, &'a [u8], &'a PrivateKey, TrustFlags, &'a [Vec<u8>]);
+
 /// A configured PKCS#11 module.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Module {
@@ -749,36 +753,54 @@ impl CertDb {
         trust: TrustFlags,
         issuers: &[Vec<u8>],
     ) -> Result<Vec<String>> {
-        check_alias(alias)?;
+        self.add_all_with_keys(password, &[(alias, der, key, trust, issuers)])
+    }
+
+    /// [`CertDb::add_with_key`] for several certificates in one commit
+    /// (alias, certificate DER, key, trust, issuer certificates):
+    /// all of them are added, or none.
+    pub(crate) fn add_all_with_keys(
+        &mut self,
+        password: &Password,
+        items: &[KeyedCert<'_>],
+    ) -> Result<Vec<String>> {
         self.verify_password(password)?;
-        let info = CertInfo::parse(der)?;
-        if info.spki != key.public_key_info() {
-            return Err(Error::BadKey(
-                "the private key does not match the certificate".into(),
-            ));
+        let mut prepared = Vec::with_capacity(items.len());
+        for &(alias, der, key, trust, issuers) in items {
+            check_alias(alias)?;
+            let info = CertInfo::parse(der)?;
+            if info.spki != key.public_key_info() {
+                return Err(Error::BadKey(
+                    "the private key does not match the certificate".into(),
+                ));
+            }
+            let issuer_infos = issuers
+                .iter()
+                .map(|d| CertInfo::parse(d))
+                .collect::<Result<Vec<_>>>()?;
+            let enc = key.encrypt(password.expose().as_bytes(), self.kdf())?;
+            prepared.push((alias, info, key, enc, trust, issuer_infos));
         }
-        let issuer_infos = issuers
-            .iter()
-            .map(|d| CertInfo::parse(d))
-            .collect::<Result<Vec<_>>>()?;
-        let enc = key.encrypt(password.expose().as_bytes(), self.kdf())?;
         self.transact(|t| {
-            let kid = t.put_key(key, &enc)?;
-            t.add_cert(alias, &info, trust, Some(kid))?;
-            let mut added = vec![alias.to_owned()];
-            for ii in &issuer_infos {
-                if t.index.certs.iter().any(|c| c.sha256 == hex(&ii.sha256)) {
-                    continue;
+            let mut added = Vec::new();
+            for (alias, info, key, enc, trust, issuer_infos) in &prepared {
+                let kid = t.put_key(key, enc)?;
+                t.add_cert(alias, info, *trust, Some(kid))?;
+                added.push((*alias).to_owned());
+                for ii in issuer_infos {
+                    if t.index.certs.iter().any(|c| c.sha256 == hex(&ii.sha256)) {
+                        continue;
+                    }
+                    let base = default_alias(ii);
+                    let mut a = base.clone();
+                    let mut n = 2;
+                    while t.index.cert(&a).is_some() {
+                        a = format!("{base} #{n}");
+                        n += 1;
+                    }
+                    t.add_cert(&a, ii, TrustFlags::default(), None)?;
+                    added.push(a);
                 }
-                let base = default_alias(ii);
-                let mut a = base.clone();
-                let mut n = 2;
-                while t.index.cert(&a).is_some() {
-                    a = format!("{base} #{n}");
-                    n += 1;
-                }
-                t.add_cert(&a, ii, TrustFlags::default(), None)?;
-                added.push(a);
             }
             Ok(added)
         })

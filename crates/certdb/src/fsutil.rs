@@ -70,7 +70,14 @@ pub(crate) fn atomic_write(path: &Path, data: &[u8], private: bool) -> Result<()
         f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
         drop(f);
         fs::rename(&tmp, path).map_err(|e| Error::io("renaming into place", path, e))?;
-        sync_dir(dir)
+        // The new content is in place: a failure to sync the directory now
+        // only makes the rename's durability uncertain. Reporting it as a
+        // failed write would make callers undo work the new file already
+        // refers to.
+        if let Err(e) = sync_dir(dir) {
+            tracing::warn!(error = %e, "directory sync after rename failed");
+        }
+        Ok(())
     })();
     if res.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -360,8 +360,10 @@ impl CertDb {
                 "--alias needs a file with a single key".into(),
             ));
         }
-        let mut added = Vec::new();
-        for e in entries {
+        // Every entry is checked before anything is written, and all are
+        // committed together: an import adds the whole file or nothing.
+        let mut names = Vec::with_capacity(entries.len());
+        for e in &entries {
             let leaf = CertInfo::parse(&e.chain[0])?;
             if self_signed_only && !leaf.self_signed {
                 return Err(Error::BadPkcs12(format!(
@@ -377,17 +379,27 @@ impl CertDb {
                         .filter(|f| check_alias(f).is_ok() && *f != leaf.subject)
                 })
                 .unwrap_or_else(|| crate::db::default_alias(&leaf));
-            let a = self.add_with_key(
-                password,
-                &name,
-                &e.chain[0],
-                &e.key,
-                TrustFlags::default(),
-                &e.chain[1..],
-            )?;
-            added.extend(a);
+            if names.contains(&name) {
+                return Err(Error::BadPkcs12(format!(
+                    "two keys in the file would both be stored as {name}"
+                )));
+            }
+            names.push(name);
         }
-        Ok(added)
+        let items: Vec<_> = entries
+            .iter()
+            .zip(&names)
+            .map(|(e, name)| {
+                (
+                    name.as_str(),
+                    e.chain[0].as_slice(),
+                    &e.key,
+                    TrustFlags::default(),
+                    &e.chain[1..],
+                )
+            })
+            .collect();
+        self.add_all_with_keys(password, &items)
     }
 }
 

@@ -51,7 +51,9 @@ impl Env {
         c.arg(args[0]);
         c.arg("-d").arg(&self.db).arg("-W").arg(&self.pw);
         c.args(&args[1..]);
-        c.env_remove("CERT_PW_FILE").env_remove("MSGCERT_DIR");
+        c.env_remove("CERT_PW_FILE")
+            .env_remove("MSGCERT_DIR")
+            .env_remove("PORTCULLIS_CONFIG");
         c
     }
 
