@@ -77,7 +77,10 @@ impl ResumptionState {
             let secs = u32::try_from(settings.ticket_key_lifetime.as_secs())
                 .unwrap_or(u32::MAX)
                 .max(1);
-            Arc::new(TicketRotator::new(secs, new_ticket_key)?)
+            Arc::new(AgedTickets {
+                inner: TicketRotator::new(secs, new_ticket_key)?,
+                max_age_ms: u64::from(secs) * 2000,
+            })
         } else {
             Arc::new(NoTickets)
         };
@@ -101,6 +104,50 @@ impl ResumptionState {
         } else {
             0
         };
+    }
+}
+
+/// The rotator with a hard bound on ticket age. The rotator switches keys
+/// only when tickets pass through it, so on a quiet server one rotation can
+/// stand for several lifetimes and an old ticket would still decrypt; the
+/// issue time sealed inside each ticket makes every ticket expire after two
+/// key lifetimes, as documented, whatever the traffic.
+#[derive(Debug)]
+struct AgedTickets {
+    inner: TicketRotator,
+    max_age_ms: u64,
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl ProducesTickets for AgedTickets {
+    fn enabled(&self) -> bool {
+        self.inner.enabled()
+    }
+    fn lifetime(&self) -> u32 {
+        self.inner.lifetime()
+    }
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        let mut stamped = Vec::with_capacity(8 + plain.len());
+        stamped.extend_from_slice(&unix_now_ms().to_be_bytes());
+        stamped.extend_from_slice(plain);
+        self.inner.encrypt(&stamped)
+    }
+    fn decrypt(&self, ticket: &[u8]) -> Option<Vec<u8>> {
+        let mut stamped = self.inner.decrypt(ticket)?;
+        let issued = u64::from_be_bytes(stamped.get(..8)?.try_into().ok()?);
+        let now = unix_now_ms();
+        // A clock that went backwards does not make tickets live longer.
+        if now.saturating_sub(issued) > self.max_age_ms || issued > now.saturating_add(60_000) {
+            return None;
+        }
+        stamped.drain(..8);
+        Some(stamped)
     }
 }
 

@@ -310,3 +310,46 @@ async fn resumption_tickets_survive_reload_and_can_be_switched_off() {
     rust_handshake(srv.addr, Arc::clone(&config)).await.unwrap();
     assert!(rust_handshake(srv.addr, config).await.unwrap().resumed);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ticket_keys_rotate_and_old_tickets_are_refused() {
+    let f = Files::new();
+    let mut r = Resumption::default();
+    // Tickets only (no stateful cache), with a short key lifetime: a key
+    // encrypts new tickets for one lifetime and still decrypts for one more.
+    r.cache_size = 0;
+    r.ticket_key_lifetime = Duration::from_secs(3);
+    let tls = f.server(r);
+    let srv = TestServer::start(Arc::clone(&tls)).await;
+
+    // A fresh ticket resumes.
+    let config = rust_client_config(&f.ca.cert_der);
+    assert!(
+        !rust_handshake(srv.addr, Arc::clone(&config))
+            .await
+            .unwrap()
+            .resumed
+    );
+    assert!(
+        rust_handshake(srv.addr, Arc::clone(&config))
+            .await
+            .unwrap()
+            .resumed
+    );
+
+    // A ticket older than two key lifetimes is refused even on a quiet
+    // server (where the rotator has switched keys only once since): the
+    // client falls back to a full handshake.
+    let config = rust_client_config(&f.ca.cert_der);
+    assert!(
+        !rust_handshake(srv.addr, Arc::clone(&config))
+            .await
+            .unwrap()
+            .resumed
+    );
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
+    let late = rust_handshake(srv.addr, Arc::clone(&config)).await.unwrap();
+    assert!(!late.resumed, "a ticket under a rotated-out key resumed");
+    // And the new ticket from that full handshake resumes again.
+    assert!(rust_handshake(srv.addr, config).await.unwrap().resumed);
+}

@@ -207,3 +207,91 @@ async fn with_token(dir: &Path) {
         assert_eq!(t.await.unwrap().unwrap().leaf, cert);
     }
 }
+
+/// The same token reached the way a deployment names it: the certificate
+/// database lists the module, `sslpassword.conf` holds its PIN, and the
+/// service's nickname is `module:alias`.
+#[test]
+fn certdb_module_nickname_serves_handshakes() {
+    if std::env::var_os("SOFTHSM2_CONF").is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = make_token(dir.path());
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "certdb_module_nickname_serves_handshakes",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("SOFTHSM2_CONF", &conf)
+            .env("TLSCONF_TEST_DIR", dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "the SoftHSM run failed");
+        return;
+    }
+    let dir = PathBuf::from(std::env::var_os("TLSCONF_TEST_DIR").unwrap());
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(with_certdb_token(&dir));
+}
+
+async fn with_certdb_token(dir: &Path) {
+    use portcullis_tlsconf::certdb::CertDbSource;
+    use portcullis_tlsconf::certdb::certdb::{
+        CertDb, KdfParams, KeyType, Password, Subject, SubjectFields, Validity,
+    };
+
+    let db_dir = dir.join("db");
+    let pw = Password::new("db-password");
+    let mut db = CertDb::create(&db_dir, &pw, KdfParams::INSECURE_FAST).unwrap();
+    db.add_module("hsm", Path::new(MODULE), Some(LABEL))
+        .unwrap();
+    db.set_module_password("hsm", Password::new(PIN)).unwrap();
+    // Key generated on the token, certificate signed there and stored there.
+    let subject = Subject::from_fields(&SubjectFields::new("token.example.test")).unwrap();
+    db.add_self_signed(
+        &pw,
+        "hsm:Server-Token",
+        &subject,
+        Validity::days(time::OffsetDateTime::now_utc(), 30),
+        KeyType::EcP256,
+    )
+    .unwrap();
+    let entry = db.find("hsm:Server-Token").unwrap();
+    let der_path = write(dir, "token-cert.der", &entry.info.der);
+    let ca_path = dir.join("token-cert.pem");
+    let conv = Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-in"])
+        .arg(&der_path)
+        .arg("-out")
+        .arg(&ca_path)
+        .status()
+        .unwrap();
+    assert!(conv.success(), "openssl x509 read the token certificate");
+
+    let nicknames = portcullis_tlsconf::Service::Imap
+        .nicknames(Some("hsm:Server-Token"), None)
+        .unwrap();
+    let tls = Arc::new(
+        TlsServer::new(
+            Arc::new(CertDbSource::new(&db_dir)),
+            ServerSettings::new(nicknames),
+        )
+        .unwrap(),
+    );
+    let mut srv = TestServer::start(Arc::clone(&tls)).await;
+    for args in [&["-tls1_3"][..], &["-tls1_2"][..]] {
+        let run = s_client(srv.addr, &ca_path, args).await;
+        assert!(run.ok, "{args:?}: {}", run.out);
+        assert_eq!(
+            run.field("Peer certificate:").as_deref(),
+            Some("CN = token.example.test")
+        );
+        assert_eq!(run.field("Signature type:").as_deref(), Some("ECDSA"));
+        srv.next().await.result.unwrap();
+    }
+}
