@@ -219,3 +219,62 @@ fn tls_server_end_point_matches_openssl_fingerprints() {
     assert!(tls_server_end_point(b"\x30\x03\x02\x01").is_err());
     assert!(tls_server_end_point(b"").is_err());
 }
+
+/// The server's first challenge of a fresh session.
+fn first_challenge(m: portcullis_sasl::Mechanism, initial: Option<&[u8]>) -> Vec<u8> {
+    let ctx = ServerContext::new(Service::Imap, "h");
+    let mut s = ServerSession::new(m, &ctx).unwrap();
+    match s.start(initial).unwrap() {
+        Step::Challenge(c) => c,
+        // SCRAM asks for the secret first: an unknown user.
+        Step::Verify(_) => match s.answer(portcullis_sasl::Answer::Reject).unwrap() {
+            Step::Challenge(c) => c,
+            other => panic!("{m}: {other:?}"),
+        },
+        other => panic!("{m}: {other:?}"),
+    }
+}
+
+#[test]
+fn challenges_and_nonces_are_fresh_for_every_session() {
+    use portcullis_sasl::Mechanism;
+    for m in [Mechanism::CramMd5, Mechanism::DigestMd5] {
+        let a = first_challenge(m, None);
+        let b = first_challenge(m, None);
+        assert_ne!(a, b, "{m}: two sessions got the same challenge");
+    }
+    let apop = |_: ()| {
+        let ctx = ServerContext::new(Service::Pop, "h");
+        ServerSession::new(Mechanism::Apop, &ctx)
+            .unwrap()
+            .apop_timestamp()
+            .unwrap()
+    };
+    assert_ne!(apop(()), apop(()), "APOP banner timestamps repeat");
+
+    // SCRAM: the server nonce is fresh; the made-up salt of an unknown user
+    // is stable, so repeating the first message does not show that the
+    // user does not exist; another unknown name gets another salt.
+    let first = |user: &str| {
+        let msg = format!("n,,n={user},r=clientnonce0123");
+        let c = String::from_utf8(first_challenge(
+            Mechanism::ScramSha256,
+            Some(msg.as_bytes()),
+        ))
+        .unwrap();
+        let part = |k: &str| {
+            c.split(',')
+                .find_map(|f| f.strip_prefix(k))
+                .unwrap()
+                .to_owned()
+        };
+        (part("r="), part("s="))
+    };
+    let (r1, s1) = first("nobody");
+    let (r2, s2) = first("nobody");
+    let (_, s3) = first("somebody-else");
+    assert_ne!(r1, r2);
+    assert!(r1.starts_with("clientnonce0123") && r1.len() > "clientnonce0123".len() + 16);
+    assert_eq!(s1, s2, "an unknown user's salt changes between attempts");
+    assert_ne!(s1, s3);
+}

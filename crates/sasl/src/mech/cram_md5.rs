@@ -61,7 +61,10 @@ impl ServerMech for Server {
                 "CRAM-MD5 needs Password, Reject or Unavailable",
             ));
         };
-        let expected = hex(&hmac_md5(password.as_bytes(), self.challenge.as_bytes()));
+        let expected = zeroize::Zeroizing::new(hex(&hmac_md5(
+            password.as_bytes(),
+            self.challenge.as_bytes(),
+        )));
         if ct_eq(expected.as_bytes(), &digest) {
             Ok(Inner::Success {
                 auth: Authenticated::new(M, user, None),

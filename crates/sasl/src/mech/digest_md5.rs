@@ -151,22 +151,26 @@ struct DigestInput<'a> {
 
 /// (response, rspauth) in lower-case hex.
 fn compute(d: &DigestInput<'_>) -> (String, String) {
-    let inner = md5(&[d.user, b":", d.realm, b":", d.password]);
-    let mut a1: Vec<u8> = Vec::with_capacity(64);
-    a1.extend_from_slice(&inner);
+    // H(user:realm:password) stands in for the password: wiped after use.
+    let inner = zeroize::Zeroizing::new(md5(&[d.user, b":", d.realm, b":", d.password]));
+    let mut a1: zeroize::Zeroizing<Vec<u8>> = zeroize::Zeroizing::new(Vec::with_capacity(64));
+    a1.extend_from_slice(&inner[..]);
     a1.extend_from_slice(format!(":{}:{}", d.nonce, d.cnonce).as_bytes());
     if let Some(z) = d.authzid {
         a1.push(b':');
         a1.extend_from_slice(z.as_bytes());
     }
-    let ha1 = hex(&md5(&[&a1]));
+    let ha1 = zeroize::Zeroizing::new(hex(&md5(&[&a1[..]])));
     let kd = |a2: &str| {
         let ha2 = hex(&md5(&[a2.as_bytes()]));
-        hex(&md5(&[format!(
-            "{ha1}:{}:{}:{}:auth:{ha2}",
-            d.nonce, d.nc, d.cnonce
-        )
-        .as_bytes()]))
+        let kd_input = zeroize::Zeroizing::new(format!(
+            "{}:{}:{}:{}:auth:{ha2}",
+            ha1.as_str(),
+            d.nonce,
+            d.nc,
+            d.cnonce
+        ));
+        hex(&md5(&[kd_input.as_bytes()]))
     };
     let response = kd(&format!("AUTHENTICATE:{}", d.digest_uri));
     let rspauth = kd(&format!(":{}", d.digest_uri));

@@ -240,8 +240,10 @@ impl Server {
                 return Err(Error::ApiMisuse("SCRAM secret of the wrong algorithm"));
             }
             // Unknown user: carry on with a made-up salt so the reply does
-            // not reveal whether the user exists; fail at the proof.
-            Answer::Reject => (None, random_bytes(SALT_LEN)?, MIN_ITERATIONS),
+            // not reveal whether the user exists; fail at the proof. The
+            // salt is the same each time for the same name, as a real
+            // user's would be.
+            Answer::Reject => (None, fake_salt(self.alg, &authcid)?, MIN_ITERATIONS),
             Answer::Unavailable => return Err(Error::Unavailable),
             _ => {
                 return Err(Error::ApiMisuse(
@@ -318,7 +320,11 @@ impl Server {
         }
         let secret = secret.ok_or(Error::BadCredentials)?;
         let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-        let client_signature = hmac(self.alg, secret.stored_key(), &[auth_message.as_bytes()]);
+        let client_signature = zeroize::Zeroizing::new(hmac(
+            self.alg,
+            secret.stored_key(),
+            &[auth_message.as_bytes()],
+        ));
         let client_key = zeroize::Zeroizing::new(xor(&proof, &client_signature));
         if !ct_eq(&hash(self.alg, &client_key), secret.stored_key()) {
             return Err(Error::BadCredentials);
@@ -585,4 +591,25 @@ pub(crate) fn tls_server_end_point_hash(der: &[u8]) -> Result<Vec<u8>, Error> {
         H::S384 => sha2::Sha384::digest(der).to_vec(),
         H::S512 => sha2::Sha512::digest(der).to_vec(),
     })
+}
+
+/// A salt for a user who does not exist: HMAC of the name under a key made
+/// once per process, so asking twice gives the same salt (a fresh random
+/// salt each time would tell unknown users from real ones).
+fn fake_salt(alg: ScramAlgorithm, user: &str) -> Result<Vec<u8>, Error> {
+    static KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let key = match KEY.get() {
+        Some(k) => k,
+        None => {
+            let fresh = random_bytes(32)?;
+            KEY.get_or_init(|| fresh)
+        }
+    };
+    let mut salt = hmac(
+        ScramAlgorithm::Sha256,
+        key,
+        &[alg.name().as_bytes(), b"\0", user.as_bytes()],
+    );
+    salt.truncate(SALT_LEN);
+    Ok(salt)
 }
