@@ -193,6 +193,9 @@ struct Env {
     resolver: Option<DnsResolver>,
     ident: IdentClient,
     no_lookups: bool,
+    /// Set when the address of a client given by name could not be looked
+    /// up for now: the verdict is then `tempfail`, never a guess.
+    address_tempfail: std::cell::Cell<bool>,
 }
 
 impl Env {
@@ -203,6 +206,7 @@ impl Env {
                 resolver: None,
                 ident: IdentClient::new(),
                 no_lookups: true,
+                address_tempfail: std::cell::Cell::new(false),
             });
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -230,6 +234,7 @@ impl Env {
             resolver,
             ident: IdentClient::new().with_timeout(Duration::from_secs(args.ident_timeout.max(1))),
             no_lookups: false,
+            address_tempfail: std::cell::Cell::new(false),
         })
     }
 
@@ -278,7 +283,11 @@ impl Env {
         let (rt, r) = (self.runtime.as_ref()?, self.resolver.as_ref()?);
         match rt.block_on(r.forward(name)) {
             DnsAnswer::Found(addrs) => addrs.first().copied(),
-            _ => None,
+            DnsAnswer::NotFound => None,
+            DnsAnswer::Tempfail => {
+                self.address_tempfail.set(true);
+                None
+            }
         }
     }
 }
@@ -386,6 +395,11 @@ fn run(args: &Args) -> Result<u8, String> {
         );
     };
     let mut q = query(service, client, args, &env)?;
+    if env.address_tempfail.get() {
+        println!("{}", Verdict::Tempfail.word());
+        println!("  the client's address could not be looked up (temporary DNS failure)");
+        return Ok(exit_code(Verdict::Tempfail));
+    }
     let combined = env.decide(&mut policy, &mut q)?;
     let text = combined.to_string();
     println!("{}", combined.verdict.word());
@@ -410,7 +424,9 @@ fn batch(policy: &mut Policy, args: &Args, env: &Env) -> Result<u8, String> {
         if fields.is_empty() || fields[0].starts_with('#') {
             continue;
         }
+        env.address_tempfail.set(false);
         let word = match batch_query(&fields, args, env) {
+            Ok(_) if env.address_tempfail.get() => Verdict::Tempfail.word(),
             Ok(mut q) => match env.decide(policy, &mut q) {
                 Ok(c) => c.verdict.word(),
                 Err(e) => return Err(e),

@@ -153,6 +153,28 @@ fn tempfail_is_exit_3() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).starts_with("tempfail\n"), "{}", text(&o));
     assert!(text(&o).contains("client host name"), "{}", text(&o));
+    // A client given by name only, whose address cannot be looked up for
+    // now: tempfail, not "unknown address".
+    let o = filtertest(
+        &[
+            "--deny",
+            "deny",
+            "--dns-server",
+            &server,
+            "--dns-timeout",
+            "1",
+            "imap",
+            "mail.example.com",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).starts_with("tempfail\n"), "{}", text(&o));
+    assert!(
+        text(&o).contains("address could not be looked up"),
+        "{}",
+        text(&o)
+    );
     drop(silent);
 }
 
