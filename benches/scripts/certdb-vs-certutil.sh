@@ -35,7 +35,11 @@ done
 echo "loading them into msgcert's database (one commit)..."
 echo bench-password > pw
 "$msgcert" generate-certDB -d db -W pw --insecure-fast-kdf > /dev/null
-"$msgcert" add-cert -d db -W pw first-cert bundle.pem > /dev/null
+# The same N certificates under the same nicknames as in the NSS database:
+# drop the default Server-Cert; the bundle's first certificate gets the
+# alias given, the others their CN.
+"$msgcert" remove-cert -d db -W pw Server-Cert > /dev/null
+"$msgcert" add-cert -d db -W pw host0.example.com bundle.pem > /dev/null
 
 echo "loading them into an NSS database (certutil -A each)..."
 mkdir nss
