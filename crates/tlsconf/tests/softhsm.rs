@@ -100,24 +100,22 @@ impl rcgen::PublicKeyData for TokenPublic {
     }
 }
 
-#[test]
-fn token_key_serves_handshakes() {
+/// Runs `body` in a child of this test binary whose `SOFTHSM2_CONF` points
+/// at a fresh scratch token (the parent makes the token and waits).
+fn in_token_child(
+    test: &str,
+    body: impl FnOnce(&Path) -> std::pin::Pin<Box<dyn Future<Output = ()> + '_>>,
+) {
     if std::env::var_os("SOFTHSM2_CONF").is_none() {
         let dir = tempfile::tempdir().unwrap();
         let conf = make_token(dir.path());
         let status = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "token_key_serves_handshakes",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
+            .args(["--exact", test, "--nocapture", "--test-threads", "1"])
             .env("SOFTHSM2_CONF", &conf)
             .env("TLSCONF_TEST_DIR", dir.path())
             .status()
             .unwrap();
-        assert!(status.success(), "the SoftHSM run failed");
+        assert!(status.success(), "the SoftHSM run of {test} failed");
         return;
     }
     let dir = PathBuf::from(std::env::var_os("TLSCONF_TEST_DIR").unwrap());
@@ -125,7 +123,14 @@ fn token_key_serves_handshakes() {
         .enable_all()
         .build()
         .unwrap()
-        .block_on(with_token(&dir));
+        .block_on(body(&dir));
+}
+
+#[test]
+fn token_key_serves_handshakes() {
+    in_token_child("token_key_serves_handshakes", |dir| {
+        Box::pin(with_token(dir))
+    });
 }
 
 async fn with_token(dir: &Path) {
@@ -213,30 +218,9 @@ async fn with_token(dir: &Path) {
 /// service's nickname is `module:alias`.
 #[test]
 fn certdb_module_nickname_serves_handshakes() {
-    if std::env::var_os("SOFTHSM2_CONF").is_none() {
-        let dir = tempfile::tempdir().unwrap();
-        let conf = make_token(dir.path());
-        let status = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "certdb_module_nickname_serves_handshakes",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env("SOFTHSM2_CONF", &conf)
-            .env("TLSCONF_TEST_DIR", dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success(), "the SoftHSM run failed");
-        return;
-    }
-    let dir = PathBuf::from(std::env::var_os("TLSCONF_TEST_DIR").unwrap());
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(with_certdb_token(&dir));
+    in_token_child("certdb_module_nickname_serves_handshakes", |dir| {
+        Box::pin(with_certdb_token(dir))
+    });
 }
 
 async fn with_certdb_token(dir: &Path) {
