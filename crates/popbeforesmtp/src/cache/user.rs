@@ -5,11 +5,11 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 /// Longest name kept inline (no heap allocation, copied on lookup).
-pub(super) const INLINE_MAX: usize = 22;
+pub(super) const INLINE_MAX: usize = 30;
 
 /// The user a POP login was made as.
 ///
-/// Names up to 22 bytes live inside the value (24 bytes in
+/// Names up to 30 bytes live inside the value (32 bytes in
 /// all), so a cache entry needs no allocation of its own and a lookup
 /// copies instead of touching a shared reference count; longer names are
 /// one shared allocation.
@@ -111,8 +111,8 @@ mod tests {
 
     #[test]
     fn inline_and_shared() {
-        assert_eq!(size_of::<UserName>(), 24);
-        assert_eq!(size_of::<Option<UserName>>(), 24);
+        assert_eq!(size_of::<UserName>(), 32);
+        assert_eq!(size_of::<Option<UserName>>(), 32);
         for s in [
             "",
             "a",
