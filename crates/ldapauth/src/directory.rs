@@ -211,30 +211,7 @@ impl Directory {
         if s.search_for_domain
             && let Some(d) = domain
         {
-            let f = self.inner.domain_filter.expand(user, d, login);
-            let found = self
-                .inner
-                .pool
-                .search(
-                    &s.base_dn,
-                    Scope::Subtree,
-                    &f,
-                    &[
-                        "inetDomainSearchFilter",
-                        "inetDomainBaseDN",
-                        "mailDomainAllowedServiceAccess",
-                        "inetDomainStatus",
-                        "mailDomainStatus",
-                    ],
-                )
-                .await?;
-            let entry = Self::one(found).map_err(|r| {
-                if r == Reject::UnknownUser {
-                    Reject::UnknownDomain
-                } else {
-                    r
-                }
-            })?;
+            let entry = self.domain_entry(user, d, login).await?;
             if let Some(custom) = first(&entry, "inetDomainSearchFilter") {
                 template = FilterTemplate::parse(&custom).map_err(|e| {
                     Error::Directory(format!("inetDomainSearchFilter of {}: {e}", entry.dn))
@@ -265,6 +242,39 @@ impl Directory {
             base,
             attrs: entry,
             domain_attrs,
+        })
+    }
+
+    /// The domain's entry (exactly one, else [`Reject::UnknownDomain`]).
+    async fn domain_entry(
+        &self,
+        user: &str,
+        domain: &str,
+        login: &str,
+    ) -> Result<SearchEntry, Error> {
+        let f = self.inner.domain_filter.expand(user, domain, login);
+        let found = self
+            .inner
+            .pool
+            .search(
+                &self.inner.settings.base_dn,
+                Scope::Subtree,
+                &f,
+                &[
+                    "inetDomainSearchFilter",
+                    "inetDomainBaseDN",
+                    "mailDomainAllowedServiceAccess",
+                    "inetDomainStatus",
+                    "mailDomainStatus",
+                ],
+            )
+            .await?;
+        Self::one(found).map_err(|r| {
+            if r == Reject::UnknownUser {
+                Reject::UnknownDomain.into()
+            } else {
+                r.into()
+            }
         })
     }
 
@@ -584,14 +594,29 @@ impl Directory {
         let login = first(&e, "mail")
             .or_else(|| first(&e, "uid"))
             .unwrap_or_default();
+        let domain = login.rsplit_once('@').map(|(_, d)| d.to_owned());
+        // The user's domain applies to certificate logins too: its status
+        // (a held domain refuses them) and its service-access filters. A
+        // mail domain without a domain entry adds nothing.
+        let domain_attrs = match &domain {
+            Some(d) if s.search_for_domain => {
+                let (local, _) = split_login(&login);
+                match self.domain_entry(local, d, &login).await {
+                    Ok(entry) => Some(entry),
+                    Err(Error::Rejected(Reject::UnknownDomain)) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => None,
+        };
         let entry = Entry {
             dn: e.dn.clone(),
-            domain: login.rsplit_once('@').map(|(_, d)| d.to_owned()),
-            domain_dn: None,
+            domain,
+            domain_dn: domain_attrs.as_ref().map(|d| d.dn.clone()),
             filter: plan.filter.clone(),
             base,
             attrs: e,
-            domain_attrs: None,
+            domain_attrs,
         };
         Self::status_check(&entry)?;
         Ok(Self::user_of(&entry, &login))

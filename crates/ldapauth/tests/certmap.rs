@@ -324,3 +324,42 @@ async fn sasl_external_through_the_traits() {
         assert_eq!(got.as_deref(), want);
     }
 }
+
+#[tokio::test]
+async fn certificate_logins_see_their_domain() {
+    let slapd = Slapd::shared();
+    let ca = TestCa::new("Domain CA").unwrap();
+    let d = directory(settings(slapd));
+    let held = format!("{}.test", unique("held"));
+    let open = format!("{}.test", unique("open"));
+    slapd
+        .add_ldif(&format!(
+            "dn: o={held},o=example\nobjectClass: organization\nobjectClass: inetDomain\no: {held}\n\
+             associatedDomain: {held}\ninetDomainStatus: hold\n\n\
+             dn: uid=h,o={held},o=example\nobjectClass: inetOrgPerson\nobjectClass: inetMailUser\n\
+             objectClass: inetUser\nuid: h\ncn: h\nsn: h\nmail: h@{held}\n\n\
+             dn: o={open},o=example\nobjectClass: organization\nobjectClass: inetDomain\n\
+             o: {open}\nassociatedDomain: {open}\ninetDomainStatus: active\n\
+             mailDomainAllowedServiceAccess: +imap:ALL$-pop:ALL\n\n\
+             dn: uid=o,o={open},o=example\nobjectClass: inetOrgPerson\nobjectClass: inetMailUser\n\
+             objectClass: inetUser\nuid: o\ncn: o\nsn: o\nmail: o@{open}\n"
+        ))
+        .unwrap();
+    // The held domain refuses certificate logins as it refuses passwords.
+    let c = ca.issue_client("H", Some(&format!("h@{held}"))).unwrap();
+    assert_eq!(
+        d.map_certificate(&c.cert_der).await.unwrap_err(),
+        Error::Rejected(Reject::DomainStatus {
+            attribute: "inetDomainStatus",
+            value: "hold".into()
+        })
+    );
+    // The open one hands its service-access filters to the caller.
+    let c = ca.issue_client("O", Some(&format!("o@{open}"))).unwrap();
+    let u = d.map_certificate(&c.cert_der).await.unwrap();
+    assert_eq!(u.dn, format!("uid=o,o={open},o=example"));
+    assert_eq!(
+        u.domain_allowed_service_access.as_deref(),
+        Some("+imap:ALL$-pop:ALL")
+    );
+}
