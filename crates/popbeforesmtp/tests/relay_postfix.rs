@@ -632,4 +632,28 @@ async fn musttls_and_maytls_against_postfix() {
         .build()
         .expect("pool");
     assert!(matches!(pool.connect(&c).await, Err(Error::AllRelaysDown)));
+    // Under maytls the same failure falls back to plain text on a fresh
+    // connection, and the relay stays in service.
+    let spec = RelaySpec::new(
+        RelayAddr::new("127.0.0.1", pf.smtp_port()),
+        Handoff::Xclient,
+        TlsPolicy::May,
+    );
+    let pool = RelayPool::builder(vec![spec])
+        .tls_config(tls_client_config(&other.cert_pem()))
+        .build()
+        .expect("pool");
+    let mut s = bounded("connect", pool.connect(&c))
+        .await
+        .expect("maytls falls back to plain text");
+    assert!(!s.is_tls());
+    let (rcpt, data) = bounded(
+        "send",
+        send(&mut s, "w@elsewhere.example", "maytls-fallback-8c1"),
+    )
+    .await;
+    assert_eq!((rcpt, data), (250, 250));
+    s.quit().await.expect("quit");
+    assert!(pool.status().iter().all(|(_, down)| !*down));
+    assert!(pf.wait_for_delivery("maytls-fallback-8c1", LOG_WAIT));
 }

@@ -112,7 +112,8 @@ pub enum TlsPolicy {
     /// Never STARTTLS.
     #[default]
     Plain,
-    /// `maytls`: STARTTLS when the relay offers it.
+    /// `maytls`: STARTTLS when the relay offers it; if the handshake or the
+    /// certificate check fails, plain text on a fresh connection.
     May,
     /// `musttls`: STARTTLS or this relay counts as failed.
     Must,
@@ -451,8 +452,23 @@ impl RelayPool {
                 tracing::debug!(relay = %entry.spec.addr, "relay skipped after a recent failure");
                 continue;
             }
-            let attempt =
-                tokio::time::timeout(self.attempt_timeout, self.open(&entry.spec, client)).await;
+            let attempt = tokio::time::timeout(self.attempt_timeout, async {
+                match self.open(&entry.spec, entry.spec.tls, client).await {
+                    // maytls is opportunistic: a relay whose TLS fails
+                    // (handshake, certificate) is used in plain text on a
+                    // fresh connection, as if it offered no STARTTLS.
+                    Err(Error::Tls(e)) if entry.spec.tls == TlsPolicy::May => {
+                        tracing::warn!(
+                            relay = %entry.spec.addr,
+                            error = %e,
+                            "TLS with relay failed under maytls; continuing without TLS"
+                        );
+                        self.open(&entry.spec, TlsPolicy::Plain, client).await
+                    }
+                    other => other,
+                }
+            })
+            .await;
             let error = match attempt {
                 Ok(Ok(session)) => return Ok(session),
                 Ok(Err(e @ Error::ClientRefused { .. })) => {
@@ -478,7 +494,12 @@ impl RelayPool {
         Err(Error::AllRelaysDown)
     }
 
-    async fn open(&self, spec: &RelaySpec, client: &ClientInfo) -> Result<RelaySession, Error> {
+    async fn open(
+        &self,
+        spec: &RelaySpec,
+        tls: TlsPolicy,
+        client: &ClientInfo,
+    ) -> Result<RelaySession, Error> {
         let relay = spec.addr.to_string();
         let tcp = TcpStream::connect((spec.addr.host(), spec.addr.port())).await?;
         tcp.set_nodelay(true)?;
@@ -497,7 +518,7 @@ impl RelayPool {
         let greeting = s.read_reply().await?;
         s.expect(&greeting, 220)?;
         let mut ehlo = s.ehlo(&self.helo_name).await?;
-        if spec.tls != TlsPolicy::Plain {
+        if tls != TlsPolicy::Plain {
             if ehlo::offers(&ehlo, "STARTTLS") {
                 let connector = self
                     .tls
@@ -505,7 +526,7 @@ impl RelayPool {
                     .ok_or(Error::ApiMisuse("TLS relay without TLS configuration"))?;
                 s.starttls(connector, spec.addr.host()).await?;
                 ehlo = s.ehlo(&self.helo_name).await?;
-            } else if spec.tls == TlsPolicy::Must {
+            } else if tls == TlsPolicy::Must {
                 return Err(Error::RelayLacks {
                     relay,
                     capability: "STARTTLS",
