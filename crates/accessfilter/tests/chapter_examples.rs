@@ -599,3 +599,92 @@ fn explanations_name_list_source_line_and_pattern() {
     let d = none.decide_offline(&Query::new("imap", ip("10.0.0.2")));
     assert_eq!(d.reason, Reason::NoMatch { allow_only: false });
 }
+
+/// `@xyzcorp.com` as a netgroup: the hosts of xyzcorp.com.
+#[derive(Debug)]
+struct XyzCorp;
+
+impl portcullis_accessfilter::NetgroupProvider for XyzCorp {
+    fn contains(&self, netgroup: &str, host: &str) -> Option<bool> {
+        Some(netgroup == "xyzcorp.com" && host.ends_with(".xyzcorp.com"))
+    }
+}
+
+#[test]
+fn selective_ident_lookups_as_the_notes_write_them() {
+    // `serviceList: @xyzcorp.com ALL@ALL`, literally. The chapter's point
+    // is cost: members of the netgroup are decided without an ident
+    // lookup, everyone else through `ALL@ALL`, which in tcp_wrappers costs
+    // one. Here `ALL` matches every user, looked up or not, so no client
+    // waits for ident at all; a user pattern that needs the name does.
+    let set = FilterSet::builder()
+        .allow(
+            "allow",
+            parse_file("imap: @xyzcorp.com ALL@ALL\n", Action::Allow).unwrap(),
+        )
+        .deny("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
+        .netgroups(Arc::new(XyzCorp))
+        .build();
+    let q = named("imap", "a.xyzcorp.com", "192.0.2.1");
+    assert!(matches!(
+        set.evaluate(&q),
+        portcullis_accessfilter::Outcome::Done(_)
+    ));
+    assert_eq!(verdict(&set, &q), Verdict::Allow);
+    let q = named("imap", "b.example", "192.0.2.1");
+    assert!(matches!(
+        set.evaluate(&q),
+        portcullis_accessfilter::Outcome::Done(_)
+    ));
+    assert_eq!(verdict(&set, &q), Verdict::Allow);
+    let set = FilterSet::builder()
+        .allow(
+            "allow",
+            parse_file("imap: @xyzcorp.com KNOWN@ALL\n", Action::Allow).unwrap(),
+        )
+        .deny("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
+        .netgroups(Arc::new(XyzCorp))
+        .build();
+    assert!(matches!(
+        set.evaluate(&named("imap", "a.xyzcorp.com", "192.0.2.1")),
+        portcullis_accessfilter::Outcome::Done(_)
+    ));
+    assert_eq!(
+        set.evaluate(&named("imap", "b.example", "192.0.2.1")),
+        portcullis_accessfilter::Outcome::Need(portcullis_accessfilter::Need::User)
+    );
+}
+
+#[test]
+fn netgroup_names_are_case_sensitive() {
+    let set = |rule: &str| {
+        FilterSet::builder()
+            .allow("allow", parse_file(rule, Action::Allow).unwrap())
+            .deny("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
+            .netgroups(Arc::new(XyzCorp))
+            .build()
+    };
+    // The netgroup's name is passed on as written: `@XYZCORP.COM` is
+    // another netgroup than `@xyzcorp.com`.
+    let q = named("imap", "a.xyzcorp.com", "192.0.2.1");
+    assert_eq!(verdict(&set("imap: @xyzcorp.com\n"), &q), Verdict::Allow);
+    assert_eq!(verdict(&set("imap: @XYZCORP.COM\n"), &q), Verdict::Deny);
+}
+
+#[test]
+fn all_except_one_server_as_the_notes_write_it() {
+    // Deny `ALL: ALL EXCEPT isserver.siroe.com`: only isserver gets in.
+    let set = files("", "ALL: ALL EXCEPT isserver.siroe.com\n");
+    assert_eq!(
+        verdict(&set, &named("imap", "isserver.siroe.com", "192.0.2.1")),
+        Verdict::Allow
+    );
+    assert_eq!(
+        verdict(&set, &named("pop", "other.siroe.com", "192.0.2.2")),
+        Verdict::Deny
+    );
+    assert_eq!(
+        verdict(&set, &Query::new("http", ip("192.0.2.3"))),
+        Verdict::Deny
+    );
+}
