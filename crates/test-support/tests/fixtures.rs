@@ -343,3 +343,56 @@ fn shared_fixtures_die_with_the_test_process() {
         assert!(!d.exists(), "{} was left behind", d.display());
     }
 }
+
+/// The local addresses `pid` listens on (TCP, from /proc).
+fn listening_addresses(pid: u32) -> Vec<String> {
+    // Socket inodes the process holds.
+    let mut inodes = std::collections::HashSet::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        if let Ok(target) = std::fs::read_link(fd.unwrap().path()) {
+            let t = target.to_string_lossy().into_owned();
+            if let Some(n) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+                inodes.insert(n.to_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address, state 0A = LISTEN, inode.
+            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                out.push(f[1].to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Whether a /proc/net/tcp{,6} address (hex, host byte order) is loopback.
+fn is_loopback(hex: &str) -> bool {
+    let addr = hex.split(':').next().unwrap();
+    match addr.len() {
+        // 127.x.x.x: the last byte of the little-endian word is 0x7F.
+        8 => addr.ends_with("7F"),
+        // ::1, stored as four little-endian words.
+        32 => addr == "00000000000000000000000001000000",
+        _ => false,
+    }
+}
+
+#[test]
+fn fixtures_listen_on_loopback_only() {
+    let slapd = Slapd::shared();
+    let redis = Redis::shared();
+    for (name, pid) in [("slapd", slapd.pid()), ("redis", redis.pid().unwrap())] {
+        let addrs = listening_addresses(pid);
+        // slapd: LDAP and LDAPS; redis: its one port.
+        assert!(!addrs.is_empty(), "{name} listens on nothing?");
+        for a in &addrs {
+            assert!(is_loopback(a), "{name} listens on {a}, not loopback");
+        }
+    }
+    assert_eq!(listening_addresses(slapd.pid()).len(), 2);
+}
