@@ -53,9 +53,13 @@ fn resolve_dir(g: &Global) -> Result<PathBuf, String> {
     about = "Manages the Messaging Server's Certificate Database",
     override_usage = "msgcert SUBCMD [GLOBAL_OPTS] [SUBCMD_OPTS] [SUBCMD_OPERANDS]",
     after_help = "Exit status: 0 success, 1 (check-expiry) something expires soon, 2 error.\n\
-                  NOTE: servers pick up changes on reload; every change is atomic."
+                  NOTE: servers pick up changes on reload; every change is atomic.",
+    disable_help_flag = true
 )]
 struct Cli {
+    /// Print help (GLOBAL_OPTS: -?, --help).
+    #[arg(short = '?', long = "help", short_alias = 'h', global = true, action = clap::ArgAction::Help)]
+    help: Option<bool>,
     #[command(flatten)]
     global: Global,
     #[command(subcommand)]

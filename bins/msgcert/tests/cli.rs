@@ -112,25 +112,30 @@ fn generate_list_show() {
         "generate-key",
         "check-expiry",
     ] {
+        // The seed's GLOBAL_OPTS: -?, --help.
+        for flag in ["--help", "-?"] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_msgcert"))
+                .args([sub, flag])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{sub} {flag}: {}", text(&out));
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("Usage:"),
+                "{sub} {flag}"
+            );
+        }
+    }
+    for flag in ["--help", "-?"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_msgcert"))
-            .args([sub, "--help"])
+            .arg(flag)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{sub} --help: {}", text(&out));
+        let help = String::from_utf8_lossy(&out.stdout);
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
-            "{sub}"
+            help.contains("Usage: msgcert SUBCMD [GLOBAL_OPTS] [SUBCMD_OPTS] [SUBCMD_OPERANDS]"),
+            "{flag}: {help}"
         );
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_msgcert"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        help.contains("Usage: msgcert SUBCMD [GLOBAL_OPTS] [SUBCMD_OPTS] [SUBCMD_OPERANDS]"),
-        "{help}"
-    );
 }
 
 #[test]
