@@ -61,6 +61,38 @@ async fn ldaps_and_starttls_work_and_a_wrong_ca_fails_closed() {
         assert!(e.is_temporary(), "ldaps={ldaps}: {e:?}");
     }
 
+    // Trust roots from the certificate database: its `C` CAs (what
+    // msgcert add-cert -C adds); a `T`-only CA does not count for servers.
+    let dir = tempfile::tempdir().unwrap();
+    let pw = portcullis_certdb::Password::new("db-pw");
+    let mut db = portcullis_certdb::CertDb::create(
+        dir.path().join("db"),
+        &pw,
+        portcullis_certdb::KdfParams::INSECURE_FAST,
+    )
+    .unwrap();
+    let ca_der = portcullis_certdb::decode_certificates(slapd.ca_pem().as_bytes())
+        .unwrap()
+        .remove(0);
+    db.add_certificate("ldap-ca", &ca_der, "T,,".parse().unwrap())
+        .unwrap();
+    let roots = |db: &portcullis_certdb::CertDb| {
+        db.trusted_cas(portcullis_certdb::CaUsage::ServerAuth)
+            .unwrap()
+    };
+    assert!(roots(&db).is_empty());
+    db.set_trust("ldap-ca", "CT,,".parse().unwrap()).unwrap();
+    for ldaps in [true, false] {
+        let mut s = tls_settings(slapd, ldaps, &wrong);
+        s.ca_file = None;
+        s.ca_certs = roots(&db);
+        let u = directory(s)
+            .verify_password("alice@example.com", &"alice-pw".into())
+            .await
+            .unwrap();
+        assert_eq!(u.dn, "uid=alice,ou=People,o=example.com,o=example");
+    }
+
     // No trust roots at all: refused at configuration time.
     let mut s = settings(slapd);
     s.use_ssl = true;
