@@ -59,6 +59,7 @@ fn token_identity_and_signing() {
         .unwrap();
         init_token(dir.path(), "alpha");
         init_token(dir.path(), "beta");
+        init_token(dir.path(), "delta");
         let out = Command::new("timeout")
             .arg("300")
             .arg(std::env::current_exe().unwrap())
@@ -89,9 +90,12 @@ fn token_identity_and_signing() {
     db.add_module("beta", Path::new(LIB), Some("beta")).unwrap();
     db.add_module("gone", Path::new(LIB), Some("gamma"))
         .unwrap();
+    db.add_module("delta", Path::new(LIB), Some("delta"))
+        .unwrap();
     let mut pins = db.password_file().unwrap();
     pins.set("alpha", Password::new("5678")).unwrap();
     pins.set("beta", Password::new("0000")).unwrap();
+    pins.set("delta", Password::new("5678")).unwrap();
     pins.store(db.dir()).unwrap();
 
     let now = time::OffsetDateTime::now_utc();
@@ -205,4 +209,45 @@ fn token_identity_and_signing() {
         Err(Error::UnknownAlias(a)) => assert_eq!(a, "alpha:missing"),
         other => panic!("expected UnknownAlias, got {other:?}"),
     }
+
+    // Someone else in this process logged in to token delta: first as the
+    // security officer (a clear error for us), then as the user (fine: we
+    // use that login).
+    already_logged_in(&server.module("delta").unwrap());
+}
+
+fn already_logged_in(delta: &portcullis_certdb::Module) {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    // A second handle on the library this process already initialised.
+    let other = Pkcs11::new(LIB).unwrap();
+    let _already = other.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = other
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| other.get_token_info(*s).unwrap().label().trim() == "delta")
+        .unwrap();
+    let session = other.open_rw_session(slot).unwrap();
+    session
+        .login(UserType::So, Some(&AuthPin::from("1234".to_owned())))
+        .unwrap();
+    let tok = Token::open(delta, Some(&Password::new("5678"))).unwrap();
+    match tok.login() {
+        Err(e @ Error::Pkcs11 { .. }) => {
+            assert!(e.to_string().contains("security officer"), "{e}");
+        }
+        other => panic!("expected the SO-logged-in error, got {other:?}"),
+    }
+    session.logout().unwrap();
+    session
+        .login(UserType::User, Some(&AuthPin::from("5678".to_owned())))
+        .unwrap();
+    tok.login().unwrap();
+    assert!(tok.certificates().unwrap().is_empty());
+    // The library stays initialised for the rest of the process: the
+    // second handle must not finalise it when dropped.
+    std::mem::forget(session);
+    std::mem::forget(other);
 }
