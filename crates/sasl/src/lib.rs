@@ -29,7 +29,7 @@ pub use context::{
 pub use error::Error;
 pub use mechanism::{Mechanism, ScramAlgorithm};
 pub use memory::MemoryBackend;
-pub use policy::{PlaintextRule, Policy, PolicyConfig};
+pub use policy::{POLICY_PARAMETERS, PlaintextRule, Policy, PolicyConfig};
 pub use scram_secret::{MIN_ITERATIONS, SALT_LEN, ScramSecret};
 pub use secret::Password;
 pub use server::{MAX_CLIENT_MESSAGE, ServerSession, Step};

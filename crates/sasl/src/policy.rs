@@ -43,7 +43,71 @@ pub struct PolicyConfig {
     pub has_scram_secrets: bool,
 }
 
+/// The configuration parameters [`PolicyConfig::from_parameters`] reads.
+pub const POLICY_PARAMETERS: [&str; 8] = [
+    "sasl.default.mech_list",
+    "sasl.default.ldap.has_plain_passwords",
+    "service.imap.allowanonymouslogin",
+    "service.plaintextmincipher",
+    "service.imap.plaintextmincipher",
+    "service.pop.plaintextmincipher",
+    "service.smtp.plaintextmincipher",
+    "service.http.plaintextmincipher",
+];
+
+fn parse_flag(name: &str, v: &str) -> Result<bool, Error> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::Policy(format!("{name}: not a boolean"))),
+    }
+}
+
 impl PolicyConfig {
+    /// Reads the chapter's parameters ([`POLICY_PARAMETERS`]) through
+    /// `get`, which returns a parameter's value as text, or `None` (or an
+    /// empty string) when it is unset: for example
+    /// `|name| config.string(name).ok()` over the Portcullis configuration
+    /// file. `has_scram_secrets` is not a parameter and stays false.
+    ///
+    /// # Errors
+    /// [`Error::Policy`] naming the parameter whose value is not a boolean
+    /// or an integer.
+    pub fn from_parameters(get: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let value = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let int = |name: &str| -> Result<Option<i64>, Error> {
+            value(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<i64>()
+                        .map_err(|_| Error::Policy(format!("{name}: not an integer")))
+                })
+                .transpose()
+        };
+        let mut c = match value("sasl.default.mech_list") {
+            Some(list) => Self::default().with_mech_list(&list),
+            None => Self::default(),
+        };
+        if let Some(v) = value("sasl.default.ldap.has_plain_passwords") {
+            c.has_plain_passwords = parse_flag("sasl.default.ldap.has_plain_passwords", &v)?;
+        }
+        if let Some(v) = value("service.imap.allowanonymouslogin") {
+            c.imap_allow_anonymous = parse_flag("service.imap.allowanonymouslogin", &v)?;
+        }
+        c.plaintext_min_cipher = int("service.plaintextmincipher")?.unwrap_or(0);
+        for (service, name) in [
+            (Service::Imap, "service.imap.plaintextmincipher"),
+            (Service::Pop, "service.pop.plaintextmincipher"),
+            (Service::Smtp, "service.smtp.plaintextmincipher"),
+            (Service::Http, "service.http.plaintextmincipher"),
+        ] {
+            if let Some(v) = int(name)? {
+                c.service_plaintext_min_cipher.insert(service, v);
+            }
+        }
+        Ok(c)
+    }
+
     /// Sets `mech_list` from the configuration string (names separated by
     /// spaces or commas).
     #[must_use]

@@ -629,3 +629,48 @@ fn plus_needs_safe_channel_binding() {
         .with_tls(TlsState::new(TlsVersion::Tls12, true).with_tls_exporter(vec![1; 32]));
     assert!(p.advertised(&ems).contains(&Mechanism::ScramSha256Plus));
 }
+
+#[test]
+fn policy_from_the_configuration_file() {
+    // Every parameter the policy reads is one the registry knows.
+    for name in portcullis_sasl::POLICY_PARAMETERS {
+        assert!(
+            portcullis_config::registry::lookup(name).is_some(),
+            "{name} is not a configuration parameter"
+        );
+    }
+    let cfg = portcullis_config::Config::parse(
+        "[sasl.default]\nmech_list = \"SCRAM-SHA-256 PLAIN\"\n\
+         [sasl.default.ldap]\nhas_plain_passwords = true\n\
+         [service]\nplaintextmincipher = 1\n\
+         [service.imap]\nallowanonymouslogin = \"yes\"\nplaintextmincipher = 0\n",
+    )
+    .unwrap();
+    let c = PolicyConfig::from_parameters(|name| cfg.string(name).ok()).unwrap();
+    assert_eq!(c.mech_list, ["SCRAM-SHA-256", "PLAIN"]);
+    assert!(c.has_plain_passwords && c.imap_allow_anonymous);
+    assert_eq!(c.plaintext_min_cipher, 1);
+    assert_eq!(
+        c.service_plaintext_min_cipher,
+        BTreeMap::from([(Service::Imap, 0)])
+    );
+    // The per-service 0 wins for IMAP; POP needs TLS for PLAIN.
+    let p = Policy::new(&c).unwrap();
+    let imap = ServerContext::new(Service::Imap, "h");
+    let pop = ServerContext::new(Service::Pop, "h");
+    assert!(p.advertised(&imap).contains(&Mechanism::Plain));
+    assert!(!p.advertised(&pop).contains(&Mechanism::Plain));
+
+    // An empty file: the chapter's defaults.
+    let empty = portcullis_config::Config::parse("").unwrap();
+    assert_eq!(
+        PolicyConfig::from_parameters(|name| empty.string(name).ok()).unwrap(),
+        PolicyConfig::default()
+    );
+    // A value of the wrong type names its parameter.
+    let e = PolicyConfig::from_parameters(|name| {
+        (name == "service.plaintextmincipher").then(|| "lots".to_owned())
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("service.plaintextmincipher"), "{e}");
+}
