@@ -610,6 +610,16 @@ impl portcullis_accessfilter::NetgroupProvider for XyzCorp {
     }
 }
 
+/// `allow` as the Allow filters, `ALL: ALL` as the Deny filters, with the
+/// xyzcorp.com netgroup.
+fn xyzcorp_set(allow: &str) -> FilterSet {
+    FilterSet::builder()
+        .allow("allow", parse_file(allow, Action::Allow).unwrap())
+        .deny("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
+        .netgroups(Arc::new(XyzCorp))
+        .build()
+}
+
 #[test]
 fn selective_ident_lookups_as_the_notes_write_them() {
     // `serviceList: @xyzcorp.com ALL@ALL`, literally. The chapter's point
@@ -617,14 +627,7 @@ fn selective_ident_lookups_as_the_notes_write_them() {
     // lookup, everyone else through `ALL@ALL`, which in tcp_wrappers costs
     // one. Here `ALL` matches every user, looked up or not, so no client
     // waits for ident at all; a user pattern that needs the name does.
-    let set = FilterSet::builder()
-        .allow(
-            "allow",
-            parse_file("imap: @xyzcorp.com ALL@ALL\n", Action::Allow).unwrap(),
-        )
-        .deny("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
-        .netgroups(Arc::new(XyzCorp))
-        .build();
+    let set = xyzcorp_set("imap: @xyzcorp.com ALL@ALL\n");
     let q = named("imap", "a.xyzcorp.com", "192.0.2.1");
     assert!(matches!(
         set.evaluate(&q),
@@ -637,14 +640,7 @@ fn selective_ident_lookups_as_the_notes_write_them() {
         portcullis_accessfilter::Outcome::Done(_)
     ));
     assert_eq!(verdict(&set, &q), Verdict::Allow);
-    let set = FilterSet::builder()
-        .allow(
-            "allow",
-            parse_file("imap: @xyzcorp.com KNOWN@ALL\n", Action::Allow).unwrap(),
-        )
-        .deny("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
-        .netgroups(Arc::new(XyzCorp))
-        .build();
+    let set = xyzcorp_set("imap: @xyzcorp.com KNOWN@ALL\n");
     assert!(matches!(
         set.evaluate(&named("imap", "a.xyzcorp.com", "192.0.2.1")),
         portcullis_accessfilter::Outcome::Done(_)
@@ -657,13 +653,7 @@ fn selective_ident_lookups_as_the_notes_write_them() {
 
 #[test]
 fn netgroup_names_are_case_sensitive() {
-    let set = |rule: &str| {
-        FilterSet::builder()
-            .allow("allow", parse_file(rule, Action::Allow).unwrap())
-            .deny("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
-            .netgroups(Arc::new(XyzCorp))
-            .build()
-    };
+    let set = xyzcorp_set;
     // The netgroup's name is passed on as written: `@XYZCORP.COM` is
     // another netgroup than `@xyzcorp.com`.
     let q = named("imap", "a.xyzcorp.com", "192.0.2.1");

@@ -246,13 +246,13 @@ impl Pool {
     /// The servers to try, in order: those not being skipped; when every
     /// one is, the one whose hold ends first, so a single server (or a
     /// directory that has come back) is probed rather than refused for the
-    /// whole hold.
-    fn candidates(&self) -> (Vec<&Server>, usize) {
+    /// whole hold. The flag says whether this is such a probe.
+    fn candidates(&self) -> (Vec<&Server>, usize, bool) {
         let now = Instant::now();
         let up: Vec<&Server> = self.servers.iter().filter(|s| s.available(now)).collect();
         if !up.is_empty() {
             let skipped = self.servers.len() - up.len();
-            return (up, skipped);
+            return (up, skipped, false);
         }
         let probe = self
             .servers
@@ -261,6 +261,7 @@ impl Pool {
         (
             probe.into_iter().collect(),
             self.servers.len().saturating_sub(1),
+            true,
         )
     }
 
@@ -275,7 +276,7 @@ impl Pool {
             Box<dyn Future<Output = Result<T, Fault>> + Send + 'c>,
         >,
     ) -> Result<T, Error> {
-        let (servers, skipped) = self.candidates();
+        let (servers, skipped, probing) = self.candidates();
         let tried = servers.len();
         'servers: for server in servers {
             let mut conn = match self.checkout(server).await {
@@ -291,46 +292,42 @@ impl Pool {
                 Err(Fault::Final(e)) => return Err(e),
             };
             loop {
-                match op(&mut conn.ldap).await {
+                let mut why = match op(&mut conn.ldap).await {
                     Ok(v) => {
-                        // A probe that got through ends the hold.
-                        server
-                            .down_until
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .take();
+                        if probing {
+                            // The probe got through: the hold ends.
+                            *server
+                                .down_until
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner) = None;
+                        }
                         return Ok(v);
                     }
                     Err(Fault::Final(e)) => return Err(e),
-                    Err(Fault::Server(why)) if conn.pooled => {
-                        // An idle connection may have been closed by the
-                        // server meanwhile: one retry on a fresh one before
-                        // the server counts as failed.
-                        tracing::debug!(server = %server.url, reason = why, "pooled LDAP connection failed; reconnecting");
-                        conn.reusable = false;
-                        match self.connect(server).await {
-                            Ok(ldap) => {
-                                conn.ldap = ldap;
-                                conn.pooled = false;
-                                conn.reusable = true;
-                            }
-                            Err(Fault::Final(e)) => return Err(e),
-                            Err(Fault::Server(why)) => {
-                                drop(conn);
-                                self.mark_down(server, &why);
-                                continue 'servers;
-                            }
-                            Err(Fault::Busy) => continue 'servers,
+                    Err(Fault::Server(why)) => why,
+                    Err(Fault::Busy) => "busy".to_owned(),
+                };
+                conn.reusable = false;
+                if conn.pooled {
+                    // An idle connection may have been closed by the server
+                    // meanwhile: one retry on a fresh one before the server
+                    // counts as failed.
+                    tracing::debug!(server = %server.url, reason = why, "pooled LDAP connection failed; reconnecting");
+                    match self.connect(server).await {
+                        Ok(ldap) => {
+                            conn.ldap = ldap;
+                            conn.pooled = false;
+                            conn.reusable = true;
+                            continue;
                         }
+                        Err(Fault::Final(e)) => return Err(e),
+                        Err(Fault::Server(w)) => why = w,
+                        Err(Fault::Busy) => {}
                     }
-                    Err(Fault::Server(why)) => {
-                        conn.reusable = false;
-                        drop(conn);
-                        self.mark_down(server, &why);
-                        continue 'servers;
-                    }
-                    Err(Fault::Busy) => continue 'servers,
                 }
+                drop(conn);
+                self.mark_down(server, &why);
+                continue 'servers;
             }
         }
         tracing::warn!(operation = what, tried, "no LDAP server available");

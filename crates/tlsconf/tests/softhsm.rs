@@ -186,19 +186,7 @@ async fn with_token(dir: &Path) {
     let mut srv = TestServer::start(Arc::clone(&tls)).await;
 
     // openssl, TLS 1.3 and TLS 1.2: the server's signature comes from the token.
-    for args in [
-        &["-tls1_3"][..],
-        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"][..],
-    ] {
-        let run = s_client(srv.addr, &ca_path, args).await;
-        assert!(run.ok, "{args:?}: {}", run.out);
-        assert_eq!(
-            run.field("Peer certificate:").as_deref(),
-            Some("CN = token-server")
-        );
-        assert_eq!(run.field("Signature type:").as_deref(), Some("ECDSA"));
-        srv.next().await.result.unwrap();
-    }
+    openssl_sees_token_signatures(&mut srv, &ca_path, "token-server").await;
     // Concurrent handshakes sign in parallel through the session pool.
     let config = rust_client_config(&ca.cert_der);
     let mut tasks = Vec::new();
@@ -268,12 +256,21 @@ async fn with_certdb_token(dir: &Path) {
         .unwrap(),
     );
     let mut srv = TestServer::start(Arc::clone(&tls)).await;
-    for args in [&["-tls1_3"][..], &["-tls1_2"][..]] {
-        let run = s_client(srv.addr, &ca_path, args).await;
+    openssl_sees_token_signatures(&mut srv, &ca_path, "token.example.test").await;
+}
+
+/// openssl over TLS 1.3 and TLS 1.2 gets the certificate `cn` and an ECDSA
+/// signature (made on the token).
+async fn openssl_sees_token_signatures(srv: &mut TestServer, ca_path: &Path, cn: &str) {
+    for args in [
+        &["-tls1_3"][..],
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"][..],
+    ] {
+        let run = s_client(srv.addr, ca_path, args).await;
         assert!(run.ok, "{args:?}: {}", run.out);
         assert_eq!(
             run.field("Peer certificate:").as_deref(),
-            Some("CN = token.example.test")
+            Some(format!("CN = {cn}").as_str())
         );
         assert_eq!(run.field("Signature type:").as_deref(), Some("ECDSA"));
         srv.next().await.result.unwrap();
