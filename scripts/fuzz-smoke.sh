@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds every cargo-fuzz target and runs each for a few seconds
-# (FUZZ_SECONDS, default 10). cargo-fuzz needs nightly features; on a stable
+# (FUZZ_SECONDS, default 5). cargo-fuzz needs nightly features; on a stable
 # toolchain RUSTC_BOOTSTRAP=1 enables them.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
-seconds="${FUZZ_SECONDS:-10}"
+seconds="${FUZZ_SECONDS:-5}"
 export RUSTC_BOOTSTRAP=1
 targets=$(cargo fuzz list)
 cargo fuzz build -O

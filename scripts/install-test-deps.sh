@@ -23,10 +23,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
-  echo "installing the rustfmt and clippy toolchain components"
-  rustup component add rustfmt clippy
-fi
+# The toolchain is not downloaded here: the test command uses only what the
+# package registries serve. rustfmt and clippy come with the toolchain.
+for tool in fmt clippy; do
+  if ! cargo "$tool" --version >/dev/null 2>&1; then
+    echo "cargo $tool is missing: install it with your toolchain" >&2
+    echo "(rustup component add rustfmt clippy, or Debian's rustfmt and rust-clippy packages)" >&2
+    exit 1
+  fi
+done
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz"

@@ -8,6 +8,8 @@
 //!
 //! Prints `granted`, `denied` or `tempfail` and the explanation; exits 0
 //! (granted), 1 (denied), 3 (tempfail) or 2 (usage or syntax error).
+// The argument docs are clap's help text, where `name[address]` is literal.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};

@@ -1,6 +1,6 @@
 //! `msgcert`: manages the Portcullis certificate database.
 //!
-//! Usage: msgcert SUBCMD [GLOBAL_OPTS] [SUBCMD_OPTS] [SUBCMD_OPERANDS]
+//! Usage: `msgcert SUBCMD [GLOBAL_OPTS] [SUBCMD_OPTS] [SUBCMD_OPERANDS]`
 #![forbid(unsafe_code)]
 
 use std::io::{IsTerminal as _, Write as _};

@@ -251,7 +251,8 @@ async fn watched_files_reload_by_themselves() {
     f.serve(&f.b);
     let mut waited = 0;
     while tls.generation() < 2 {
-        assert!(waited < 200, "the watch did not reload within 10 s");
+        // A hang guard, not a speed check.
+        assert!(waited < 2400, "the watch did not reload within 120 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += 1;
     }
