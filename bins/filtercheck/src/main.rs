@@ -15,7 +15,7 @@ use clap::Parser;
 use portcullis_accessfilter::lint::{Diagnostic, check};
 use portcullis_accessfilter::{
     Action, Error, Filter, FilterSetBuilder, KNOWN_SERVICES, NetgroupProvider, parse_file,
-    parse_filter_list, parse_ldap,
+    parse_ldap,
 };
 
 /// Check client access filters for errors and likely mistakes.
@@ -151,22 +151,13 @@ fn run(args: &Args) -> u8 {
                 for service in KNOWN_SERVICES {
                     let mut b = builder(args);
                     let mut any = false;
-                    for (suffix, action) in [
-                        ("domainallowed", Action::Allow),
-                        ("domainnotallowed", Action::Deny),
-                    ] {
-                        let name = format!("service.{service}.{suffix}");
-                        let Ok(value) = cfg.string(&name) else {
-                            continue;
-                        };
-                        match parse_filter_list(&value, action) {
+                    for sf in cfg.service_filters(service) {
+                        match sf.filters {
                             Ok(f) => {
                                 any |= !f.is_empty();
-                                // Each filter keeps its action: a value in the LDAP form
-                                // (`+imap:ALL$-imap:bad.example`) carries its own.
-                                b = b.filters(&name, f);
+                                b = b.filters(&sf.parameter, f);
                             }
-                            Err(e) => report.syntax(&name, &e),
+                            Err(e) => report.syntax(&sf.parameter, &e),
                         }
                     }
                     if any {

@@ -22,7 +22,7 @@ use clap::Parser;
 use portcullis_accessfilter::net::{DnsResolver, IdentClient};
 use portcullis_accessfilter::{
     Action, Combined, DnsAnswer, Endpoint, FilterSet, FilterSetBuilder, Level, Lookups, NameLookup,
-    Query, Resolver, UserLookup, Verdict, combine, parse_file, parse_filter_list, parse_ldap,
+    Query, Resolver, UserLookup, Verdict, combine, parse_file, parse_ldap,
 };
 
 /// Check which access a client gets under the client access filters.
@@ -167,20 +167,9 @@ impl Policy {
             Service::Config(cfg) => {
                 if !self.per_service.contains_key(service) {
                     let mut b = FilterSetBuilder::new();
-                    for (suffix, action) in [
-                        ("domainallowed", Action::Allow),
-                        ("domainnotallowed", Action::Deny),
-                    ] {
-                        let name = format!("service.{service}.{suffix}");
-                        // A service without these parameters has no filters.
-                        let Ok(value) = cfg.string(&name) else {
-                            continue;
-                        };
-                        let f =
-                            parse_filter_list(&value, action).map_err(|e| format!("{name}:{e}"))?;
-                        // Each filter keeps its action: a value in the LDAP form
-                        // (`+imap:ALL$-imap:bad.example`) carries its own.
-                        b = b.filters(&name, f);
+                    for sf in cfg.service_filters(service) {
+                        let f = sf.filters.map_err(|e| format!("{}:{e}", sf.parameter))?;
+                        b = b.filters(&sf.parameter, f);
                     }
                     self.per_service.insert(service.to_owned(), b.build());
                 }

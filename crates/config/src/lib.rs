@@ -16,6 +16,7 @@ use toml_edit::{DocumentMut, Item, Table};
 
 pub use crate::error::Error;
 pub use crate::file::update_file;
+pub use crate::filter::ServiceFilters;
 pub use crate::registry::{Kind, PARAMETERS, Parameter};
 pub use crate::value::Value;
 

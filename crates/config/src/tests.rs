@@ -49,6 +49,51 @@ fn parses_dotted_tables_and_case() {
 }
 
 #[test]
+fn service_filters_name_their_parameter_and_keep_each_rules_action() {
+    use portcullis_accessfilter::Action;
+    let c = Config::parse(
+        r#"
+[service.imap]
+domainallowed = "+imap:ALL$-imap:bad.example"
+domainnotallowed = "imap: 10.0.0.0/8"
+[service.pop]
+domainallowed = "pop: .example.com"
+"#,
+    )
+    .unwrap();
+    let imap = c.service_filters("imap");
+    let names: Vec<_> = imap.iter().map(|s| s.parameter.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "service.imap.domainallowed",
+            "service.imap.domainnotallowed"
+        ]
+    );
+    let actions = |i: usize| -> Vec<Action> {
+        imap[i]
+            .filters
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|f| f.action)
+            .collect()
+    };
+    // The LDAP form keeps its own `-`; the file form takes the parameter's.
+    assert_eq!(actions(0), [Action::Allow, Action::Deny]);
+    assert_eq!(actions(1), [Action::Deny]);
+    // Unset parameters hold no filters.
+    let smtp = c.service_filters("smtp");
+    assert_eq!(smtp.len(), 2);
+    assert!(smtp.iter().all(|s| s.filters.as_ref().unwrap().is_empty()));
+    let pop = c.service_filters("pop");
+    assert_eq!(pop[0].parameter, "service.pop.domainallowed");
+    assert_eq!(pop[0].filters.as_ref().unwrap().len(), 1);
+    // A service the registry does not know has no filter parameters.
+    assert!(c.service_filters("imaps").is_empty());
+}
+
+#[test]
 fn every_default_parses() {
     let c = Config::default();
     for p in PARAMETERS {
