@@ -49,9 +49,12 @@ fn sigkill_at_random_moments_leaves_a_consistent_database() {
     let mut rng = Rng(u64::try_from(seed % u128::from(u64::MAX)).unwrap() | 1);
     println!("seed {seed}");
     let (mut killed, mut finished) = (0, 0);
-    // How long each kind of operation takes when left alone (measured on
-    // its first run), so that kills land anywhere in it: start-up, key
-    // generation, file writes, fsyncs, the index rename, clean-up.
+    // How long each kind of operation takes (measured on its first run,
+    // then adjusted as runs go), so that kills land anywhere in it:
+    // start-up, key generation, file writes, fsyncs, the index rename,
+    // clean-up. A busy machine makes runs slower or faster at random: a run
+    // that finished before its kill shrinks the estimate, a killed one
+    // stretches it a little, so the kill rate stays high whatever the load.
     let mut duration = [None::<Duration>; 4];
     let mut i = 0;
     while killed < 100 && i < 600 {
@@ -93,10 +96,14 @@ fn sigkill_at_random_moments_leaves_a_consistent_database() {
             let span = u64::try_from(d.as_micros()).unwrap() * 6 / 5 + 1;
             std::thread::sleep(Duration::from_micros(rng.next() % span));
             match child.try_wait().unwrap() {
-                Some(_) => finished += 1,
+                Some(_) => {
+                    finished += 1;
+                    duration[kind] = Some(d * 3 / 4);
+                }
                 None => {
                     child.kill().unwrap(); // SIGKILL
                     killed += 1;
+                    duration[kind] = Some(d * 21 / 20);
                 }
             }
             child.wait().unwrap();

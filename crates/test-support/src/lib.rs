@@ -71,16 +71,34 @@ pub enum FixtureError {
     Cert(#[from] rcgen::Error),
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago, and that this
+/// process has not handed out before.
+///
+/// The port is released before the caller's program binds it, so another
+/// process can still take it in between (the fixtures retry on a bind
+/// failure). Within one test process, where tests run in parallel, no two
+/// callers ever get the same port: otherwise a fixture whose bind failed
+/// could mistake another fixture's listener for its own.
 ///
 /// # Panics
 /// When the operating system cannot bind any loopback port.
 #[must_use]
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
-    l.local_addr()
-        .expect("local address of a bound socket")
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
+        let port = l
+            .local_addr()
+            .expect("local address of a bound socket")
+            .port();
+        if !handed.contains(&port) {
+            handed.push(port);
+            return port;
+        }
+    }
 }
 
 /// Finds a program on `PATH` or in the usual system folders.
@@ -100,10 +118,27 @@ pub(crate) fn require(program: &str, hint: &'static str) -> Result<PathBuf, Fixt
     })
 }
 
+/// How long a fixture waits for its program to listen: a hang guard for a
+/// busy machine, not a speed check (a program that exits ends the wait).
+pub(crate) const START_WAIT: Duration = Duration::from_secs(90);
+
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
 pub(crate) fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    wait_for_port_while(port, timeout, || true)
+}
+
+/// Waits until `process` accepts TCP connections on 127.0.0.1:`port`;
+/// gives up at once when it has exited (a failed bind, a bad option).
+pub(crate) fn wait_for_port_of(port: u16, process: &Guarded) -> bool {
+    wait_for_port_while(port, START_WAIT, || process.is_running())
+}
+
+fn wait_for_port_while(port: u16, timeout: Duration, alive: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
+        if !alive() {
+            return false;
+        }
         if std::net::TcpStream::connect_timeout(
             &(Ipv4Addr::LOCALHOST, port).into(),
             Duration::from_millis(200),

@@ -224,7 +224,7 @@ postlog unix-dgram n - n - 1 postlogd
             dir,
         };
         for port in [smtp_port, proxy_port, sink_port] {
-            if !wait_for_port(port, Duration::from_secs(20)) {
+            if !wait_for_port(port, crate::START_WAIT) {
                 let log = format!(
                     "{}\n{}\n{}",
                     me.master
@@ -237,7 +237,7 @@ postlog unix-dgram n - n - 1 postlogd
                 me.stop();
                 return Err(FixtureError::NotReady {
                     what: format!("postfix (port {port})"),
-                    secs: 20,
+                    secs: crate::START_WAIT.as_secs(),
                     log,
                 });
             }
@@ -273,6 +273,12 @@ postlog unix-dgram n - n - 1 postlogd
     #[must_use]
     pub fn pid(&self) -> Option<u32> {
         self.master.as_ref().map(Guarded::pid)
+    }
+
+    /// The smtp-sink's PID, while it runs.
+    #[must_use]
+    pub fn sink_pid(&self) -> Option<u32> {
+        self.sink.as_ref().map(Guarded::pid)
     }
 
     /// The mail log so far.

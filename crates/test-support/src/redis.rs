@@ -2,9 +2,8 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use crate::{FixtureError, Guarded, free_port, require, wait_for_port};
+use crate::{FixtureError, Guarded, free_port, require, wait_for_port_of};
 
 /// A running (or stopped, restartable) redis-server.
 #[derive(Debug)]
@@ -76,7 +75,7 @@ impl Redis {
         }
         Err(last.unwrap_or_else(|| FixtureError::NotReady {
             what: "redis-server".to_owned(),
-            secs: 10,
+            secs: crate::START_WAIT.as_secs(),
             log: String::new(),
         }))
     }
@@ -118,13 +117,13 @@ impl Redis {
             cleanup,
             &self.dir.join(format!("redis-{}.log", crate::unique())),
         )?;
-        if wait_for_port(self.port, Duration::from_secs(10)) {
+        if wait_for_port_of(self.port, &process) {
             self.process = Some(process);
             Ok(())
         } else {
             Err(FixtureError::NotReady {
                 what: "redis-server".to_owned(),
-                secs: 10,
+                secs: crate::START_WAIT.as_secs(),
                 log: process.log_tail(),
             })
         }

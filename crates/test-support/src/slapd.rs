@@ -8,10 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use crate::ca::TestCa;
-use crate::{FixtureError, Guarded, free_port, require, run, wait_for_port};
+use crate::{FixtureError, Guarded, free_port, require, run, wait_for_port_of};
 
 const SCHEMA: &str = include_str!("../data/portcullis.schema");
 const BASE_LDIF: &str = include_str!("../data/base.ldif");
@@ -148,9 +147,7 @@ access to *
                 cleanup,
                 &dir.join("slapd.log"),
             )?;
-            if wait_for_port(port, Duration::from_secs(10))
-                && wait_for_port(ldaps_port, Duration::from_secs(5))
-            {
+            if wait_for_port_of(port, &process) && wait_for_port_of(ldaps_port, &process) {
                 // The shared instance's guard removes the folder at exit.
                 let tmp = if shared {
                     crate::process::arm_cleanup(&dir)?;
@@ -172,7 +169,7 @@ access to *
         }
         Err(FixtureError::NotReady {
             what: "slapd".to_owned(),
-            secs: 10,
+            secs: crate::START_WAIT.as_secs(),
             log: last_log,
         })
     }

@@ -396,3 +396,30 @@ fn fixtures_listen_on_loopback_only() {
     }
     assert_eq!(listening_addresses(slapd.pid()).len(), 2);
 }
+
+/// Postfix too (it needs root, as the README's test section says): the
+/// master holds the listening sockets of both smtpd services, and the
+/// smtp-sink behind it its own.
+#[test]
+fn postfix_listens_on_loopback_only() {
+    let postfix = portcullis_test_support::postfix::Postfix::start().expect("postfix");
+    let master = listening_addresses(postfix.pid().expect("master runs"));
+    let sink = listening_addresses(postfix.sink_pid().expect("sink runs"));
+    assert_eq!(master.len(), 2, "smtp and proxy listeners: {master:?}");
+    assert_eq!(sink.len(), 1, "{sink:?}");
+    for a in master.iter().chain(&sink) {
+        assert!(is_loopback(a), "postfix listens on {a}, not loopback");
+    }
+    let ports: Vec<u16> = master
+        .iter()
+        .chain(&sink)
+        .map(|a| u16::from_str_radix(a.rsplit(':').next().unwrap(), 16).unwrap())
+        .collect();
+    for p in [
+        postfix.smtp_port(),
+        postfix.proxy_port(),
+        postfix.sink_port(),
+    ] {
+        assert!(ports.contains(&p), "port {p} not among {ports:?}");
+    }
+}

@@ -39,6 +39,7 @@ struct Inputs {
 pub struct TlsServer {
     current: ArcSwap<Built>,
     generation: AtomicU64,
+    refused: AtomicU64,
     source: Arc<dyn CertificateSource>,
     inputs: Mutex<Inputs>,
 }
@@ -47,6 +48,7 @@ impl fmt::Debug for TlsServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsServer")
             .field("generation", &self.generation())
+            .field("refused", &self.refused_reloads())
             .field("source", &self.source)
             .finish_non_exhaustive()
     }
@@ -66,6 +68,7 @@ impl TlsServer {
         Ok(Self {
             current: ArcSwap::from_pointee(built),
             generation: AtomicU64::new(1),
+            refused: AtomicU64::new(0),
             source,
             inputs: Mutex::new(Inputs {
                 settings,
@@ -96,6 +99,12 @@ impl TlsServer {
     /// How many configurations have been installed (1 after `new`).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
+    }
+
+    /// How many reloads or reconfigurations were refused (the previous
+    /// configuration stayed), whether asked for directly or by a watch.
+    pub fn refused_reloads(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
     }
 
     /// Accepts a TLS connection on `io` (a fresh connection or one after
@@ -171,6 +180,7 @@ impl TlsServer {
                 Ok(g)
             }
             Err(e) => {
+                self.refused.fetch_add(1, Ordering::SeqCst);
                 tracing::warn!(error = %e, "TLS reload refused; the previous configuration stays");
                 Err(e)
             }

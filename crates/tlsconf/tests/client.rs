@@ -136,7 +136,7 @@ async fn against_openssl_s_server() {
             .unwrap()
             .port();
         let mut child = tokio::process::Command::new("timeout")
-            .args(["20", "openssl", "s_server", "-accept"])
+            .args(["120", "openssl", "s_server", "-accept"])
             .arg(format!("127.0.0.1:{port}"))
             .args([
                 "-naccept",
@@ -164,7 +164,9 @@ async fn against_openssl_s_server() {
         let tcp = loop {
             match TcpStream::connect(addr).await {
                 Ok(t) => break t,
-                Err(_) if tries < 100 => {
+                // A hang guard of 60 s, not a speed check; an s_server
+                // that exited (its port taken meanwhile) ends it at once.
+                Err(_) if tries < 1200 && child.try_wait().unwrap().is_none() => {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
