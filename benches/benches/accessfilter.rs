@@ -10,7 +10,7 @@
 )]
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -58,15 +58,19 @@ fn queries(n: usize, seed: u64) -> Vec<Query> {
     (0..n)
         .map(|_| {
             let a = Ipv4Addr::from(g.next());
-            Query::new("imap", IpAddr::V4(a))
+            Query::for_connection(
+                "imap",
+                SocketAddr::new(IpAddr::V4(a), 40000),
+                SocketAddr::from(([192, 0, 2, 254], 143)),
+            )
         })
         .collect()
 }
 
 fn set(n: usize) -> FilterSet {
     FilterSet::builder()
-        .allow("allow", parse_file(&rules(n, 7), Action::Allow).unwrap())
-        .deny("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
+        .filters("allow", parse_file(&rules(n, 7), Action::Allow).unwrap())
+        .filters("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
         .build()
 }
 
@@ -127,7 +131,7 @@ fn parsing(c: &mut Criterion) {
             || text.clone(),
             |t| {
                 FilterSet::builder()
-                    .allow("allow", parse_file(&t, Action::Allow).unwrap())
+                    .filters("allow", parse_file(&t, Action::Allow).unwrap())
                     .build()
             },
             BatchSize::LargeInput,

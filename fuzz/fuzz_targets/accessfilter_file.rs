@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
             ("pop", "2001:db8::1", NameLookup::NotDone),
             ("smtp", "192.168.1.1", NameLookup::Tempfail),
         ] {
-            let q = Query::new(service, addr.parse().expect("address"))
+            let q = Query::for_connection(
+                service,
+                std::net::SocketAddr::new(addr.parse().expect("address"), 40000),
+                "192.0.2.254:143".parse().expect("address"),
+            )
                 .client_name(name)
                 .user_lookup(UserLookup::Known("alice".into()));
             assert_eq!(set.evaluate(&q), set.evaluate_naive(&q));

@@ -132,10 +132,10 @@ fn run(args: &Args) -> u8 {
             .and_then(|p| file(p, Action::Deny, &mut report));
         let mut b = builder(args);
         if let Some((n, f)) = allow {
-            b = b.allow(&n, f);
+            b = b.filters(&n, f);
         }
         if let Some((n, f)) = deny {
-            b = b.deny(&n, f);
+            b = b.filters(&n, f);
         }
         if report.errors == 0 {
             report.diags(check(&b.build()));

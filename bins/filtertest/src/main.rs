@@ -21,8 +21,8 @@ use std::time::Duration;
 use clap::Parser;
 use portcullis_accessfilter::net::{DnsResolver, IdentClient};
 use portcullis_accessfilter::{
-    Action, Combined, DnsAnswer, Endpoint, FilterSet, FilterSetBuilder, Level, Lookups, NameLookup,
-    Query, Resolver, UserLookup, Verdict, combine, parse_file, parse_ldap,
+    Action, Combined, DnsAnswer, Endpoint, Family, FilterSet, FilterSetBuilder, Level, Lookups,
+    NameLookup, Query, Resolver, UserLookup, Verdict, combine, parse_file, parse_ldap,
 };
 
 /// Check which access a client gets under the client access filters.
@@ -123,12 +123,12 @@ fn load(args: &Args) -> Result<Policy, String> {
         if let Some(p) = &args.allow {
             let name = p.display().to_string();
             let f = parse_file(&read(p)?, Action::Allow).map_err(|e| format!("{name}:{e}"))?;
-            b = b.allow(&name, f);
+            b = b.filters(&name, f);
         }
         if let Some(p) = &args.deny {
             let name = p.display().to_string();
             let f = parse_file(&read(p)?, Action::Deny).map_err(|e| format!("{name}:{e}"))?;
-            b = b.deny(&name, f);
+            b = b.filters(&name, f);
         }
         Service::Files(Box::new(b.build()))
     } else {
@@ -272,14 +272,19 @@ impl Env {
     /// Forward lookup of a client given by name only.
     fn address_of(&self, name: &str) -> Option<IpAddr> {
         let (rt, r) = (self.runtime.as_ref()?, self.resolver.as_ref()?);
-        match rt.block_on(r.forward(name)) {
-            DnsAnswer::Found(addrs) => addrs.first().copied(),
-            DnsAnswer::NotFound => None,
-            DnsAnswer::Tempfail => {
-                self.address_tempfail.set(true);
-                None
+        // IPv4 first, then IPv6 (a name with both is asked about by its
+        // IPv4 address, as a dual-stack client usually connects).
+        for family in [Family::V4, Family::V6] {
+            match rt.block_on(r.forward(name, family)) {
+                DnsAnswer::Found(addrs) => return addrs.first().copied(),
+                DnsAnswer::NotFound => {}
+                DnsAnswer::Tempfail => {
+                    self.address_tempfail.set(true);
+                    return None;
+                }
             }
         }
+        None
     }
 }
 
@@ -291,7 +296,11 @@ fn endpoint(spec: &str, env: &Env) -> Result<Endpoint, String> {
             .and_then(|a| a.parse::<IpAddr>().ok())
             .ok_or_else(|| format!("bad address in `{spec}`"))?;
         let mut e = Endpoint::new(addr);
-        e.set_name(NameLookup::given(name));
+        // `[2001:db8::1]` is an address alone: its name is looked up as
+        // for a bare address, not taken to be "unknown".
+        if !name.is_empty() {
+            e.set_name(NameLookup::given(name));
+        }
         return Ok(e);
     }
     let bare = spec.trim_start_matches('[').trim_end_matches(']');
@@ -326,13 +335,13 @@ fn query(service_spec: &str, client_spec: &str, args: &Args, env: &Env) -> Resul
     if let Some(p) = args.client_port {
         client.set_port(p);
     }
-    let mut q = Query::with_client(service, client);
-    if let Some(mut srv) = server {
-        if let Some(p) = args.server_port {
-            srv.set_port(p);
-        }
-        q = q.server_endpoint(srv);
+    // The server end is what `service@address` names; without it, it is
+    // unknown and `service@host` rules match only ALL and UNKNOWN hosts.
+    let mut server = server.unwrap_or_else(Endpoint::unknown);
+    if let Some(p) = args.server_port {
+        server.set_port(p);
     }
+    let mut q = Query::with_endpoints(service, client, server);
     if let Some(u) = user {
         q.set_user(UserLookup::given(u));
     }
@@ -366,8 +375,9 @@ fn describe(q: &Query) -> String {
         .addr()
         .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
     format!(
-        "client: address {addr}, name {name}, user {user}; service {}",
-        q.service()
+        "client: address {addr}, name {name}, user {user}; service {}{}",
+        q.service(),
+        if q.is_tls() { " over TLS" } else { "" }
     )
 }
 
@@ -387,21 +397,34 @@ fn run(args: &Args) -> Result<u8, String> {
     };
     let mut q = query(service, client, args, &env)?;
     if env.address_tempfail.get() {
-        println!("{}", Verdict::Tempfail.word());
-        println!("  the client's address could not be looked up (temporary DNS failure)");
+        let text = format!(
+            "{}\n  the client's address could not be looked up (temporary DNS failure)\n",
+            Verdict::Tempfail.word()
+        );
+        print_quietly(&text)?;
         return Ok(exit_code(Verdict::Tempfail));
     }
     let combined = env.decide(&mut policy, &mut q)?;
-    let text = combined.to_string();
-    println!("{}", combined.verdict.word());
-    println!("  {}", describe(&q));
-    for line in text.lines().skip(1) {
-        println!("{line}");
+    let mut text = format!("{}\n  {}\n", combined.verdict.word(), describe(&q));
+    for line in combined.to_string().lines().skip(1) {
+        text.push_str(line);
+        text.push('\n');
     }
     if combined.levels.is_empty() {
-        println!("  no filters apply: granted");
+        text.push_str("  no filters apply: granted\n");
     }
+    print_quietly(&text)?;
     Ok(exit_code(combined.verdict))
+}
+
+/// Writes to standard output; a reader that went away (`| head`) is not an
+/// error, the verdict's exit code still stands.
+fn print_quietly(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("stdout: {e}")),
+        _ => Ok(()),
+    }
 }
 
 fn batch(policy: &mut Policy, args: &Args, env: &Env) -> Result<u8, String> {
@@ -428,10 +451,17 @@ fn batch(policy: &mut Policy, args: &Args, env: &Env) -> Result<u8, String> {
                 "error"
             }
         };
-        writeln!(out, "{word}").map_err(|e| format!("stdout: {e}"))?;
+        match writeln!(out, "{word}") {
+            // The reader went away (`| head`): stop quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(status),
+            Err(e) => return Err(format!("stdout: {e}")),
+            Ok(()) => {}
+        }
     }
-    out.flush().map_err(|e| format!("stdout: {e}"))?;
-    Ok(status)
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("stdout: {e}")),
+        _ => Ok(status),
+    }
 }
 
 fn batch_query(fields: &[&str], args: &Args, env: &Env) -> Result<Query, String> {

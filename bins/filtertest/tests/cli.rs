@@ -14,6 +14,25 @@ fn filtertest(args: &[&str], dir: &Path) -> Output {
         .expect("run filtertest")
 }
 
+/// filtertest in batch mode over the `files()` policy, all pipes open.
+fn batch_child(dir: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_filtertest"))
+        .args([
+            "--allow",
+            "allow",
+            "--deny",
+            "deny",
+            "--no-lookups",
+            "--batch",
+        ])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -152,8 +171,11 @@ fn tempfail_is_exit_3() {
     };
     // A client given by address (its name needed), then one given by name
     // only (its address needed): tempfail either way, never a guess.
+    // `[2001:db8::1]` is an address (its name looked up like any other),
+    // not a name.
     for (client, why) in [
         ("192.0.2.1", "client host name"),
+        ("[2001:db8::1]", "client host name"),
         ("mail.example.com", "address could not be looked up"),
     ] {
         let o = against_silent_dns(client);
@@ -167,21 +189,7 @@ fn tempfail_is_exit_3() {
 #[test]
 fn batch_mode_prints_one_word_per_query() {
     let dir = files();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_filtertest"))
-        .args([
-            "--allow",
-            "allow",
-            "--deny",
-            "deny",
-            "--no-lookups",
-            "--batch",
-        ])
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = batch_child(dir.path());
     child
         .stdin
         .take()
@@ -291,4 +299,56 @@ fn syntax_and_usage_errors_exit_2() {
         dir.path(),
     );
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn implicit_tls_services_use_the_base_services_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        "[service.imap]\ndomainnotallowed = \"ALL: ALL\"\n\n\
+         [service.pop]\ndomainallowed = \"+pops:ALL$+pop:192.0.2.100\"\n",
+    )
+    .unwrap();
+    let run = |svc: &str, client: &str| {
+        filtertest(
+            &["--config", "portcullis.toml", "--no-lookups", svc, client],
+            dir.path(),
+        )
+    };
+    for svc in ["imap", "imaps", "IMAPS"] {
+        let o = run(svc, "10.1.2.3");
+        assert_eq!(o.status.code(), Some(1), "{svc}: {}", text(&o));
+        assert!(
+            text(&o).contains("service.imap.domainnotallowed"),
+            "{svc}: {}",
+            text(&o)
+        );
+    }
+    // TLS from anywhere, plain only from the proxy.
+    assert_eq!(run("pops", "203.0.113.5").status.code(), Some(0));
+    assert_eq!(run("pop3s", "203.0.113.5").status.code(), Some(0));
+    assert_eq!(run("pop", "203.0.113.5").status.code(), Some(1));
+    assert_eq!(run("pop", "192.0.2.100").status.code(), Some(0));
+    // IPv6 clients in brackets.
+    assert_eq!(run("imaps", "[2001:db8::1]").status.code(), Some(1));
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dir = files();
+    let mut child = batch_child(dir.path());
+    // The reader goes away before anything is written (`| head -0`).
+    drop(child.stdout.take());
+    let mut input = String::new();
+    for i in 0..5000 {
+        input.push_str(&format!("imap 198.51.100.{} a.siroe.com\n", i % 250 + 1));
+    }
+    // filtertest may stop reading once its output is gone: a failed write
+    // to its stdin is expected then.
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.is_empty(), "stderr: {err}");
+    assert_eq!(o.status.code(), Some(0));
 }

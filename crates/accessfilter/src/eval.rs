@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use crate::ast::{Action, ClientSpec, Filter, HostPattern, List, Origin, ServiceSpec, Word};
-use crate::query::{Endpoint, NameLookup, Need, Query, UserLookup};
+use crate::query::{Endpoint, NameLookup, Need, Query, UserLookup, tls_name_of};
 
 /// Looks up NIS-style netgroup membership for `@netgroup` patterns.
 ///
@@ -395,17 +395,27 @@ fn user_match(w: &Word, user: &UserLookup) -> Tri {
     }
 }
 
-fn daemon_match(w: &Word, service: &str) -> bool {
+/// Whether a daemon pattern matches a connection to `service` (a base
+/// name, see [`crate::SERVICE_NAMES`]): the base name matches every such
+/// connection, the TLS name (`imaps`) only a TLS-protected one.
+fn daemon_match(w: &Word, service: &str, tls: bool) -> bool {
+    let tls_name = if tls { tls_name_of(service) } else { None };
     match w {
         Word::All => true,
-        Word::Glob(g) => glob(g, service),
-        Word::Literal(l) => l == service,
+        Word::Glob(g) => glob(g, service) || tls_name.is_some_and(|t| glob(g, t)),
+        Word::Literal(l) => l == service || tls_name.is_some_and(|t| l == t),
         Word::Known | Word::Unknown => false,
     }
 }
 
+/// Whether a daemon pattern matches some connection to `service`, with or
+/// without TLS.
+fn daemon_may_match(w: &Word, service: &str) -> bool {
+    daemon_match(w, service, false) || daemon_match(w, service, true)
+}
+
 fn service_item(s: &ServiceSpec, q: &Query, ctx: Ctx<'_>) -> Tri {
-    Tri::from_bool(daemon_match(&s.daemon, q.service())).and(|| match &s.server {
+    Tri::from_bool(daemon_match(&s.daemon, q.service(), q.is_tls())).and(|| match &s.server {
         None => Tri::Yes,
         Some(h) => host_match(h, q.server(), Side::Server, ctx),
     })
@@ -480,10 +490,10 @@ pub(crate) fn rule_match(f: &Filter, q: &Query, ctx: Ctx<'_>) -> RuleMatch {
 /// possibly matching). The implicit deny of allow-only sets is decided per
 /// service with this.
 pub(crate) fn applies_to(f: &Filter, service: &str) -> bool {
-    fn go(list: &List<ServiceSpec>, service: &str) -> Tri {
+    fn go(list: &List<ServiceSpec>, service: &str, tls: bool) -> Tri {
         let mut head = Tri::No;
         for it in &list.items {
-            if daemon_match(&it.daemon, service) {
+            if daemon_match(&it.daemon, service, tls) {
                 if it.server.is_none() {
                     head = Tri::Yes;
                     break;
@@ -492,11 +502,14 @@ pub(crate) fn applies_to(f: &Filter, service: &str) -> bool {
             }
         }
         match &list.except {
-            Some(e) if head != Tri::No => head.and(|| go(e, service).not()),
+            Some(e) if head != Tri::No => head.and(|| go(e, service, tls).not()),
             _ => head,
         }
     }
-    go(&f.services, service) != Tri::No
+    // A filter naming `imaps` applies to the IMAP service (to its TLS
+    // connections), so `+imaps:ALL` alone makes IMAP allow-only: plain IMAP
+    // is denied, as "TLS only" intends.
+    go(&f.services, service, false) != Tri::No || go(&f.services, service, true) != Tri::No
 }
 
 /// Whether the filter's service list can match `service` (for some server
@@ -506,13 +519,48 @@ pub(crate) fn service_may_match(f: &Filter, service: &str) -> bool {
     f.services
         .items
         .iter()
-        .any(|s| daemon_match(&s.daemon, service))
+        .any(|s| daemon_may_match(&s.daemon, service))
+}
+
+fn pattern_needs_name(p: &HostPattern) -> bool {
+    matches!(
+        p,
+        HostPattern::Known
+            | HostPattern::Unknown
+            | HostPattern::Local
+            | HostPattern::DnsSpoofer
+            | HostPattern::Netgroup(_)
+            | HostPattern::Suffix(_)
+            | HostPattern::NamePrefix(_)
+            | HostPattern::Name(_)
+            | HostPattern::Glob(_)
+    )
+}
+
+fn any_item<T>(list: &List<T>, pred: &impl Fn(&T) -> bool) -> bool {
+    list.items.iter().any(pred) || list.except.as_ref().is_some_and(|e| any_item(e, pred))
+}
+
+/// Whether a filter may need a host name (of the client, or of the server
+/// in `service@host`).
+pub(crate) fn needs_names(f: &Filter) -> bool {
+    any_item(&f.services, &|s: &ServiceSpec| {
+        s.server.as_ref().is_some_and(pattern_needs_name)
+    }) || any_item(&f.clients, &|c: &ClientSpec| pattern_needs_name(&c.host))
+}
+
+/// Whether a filter may need the client's user name.
+pub(crate) fn needs_user(f: &Filter) -> bool {
+    any_item(&f.clients, &|c: &ClientSpec| {
+        c.user.as_ref().is_some_and(|u| *u != Word::All)
+    })
 }
 
 /// The rules of a set, in evaluation order, and what a decision reports.
 pub(crate) struct RuleBook<'a> {
     pub(crate) rules: &'a [Filter],
-    pub(crate) sources: [&'a Arc<str>; 2],
+    /// The source of each rule.
+    pub(crate) sources: &'a [Arc<str>],
     pub(crate) ctx: Ctx<'a>,
 }
 
@@ -603,7 +651,10 @@ pub(crate) fn decide_over(
             let f = &book.rules[id];
             Reason::Matched(Box::new(Match {
                 list: f.action,
-                source: Arc::clone(book.sources[usize::from(f.action == Action::Deny)]),
+                source: book
+                    .sources
+                    .get(id)
+                    .map_or_else(|| Arc::from(""), Arc::clone),
                 origin: f.origin,
                 filter: f.to_string(),
                 service_pattern: m

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 
 use crate::ast::{Action, Filter, HostPattern, Word};
 use crate::eval::{addr_prefix_net, applies_to, prefix_mask_v4, prefix_mask_v6, service_may_match};
+use crate::query::base_service;
 use crate::query::{NameLookup, Query};
 
 /// A binary trie over address bits; each node lists the filters whose
@@ -242,7 +243,7 @@ impl Index {
             .iter()
             .flat_map(|f| f.services.items.iter())
             .filter_map(|s| match &s.daemon {
-                Word::Literal(l) => Some(l.as_str()),
+                Word::Literal(l) => Some(base_service(l).0),
                 _ => None,
             })
             .collect();
@@ -265,11 +266,14 @@ impl Index {
                 let mut seen: Vec<&str> = Vec::new();
                 for s in &f.services.items {
                     if let Word::Literal(l) = &s.daemon {
-                        if seen.contains(&l.as_str()) {
+                        // Queries carry base names: `imaps` rules are
+                        // candidates for IMAP connections.
+                        let l = base_service(l).0;
+                        if seen.contains(&l) {
                             continue;
                         }
                         seen.push(l);
-                        if let Some(index) = per_service.get_mut(l.as_str()) {
+                        if let Some(index) = per_service.get_mut(l) {
                             index.add(id, f);
                         }
                     }
@@ -297,7 +301,7 @@ impl Index {
                     .items
                     .iter()
                     .filter_map(|s| match &s.daemon {
-                        Word::Literal(l) => Some(l.as_str()),
+                        Word::Literal(l) => Some(base_service(l).0),
                         _ => None,
                     })
                     .collect()

@@ -65,13 +65,7 @@ const FULL_SHADOW_LIMIT: usize = 2000;
 /// match, filters shadowed by an earlier one, netgroups without a provider,
 /// and allow-only sets (the implicit deny).
 pub fn check(set: &FilterSet) -> Vec<Diagnostic> {
-    let (allow_src, deny_src) = set.sources();
-    let rules: Vec<(&Filter, &str)> = set
-        .allow()
-        .iter()
-        .map(|f| (f, allow_src))
-        .chain(set.deny().iter().map(|f| (f, deny_src)))
-        .collect();
+    let rules: Vec<(&Filter, &str)> = set.filters_with_sources().collect();
     let mut out = Vec::new();
     let diag = |f: &Filter, src: &str, sev: Severity, token: String, message: String| Diagnostic {
         severity: sev,
@@ -170,14 +164,21 @@ pub fn check(set: &FilterSet) -> Vec<Diagnostic> {
             }
         }
     }
-    let mut services: Vec<String> = KNOWN_SERVICES.iter().map(|s| (*s).to_owned()).collect();
-    for &(f, _) in &rules {
-        for s in all_items(&f.services) {
-            if let Word::Literal(l) = &s.daemon
-                && !services.contains(l)
-            {
-                services.push(l.clone());
-            }
+    // Allow-only is decided per base service (an `imaps` filter applies to
+    // IMAP).
+    let mut services: Vec<String> = Vec::new();
+    let literals = rules.iter().flat_map(|&(f, _)| {
+        all_items(&f.services)
+            .into_iter()
+            .filter_map(|s| match &s.daemon {
+                Word::Literal(l) => Some(l.as_str()),
+                _ => None,
+            })
+    });
+    for name in KNOWN_SERVICES.iter().copied().chain(literals) {
+        let base = crate::query::base_service(name).0;
+        if !services.iter().any(|s| s == base) {
+            services.push(base.to_owned());
         }
     }
     let implicit: Vec<String> = services
@@ -185,9 +186,16 @@ pub fn check(set: &FilterSet) -> Vec<Diagnostic> {
         .filter(|s| set.is_allow_only_for(s))
         .collect();
     if !implicit.is_empty() {
+        let mut sources: Vec<&str> = Vec::new();
+        for &(f, src) in &rules {
+            if f.action == Action::Allow && !sources.contains(&src) {
+                sources.push(src);
+            }
+        }
+        let allow_src = sources.join(", ");
         out.push(Diagnostic {
             severity: Severity::Warning,
-            source: allow_src.to_owned(),
+            source: allow_src.clone(),
             line: 0,
             column: 0,
             token: String::new(),

@@ -26,12 +26,41 @@ pub enum DnsAnswer<T> {
     Tempfail,
 }
 
+/// An address family: which forward records to ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// A records.
+    V4,
+    /// AAAA records.
+    V6,
+}
+
+impl Family {
+    /// The family of an address (an IPv4-mapped IPv6 address is IPv4).
+    pub fn of(addr: IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+}
+
 /// Reverse and forward DNS.
 pub trait Resolver: fmt::Debug + Send + Sync {
     /// PTR names of an address.
     fn reverse(&self, addr: IpAddr) -> BoxFuture<'_, DnsAnswer<Vec<String>>>;
-    /// A and AAAA addresses of a name.
-    fn forward<'a>(&'a self, name: &'a str) -> BoxFuture<'a, DnsAnswer<Vec<IpAddr>>>;
+    /// The addresses of a name in one family (A or AAAA records only).
+    ///
+    /// The forward-confirming lookup asks only the client's family, so a
+    /// failure in the other family can never turn into a mismatch: with
+    /// both asked, a timeout for AAAA plus NODATA for A would look like
+    /// "the name does not lead back", which `DNSSPOOFER` matches.
+    fn forward<'a>(
+        &'a self,
+        name: &'a str,
+        family: Family,
+    ) -> BoxFuture<'a, DnsAnswer<Vec<IpAddr>>>;
 }
 
 /// RFC 1413 user lookups.
@@ -56,7 +85,7 @@ pub async fn lookup_name(resolver: &dyn Resolver, addr: IpAddr) -> NameLookup {
     else {
         return NameLookup::Unknown;
     };
-    match resolver.forward(&name).await {
+    match resolver.forward(&name, Family::of(addr)).await {
         DnsAnswer::Found(addrs) if addrs.iter().any(|a| same_addr(*a, addr)) => {
             NameLookup::Verified(name)
         }
@@ -73,8 +102,15 @@ fn same_addr(a: IpAddr, b: IpAddr) -> bool {
     norm(a) == norm(b)
 }
 
-/// The lookup providers [`crate::FilterSet::decide`] uses. A missing
-/// provider makes that lookup's answer "unknown".
+/// The lookup providers [`crate::FilterSet::decide`] uses.
+///
+/// A decision that needs a lookup whose provider is missing is a temporary
+/// failure ([`crate::Verdict::Tempfail`] when the verdict depends on it),
+/// never a silent "unknown": a server configured without DNS cannot grant
+/// through a `DNSSPOOFER` deny, nor deny through `KNOWN`. Use
+/// [`crate::FilterSet::needs_names`] at start-up to refuse such a
+/// configuration early, or [`crate::FilterSet::decide_offline`] to ask
+/// "what if nothing can be looked up".
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Lookups<'a> {
     /// DNS.

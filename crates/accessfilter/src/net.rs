@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::error::Error;
-use crate::lookup::{BoxFuture, DnsAnswer, IdentLookup, Resolver};
+use crate::lookup::{BoxFuture, DnsAnswer, Family, IdentLookup, Resolver};
 use crate::query::UserLookup;
 
 /// The default time limit of one DNS question.
@@ -129,14 +129,33 @@ impl Resolver for DnsResolver {
         })
     }
 
-    fn forward<'a>(&'a self, name: &'a str) -> BoxFuture<'a, DnsAnswer<Vec<IpAddr>>> {
+    fn forward<'a>(
+        &'a self,
+        name: &'a str,
+        family: Family,
+    ) -> BoxFuture<'a, DnsAnswer<Vec<IpAddr>>> {
         Box::pin(async move {
             let fqdn = format!("{}.", name.trim_end_matches('.'));
-            let r =
-                tokio::time::timeout(self.timeout * 2, self.inner.lookup_ip(fqdn.as_str())).await;
+            let limit = self.timeout * 2;
+            let r = match family {
+                Family::V4 => {
+                    tokio::time::timeout(limit, self.inner.ipv4_lookup(fqdn.as_str())).await
+                }
+                Family::V6 => {
+                    tokio::time::timeout(limit, self.inner.ipv6_lookup(fqdn.as_str())).await
+                }
+            };
             match classify(r) {
                 Ok(lookup) => {
-                    let addrs: Vec<IpAddr> = lookup.iter().collect();
+                    let addrs: Vec<IpAddr> = lookup
+                        .answers()
+                        .iter()
+                        .filter_map(|rec| match &rec.data {
+                            RData::A(a) if family == Family::V4 => Some(IpAddr::V4(a.0)),
+                            RData::AAAA(a) if family == Family::V6 => Some(IpAddr::V6(a.0)),
+                            _ => None,
+                        })
+                        .collect();
                     if addrs.is_empty() {
                         DnsAnswer::NotFound
                     } else {
@@ -160,8 +179,11 @@ pub struct IdentClient {
     pub timeout: Duration,
     /// The identd port on the client host (113).
     pub port: u16,
-    /// Whether a timeout means "try again later" rather than "unknown
-    /// user". Most clients run no identd, so the default is unknown.
+    /// Whether a timeout means "try again later" (the default) rather than
+    /// "unknown user" (tcp_wrappers' behaviour). A client without identd
+    /// usually refuses the connection at once, which is a definite
+    /// "unknown"; a timeout says nothing about the user, so by default it
+    /// never decides a `KNOWN`/`UNKNOWN` rule.
     pub timeout_is_tempfail: bool,
 }
 
@@ -170,7 +192,7 @@ impl Default for IdentClient {
         IdentClient {
             timeout: DEFAULT_IDENT_TIMEOUT,
             port: 113,
-            timeout_is_tempfail: false,
+            timeout_is_tempfail: true,
         }
     }
 }
@@ -188,6 +210,13 @@ impl IdentClient {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// tcp_wrappers' behaviour: a timeout makes the user unknown.
+    #[must_use]
+    pub fn timeout_means_unknown(mut self) -> Self {
+        self.timeout_is_tempfail = false;
         self
     }
 

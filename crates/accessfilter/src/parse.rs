@@ -632,13 +632,28 @@ fn parse_v6(tok: &str) -> Result<HostPattern, (K, usize)> {
         return Err((K::BadGlob, 0));
     }
     let addr: Ipv6Addr = inner.parse().map_err(|_| (K::BadIpv6, 0))?;
+    // An IPv4-mapped address (`[::ffff:192.0.2.1]`) denotes the IPv4 client
+    // (queries see mapped clients as IPv4), so it is kept in that form.
+    let mapped = addr.to_ipv4_mapped();
     if rest.is_empty() {
-        return Ok(HostPattern::Addr(IpAddr::V6(addr)));
+        return Ok(HostPattern::Addr(
+            mapped.map_or(IpAddr::V6(addr), IpAddr::V4),
+        ));
     }
     let len = rest
         .strip_prefix('/')
         .and_then(|l| parse_len(l, 128))
         .ok_or((K::BadIpv6, 0))?;
+    if let Some(v4) = mapped
+        && len >= 96
+    {
+        // Host bits are kept, as for an IPv4 net, so `filtercheck` can
+        // point them out.
+        return Ok(HostPattern::Net {
+            net: IpAddr::V4(v4),
+            len: len - 96,
+        });
+    }
     Ok(HostPattern::Net {
         net: IpAddr::V6(addr),
         len,
@@ -683,6 +698,18 @@ mod tests {
             }
         );
         assert_eq!(host("[::1]"), HostPattern::Addr("::1".parse().unwrap()));
+        // IPv4-mapped patterns denote the IPv4 client.
+        assert_eq!(
+            host("[::ffff:192.0.2.1]"),
+            HostPattern::Addr("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            host("[::ffff:192.0.2.0]/120"),
+            HostPattern::Net {
+                net: "192.0.2.0".parse().unwrap(),
+                len: 24
+            }
+        );
         assert_eq!(
             host("1.2.3.4"),
             HostPattern::Addr("1.2.3.4".parse().unwrap())

@@ -2,7 +2,7 @@
 //! lookups done so far.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The outcome of a host-name lookup (reverse DNS, then forward DNS to
 /// confirm that the name maps back to the address).
@@ -135,6 +135,52 @@ fn normalize(addr: IpAddr) -> IpAddr {
     }
 }
 
+/// The services with a TLS-only name: `(base, tls name)`.
+///
+/// A query always carries the base name (`imap`); whether the connection is
+/// TLS-protected is a separate flag ([`Query::tls`]). In a filter's service
+/// list the base name matches every connection to the service, plain or
+/// TLS, and the TLS name only the TLS-protected ones (implicit TLS, or a
+/// query made after STARTTLS). So the Sun example
+/// `+imaps,pops:ALL$+imap,pop:proxy.example.com` means "TLS from anywhere,
+/// plain only from the proxy": a filter naming `imaps` applies to the IMAP
+/// service, which makes it allow-only, and a plain connection from
+/// elsewhere matches nothing and is denied. An IMAPS connection is governed
+/// by the `service.imap.*` parameters.
+pub const SERVICE_NAMES: [(&str, &str); 4] = [
+    ("imap", "imaps"),
+    ("pop", "pops"),
+    ("smtp", "smtps"),
+    ("http", "https"),
+];
+
+/// The base name of a service name and whether the name itself asks for
+/// TLS: `imaps` → (`imap`, true), `imap` → (`imap`, false). `pop3` and
+/// `pop3s` are read as `pop` and `pops`. Other names are their own base.
+/// Expects a lower-case name.
+pub fn base_service(name: &str) -> (&str, bool) {
+    if name == "pop3" {
+        return ("pop", false);
+    }
+    if name == "pop3s" {
+        return ("pop", true);
+    }
+    for (base, tls) in SERVICE_NAMES {
+        if name == tls {
+            return (base, true);
+        }
+    }
+    (name, false)
+}
+
+/// The TLS-only name of a base service name (`imap` → `imaps`).
+pub(crate) fn tls_name_of(base: &str) -> Option<&'static str> {
+    SERVICE_NAMES
+        .iter()
+        .find(|(b, _)| *b == base)
+        .map(|(_, t)| *t)
+}
+
 /// A request for access: the service, both endpoints and the user.
 ///
 /// Lookups are lazy: fields start as [`NameLookup::NotDone`] /
@@ -142,7 +188,10 @@ fn normalize(addr: IpAddr) -> IpAddr {
 /// decision depends on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
+    /// The base service name.
     service: String,
+    /// Whether the connection is TLS-protected.
+    tls: bool,
     /// The client end.
     client: Endpoint,
     /// The server end (the address the client connected to).
@@ -151,22 +200,49 @@ pub struct Query {
 }
 
 impl Query {
-    /// A query for `service` (lower-cased) from a client address.
-    pub fn new(service: &str, client: IpAddr) -> Self {
-        Query::with_client(service, Endpoint::new(client))
+    /// The query for a connection accepted on `local` from `peer`: both
+    /// endpoints with their ports, so `service@host` rules and ident
+    /// lookups always have what they need. `service` is lower-cased; a TLS
+    /// name (`imaps`, `pops`, `smtps`, `https`) sets [`Query::is_tls`] and
+    /// is stored as its base name (see [`SERVICE_NAMES`]).
+    pub fn for_connection(service: &str, peer: SocketAddr, local: SocketAddr) -> Self {
+        let mut client = Endpoint::new(peer.ip());
+        client.set_port(peer.port());
+        let mut server = Endpoint::new(local.ip());
+        server.set_port(local.port());
+        Query::with_endpoints(service, client, server)
     }
 
-    /// A query for `service` from a client endpoint.
-    pub fn with_client(service: &str, client: Endpoint) -> Self {
+    /// A query with both endpoints given. For tools that ask "what if"
+    /// (`filtertest`): pass [`Endpoint::unknown`] for a server end that is
+    /// really unknown, and `service@host` rules then match only `ALL` and
+    /// `UNKNOWN` hosts. A daemon uses [`Query::for_connection`].
+    pub fn with_endpoints(service: &str, client: Endpoint, server: Endpoint) -> Self {
+        let service = service.to_ascii_lowercase();
+        let (base, tls) = base_service(&service);
         Query {
-            service: service.to_ascii_lowercase(),
+            service: base.to_owned(),
+            tls,
             client,
-            server: Endpoint::unknown(),
+            server,
             user: UserLookup::NotDone,
         }
     }
 
-    /// The service (daemon) name.
+    /// Marks the connection as TLS-protected or not (builder style): an
+    /// implicit-TLS port, or a query made again after STARTTLS.
+    #[must_use]
+    pub fn tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Whether the connection is TLS-protected.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The service's base name (`imap` for an IMAPS connection too).
     pub fn service(&self) -> &str {
         &self.service
     }

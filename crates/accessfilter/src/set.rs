@@ -13,7 +13,7 @@ use crate::eval::{
 use crate::index::Index;
 use crate::lookup::{Lookups, lookup_name};
 use crate::parse::{parse_file, parse_ldap};
-use crate::query::{NameLookup, Need, Query, UserLookup};
+use crate::query::{NameLookup, Need, Query, UserLookup, base_service};
 
 /// The Allow and Deny filters of one level (a service's
 /// `domainallowed`/`domainnotallowed`, a domain's or a user's attribute),
@@ -25,8 +25,10 @@ use crate::query::{NameLookup, Need, Query, UserLookup};
 pub struct FilterSet {
     /// Allow filters, then Deny filters.
     rules: Vec<Filter>,
+    /// The source of each rule (same order): a file, a parameter, an
+    /// attribute, named in explanations.
+    rule_sources: Vec<Arc<str>>,
     allow_count: usize,
-    sources: [Arc<str>; 2],
     netgroups: Option<Arc<dyn NetgroupProvider>>,
     index: Index,
 }
@@ -36,17 +38,21 @@ impl fmt::Debug for FilterSet {
         f.debug_struct("FilterSet")
             .field("allow", &self.allow().len())
             .field("deny", &self.deny().len())
-            .field("sources", &self.sources)
             .finish_non_exhaustive()
     }
 }
 
-/// Builds a [`FilterSet`].
+/// Builds a [`FilterSet`] from filters that each carry their own action
+/// and the name of their source.
+///
+/// There is one way in, [`FilterSetBuilder::filters`]: a filter keeps the
+/// action it was parsed with (the default action of a file-form list, or
+/// the `+`/`-` of each LDAP-form rule), so a `-imap:bad.example` rule in a
+/// parameter that is mostly allows stays a deny.
 #[derive(Debug, Default)]
 pub struct FilterSetBuilder {
-    allow: Vec<Filter>,
-    deny: Vec<Filter>,
-    sources: [Option<Arc<str>>; 2],
+    allow: Vec<(Filter, Arc<str>)>,
+    deny: Vec<(Filter, Arc<str>)>,
     netgroups: Option<Arc<dyn NetgroupProvider>>,
 }
 
@@ -56,37 +62,17 @@ impl FilterSetBuilder {
         FilterSetBuilder::default()
     }
 
-    /// Adds Allow filters from `source` (their actions are set to Allow).
-    #[must_use]
-    pub fn allow(mut self, source: &str, filters: Vec<Filter>) -> Self {
-        self.sources[0].get_or_insert_with(|| source.into());
-        self.allow.extend(filters.into_iter().map(|mut f| {
-            f.action = Action::Allow;
-            f
-        }));
-        self
-    }
-
-    /// Adds Deny filters from `source` (their actions are set to Deny).
-    #[must_use]
-    pub fn deny(mut self, source: &str, filters: Vec<Filter>) -> Self {
-        self.sources[1].get_or_insert_with(|| source.into());
-        self.deny.extend(filters.into_iter().map(|mut f| {
-            f.action = Action::Deny;
-            f
-        }));
-        self
-    }
-
-    /// Adds filters that carry their own action (the LDAP form).
+    /// Adds filters from `source` (a file name, a parameter, an
+    /// attribute), each with its own action: Allow filters go to the Allow
+    /// list, Deny filters to the Deny list, each list keeping the order
+    /// filters were added in.
     #[must_use]
     pub fn filters(mut self, source: &str, filters: Vec<Filter>) -> Self {
+        let source: Arc<str> = source.into();
         for f in filters {
-            let slot = usize::from(f.action == Action::Deny);
-            self.sources[slot].get_or_insert_with(|| source.into());
             match f.action {
-                Action::Allow => self.allow.push(f),
-                Action::Deny => self.deny.push(f),
+                Action::Allow => self.allow.push((f, Arc::clone(&source))),
+                Action::Deny => self.deny.push((f, Arc::clone(&source))),
             }
         }
         self
@@ -102,17 +88,13 @@ impl FilterSetBuilder {
     /// Compiles the set.
     pub fn build(self) -> FilterSet {
         let allow_count = self.allow.len();
-        let mut rules = self.allow;
-        rules.extend(self.deny);
+        let (rules, rule_sources): (Vec<Filter>, Vec<Arc<str>>) =
+            self.allow.into_iter().chain(self.deny).unzip();
         let index = Index::build(&rules);
-        let [a, d] = self.sources;
         FilterSet {
             rules,
+            rule_sources,
             allow_count,
-            sources: [
-                a.unwrap_or_else(|| "allow".into()),
-                d.unwrap_or_else(|| "deny".into()),
-            ],
             netgroups: self.netgroups,
             index,
         }
@@ -137,10 +119,10 @@ impl FilterSet {
     ) -> Result<Self, Error> {
         let mut b = FilterSetBuilder::new();
         if let Some((name, text)) = allow {
-            b = b.allow(name, parse_file(text, Action::Allow)?);
+            b = b.filters(name, parse_file(text, Action::Allow)?);
         }
         if let Some((name, text)) = deny {
-            b = b.deny(name, parse_file(text, Action::Deny)?);
+            b = b.filters(name, parse_file(text, Action::Deny)?);
         }
         Ok(b.build())
     }
@@ -166,9 +148,12 @@ impl FilterSet {
         &self.rules[self.allow_count..]
     }
 
-    /// Source names of the Allow and Deny lists.
-    pub fn sources(&self) -> (&str, &str) {
-        (&self.sources[0], &self.sources[1])
+    /// Every filter with the name of its source: the Allow list, then the
+    /// Deny list, each in order.
+    pub fn filters_with_sources(&self) -> impl Iterator<Item = (&Filter, &str)> {
+        self.rules
+            .iter()
+            .zip(self.rule_sources.iter().map(|s| &**s))
     }
 
     /// Whether the set has Allow filters but no Deny filters at all (then
@@ -182,6 +167,19 @@ impl FilterSet {
         self.rules.is_empty()
     }
 
+    /// Whether some filter may need a host name (client or server) to
+    /// decide: a server that has no resolver should refuse such a set at
+    /// start-up, since every decision that depends on a name would be a
+    /// temporary failure.
+    pub fn needs_names(&self) -> bool {
+        self.rules.iter().any(crate::eval::needs_names)
+    }
+
+    /// Whether some filter may need the client's user name (RFC 1413).
+    pub fn needs_user(&self) -> bool {
+        self.rules.iter().any(crate::eval::needs_user)
+    }
+
     /// Whether a netgroup provider is set.
     pub fn has_netgroups(&self) -> bool {
         self.netgroups.is_some()
@@ -190,7 +188,7 @@ impl FilterSet {
     fn book(&self) -> RuleBook<'_> {
         RuleBook {
             rules: &self.rules,
-            sources: [&self.sources[0], &self.sources[1]],
+            sources: &self.rule_sources,
             ctx: Ctx {
                 netgroups: self.netgroups.as_deref(),
             },
@@ -255,7 +253,8 @@ impl FilterSet {
     /// Whether only Allow filters (and at least one) apply to `service`,
     /// so that a client matching none is denied.
     pub fn is_allow_only_for(&self, service: &str) -> bool {
-        self.allow_only_among(0..self.rules.len(), &service.to_ascii_lowercase())
+        let service = service.to_ascii_lowercase();
+        self.allow_only_among(0..self.rules.len(), base_service(&service).0)
     }
 
     /// Decides without any lookup: lookups not done count as unknown.
@@ -300,7 +299,14 @@ pub async fn perform(need: Need, q: &mut Query, lookups: &Lookups<'_>) {
             };
             let result = match (lookups.resolver, ep.addr()) {
                 (Some(r), Some(addr)) => lookup_name(r, addr).await,
-                _ => NameLookup::Unknown,
+                // Nothing to look up: the address is unknown.
+                (_, None) => NameLookup::Unknown,
+                // A name is needed and nothing can ask for it: that is a
+                // failure to look up, never a definite "no name".
+                (None, Some(_)) => {
+                    tracing::warn!(%need, "access filter needs DNS but no resolver is configured");
+                    NameLookup::Tempfail
+                }
             };
             if need == Need::ClientName {
                 q.client_mut().set_name(result);
@@ -317,6 +323,12 @@ pub async fn perform(need: Need, q: &mut Query, lookups: &Lookups<'_>) {
                         .user(SocketAddr::new(ca, cp), SocketAddr::new(sa, sp))
                         .await
                 }
+                (None, Some(_), Some(_), Some(_), Some(_)) => {
+                    tracing::warn!("access filter needs ident but no ident client is configured");
+                    UserLookup::Tempfail
+                }
+                // Endpoints without ports: there is no connection to ask
+                // about.
                 _ => UserLookup::Unknown,
             };
             q.set_user(result);

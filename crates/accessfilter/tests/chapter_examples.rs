@@ -17,15 +17,20 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+/// A query whose server end is unknown (what-if, as filtertest asks).
+fn query(service: &str, addr: &str) -> Query {
+    Query::with_endpoints(service, Endpoint::new(ip(addr)), Endpoint::unknown())
+}
+
 fn files(allow: &str, deny: &str) -> FilterSet {
     FilterSet::builder()
-        .allow("allow", parse_file(allow, Action::Allow).unwrap())
-        .deny("deny", parse_file(deny, Action::Deny).unwrap())
+        .filters("allow", parse_file(allow, Action::Allow).unwrap())
+        .filters("deny", parse_file(deny, Action::Deny).unwrap())
         .build()
 }
 
 fn named(service: &str, name: &str, addr: &str) -> Query {
-    Query::new(service, ip(addr)).client_name(NameLookup::Verified(name.into()))
+    query(service, addr).client_name(NameLookup::Verified(name.into()))
 }
 
 fn verdict(set: &FilterSet, q: &Query) -> Verdict {
@@ -178,21 +183,12 @@ fn ldap_forms_from_the_schema_reference() {
     // SSL only: `+imaps,pops:*$+imap,pop:<MMP IP address>`.
     let set = FilterSet::from_ldap("attr", "+imaps,pops:*$+imap,pop:192.0.2.100").unwrap();
     assert_eq!(
-        verdict(&set, &Query::new("imaps", ip("203.0.113.5"))),
+        verdict(&set, &query("imaps", "203.0.113.5")),
         Verdict::Allow
     );
-    assert_eq!(
-        verdict(&set, &Query::new("imap", ip("192.0.2.100"))),
-        Verdict::Allow
-    );
-    assert_eq!(
-        verdict(&set, &Query::new("imap", ip("203.0.113.5"))),
-        Verdict::Deny
-    );
-    assert_eq!(
-        verdict(&set, &Query::new("pop", ip("203.0.113.5"))),
-        Verdict::Deny
-    );
+    assert_eq!(verdict(&set, &query("imap", "192.0.2.100")), Verdict::Allow);
+    assert_eq!(verdict(&set, &query("imap", "203.0.113.5")), Verdict::Deny);
+    assert_eq!(verdict(&set, &query("pop", "203.0.113.5")), Verdict::Deny);
 
     // The example: `+imap,pop:ALL$-http:*$-ALL:ALL EXCEPT server1.example.com`.
     let f = parse_ldap("+imap,pop:ALL$-http:*$-ALL:ALL EXCEPT server1.example.com").unwrap();
@@ -232,14 +228,17 @@ fn wildcard_names_table_23_3() {
     );
 
     let unknown = files("ALL: UNKNOWN\n", deny_all);
-    let q = Query::new("imap", ip("192.0.2.1")).client_name(NameLookup::Unknown);
+    let q = query("imap", "192.0.2.1").client_name(NameLookup::Unknown);
     assert_eq!(verdict(&unknown, &q), Verdict::Allow);
     assert_eq!(
         verdict(&unknown, &named("imap", "a.example", "192.0.2.1")),
         Verdict::Deny
     );
     assert_eq!(
-        verdict(&unknown, &Query::with_client("imap", Endpoint::unknown())),
+        verdict(
+            &unknown,
+            &Query::with_endpoints("imap", Endpoint::unknown(), Endpoint::unknown())
+        ),
         Verdict::Allow
     );
 
@@ -252,10 +251,9 @@ fn wildcard_names_table_23_3() {
 
     // Users: `KNOWN@ALL`, `UNKNOWN@ALL`.
     let known_user = files("ALL: KNOWN@ALL\n", deny_all);
-    let with_user =
-        Query::new("imap", ip("192.0.2.1")).user_lookup(UserLookup::Known("joe".into()));
+    let with_user = query("imap", "192.0.2.1").user_lookup(UserLookup::Known("joe".into()));
     assert_eq!(verdict(&known_user, &with_user), Verdict::Allow);
-    let no_user = Query::new("imap", ip("192.0.2.1")).user_lookup(UserLookup::Unknown);
+    let no_user = query("imap", "192.0.2.1").user_lookup(UserLookup::Unknown);
     assert_eq!(verdict(&known_user, &no_user), Verdict::Deny);
     let unknown_user = files("ALL: UNKNOWN@ALL\n", deny_all);
     assert_eq!(verdict(&unknown_user, &no_user), Verdict::Allow);
@@ -263,7 +261,7 @@ fn wildcard_names_table_23_3() {
 
 #[test]
 fn temporary_dns_failure_never_flips_known_unknown() {
-    let failed = Query::new("imap", ip("192.0.2.1")).client_name(NameLookup::Tempfail);
+    let failed = query("imap", "192.0.2.1").client_name(NameLookup::Tempfail);
     for (allow, deny) in [
         ("ALL: KNOWN\n", "ALL: ALL\n"),
         ("ALL: UNKNOWN\n", "ALL: ALL\n"),
@@ -284,7 +282,7 @@ fn temporary_dns_failure_never_flips_known_unknown() {
 #[test]
 fn mostly_denying_23_7_3() {
     let set = FilterSet::builder()
-        .allow(
+        .filters(
             "allow",
             parse_file(
                 "ALL: LOCAL @netgroup1\nALL: .siroe.com EXCEPT externalserver.siroe.com\n",
@@ -292,7 +290,7 @@ fn mostly_denying_23_7_3() {
             )
             .unwrap(),
         )
-        .deny("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
+        .filters("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
         .build();
     assert_eq!(
         verdict(&set, &named("imap", "localbox", "192.0.2.1")),
@@ -325,11 +323,11 @@ fn mostly_denying_23_7_3() {
 
     // With one, members are allowed.
     let set = FilterSet::builder()
-        .allow(
+        .filters(
             "allow",
             parse_file("ALL: LOCAL @group0\n", Action::Allow).unwrap(),
         )
-        .deny("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
+        .filters("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
         .netgroups(Arc::new(TestNetgroups))
         .build();
     assert_eq!(
@@ -384,8 +382,8 @@ fn mostly_allowing_23_7_3() {
 #[test]
 fn spoofed_domains_23_7_3() {
     let set = files("", "ALL: DNSSPOOFER\n");
-    let spoofed = Query::new("imap", ip("192.0.2.1"))
-        .client_name(NameLookup::Mismatch("bank.example".into()));
+    let spoofed =
+        query("imap", "192.0.2.1").client_name(NameLookup::Mismatch("bank.example".into()));
     assert_eq!(verdict(&set, &spoofed), Verdict::Deny);
     assert_eq!(
         verdict(&set, &named("imap", "honest.example", "192.0.2.1")),
@@ -453,18 +451,12 @@ fn webmail_but_not_imap_23_7_3() {
 fn allow_only_implicit_deny_differs_from_tcp_wrappers() {
     let set = FilterSet::from_files(Some(("allow", "imap: 192.0.2.0/24\n")), None).unwrap();
     assert!(set.is_allow_only());
-    assert_eq!(
-        verdict(&set, &Query::new("imap", ip("192.0.2.1"))),
-        Verdict::Allow
-    );
-    assert_eq!(
-        verdict(&set, &Query::new("imap", ip("198.51.100.1"))),
-        Verdict::Deny
-    );
+    assert_eq!(verdict(&set, &query("imap", "192.0.2.1")), Verdict::Allow);
+    assert_eq!(verdict(&set, &query("imap", "198.51.100.1")), Verdict::Deny);
     // An empty set grants everything.
     let empty = FilterSet::from_files(None, None).unwrap();
     assert_eq!(
-        verdict(&empty, &Query::new("imap", ip("198.51.100.1"))),
+        verdict(&empty, &query("imap", "198.51.100.1")),
         Verdict::Allow
     );
 }
@@ -487,18 +479,9 @@ fn except_nests_to_the_right() {
     );
     // In the service list too.
     let set = files("", "ALL EXCEPT imap pop EXCEPT pop: ALL\n");
-    assert_eq!(
-        verdict(&set, &Query::new("imap", ip("192.0.2.1"))),
-        Verdict::Allow
-    );
-    assert_eq!(
-        verdict(&set, &Query::new("pop", ip("192.0.2.1"))),
-        Verdict::Deny
-    );
-    assert_eq!(
-        verdict(&set, &Query::new("http", ip("192.0.2.1"))),
-        Verdict::Deny
-    );
+    assert_eq!(verdict(&set, &query("imap", "192.0.2.1")), Verdict::Allow);
+    assert_eq!(verdict(&set, &query("pop", "192.0.2.1")), Verdict::Deny);
+    assert_eq!(verdict(&set, &query("http", "192.0.2.1")), Verdict::Deny);
 }
 
 #[test]
@@ -528,7 +511,7 @@ fn address_only_decisions_do_no_lookups() {
     for a in ["192.168.4.4", "10.1.2.3", "2001:db8::77", "203.0.113.1"] {
         assert!(
             matches!(
-                set.evaluate(&Query::new("imap", ip(a))),
+                set.evaluate(&query("imap", a)),
                 portcullis_accessfilter::Outcome::Done(_)
             ),
             "{a}"
@@ -542,14 +525,14 @@ fn levels_any_deny_wins() {
     let domain =
         FilterSet::from_ldap("mailDomainAllowedServiceAccess", "+imap,pop,smtp,http:ALL").unwrap();
     let user = FilterSet::from_ldap("mailAllowedServiceAccess", "+imap,pop:ALL$-http:*").unwrap();
-    let q = Query::new("imap", ip("192.0.2.1"));
+    let q = query("imap", "192.0.2.1");
     let c = combine(vec![
         (Level::Service, service.decide_offline(&q)),
         (Level::Domain, domain.decide_offline(&q)),
         (Level::User, user.decide_offline(&q)),
     ]);
     assert_eq!(c.verdict, Verdict::Allow);
-    let q = Query::new("http", ip("192.0.2.1"));
+    let q = query("http", "192.0.2.1");
     let c = combine(vec![
         (Level::Service, service.decide_offline(&q)),
         (Level::Domain, domain.decide_offline(&q)),
@@ -558,7 +541,7 @@ fn levels_any_deny_wins() {
     assert_eq!(c.verdict, Verdict::Deny);
     assert_eq!(c.decided_by, Some(2));
     assert!(c.to_string().contains("user level (decisive)"), "{c}");
-    let q = Query::new("imap", ip("203.0.113.5"));
+    let q = query("imap", "203.0.113.5");
     let c = combine(vec![
         (Level::Service, service.decide_offline(&q)),
         (Level::User, user.decide_offline(&q)),
@@ -596,7 +579,7 @@ fn explanations_name_list_source_line_and_pattern() {
     let text = d.to_string();
     assert!(text.contains("hosts.deny line 1"), "{text}");
     let none = FilterSet::from_files(None, Some(("hosts.deny", "imap: 10.0.0.1\n"))).unwrap();
-    let d = none.decide_offline(&Query::new("imap", ip("10.0.0.2")));
+    let d = none.decide_offline(&query("imap", "10.0.0.2"));
     assert_eq!(d.reason, Reason::NoMatch { allow_only: false });
 }
 
@@ -614,8 +597,8 @@ impl portcullis_accessfilter::NetgroupProvider for XyzCorp {
 /// xyzcorp.com netgroup.
 fn xyzcorp_set(allow: &str) -> FilterSet {
     FilterSet::builder()
-        .allow("allow", parse_file(allow, Action::Allow).unwrap())
-        .deny("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
+        .filters("allow", parse_file(allow, Action::Allow).unwrap())
+        .filters("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
         .netgroups(Arc::new(XyzCorp))
         .build()
 }
@@ -673,8 +656,150 @@ fn all_except_one_server_as_the_notes_write_it() {
         verdict(&set, &named("pop", "other.siroe.com", "192.0.2.2")),
         Verdict::Deny
     );
+    assert_eq!(verdict(&set, &query("http", "192.0.2.3")), Verdict::Deny);
+}
+
+/// A parameter in the LDAP form mixes actions: each rule keeps its own,
+/// and every decision names the parameter the deciding rule came from.
+#[test]
+fn each_filter_keeps_its_action_and_its_source() {
+    let allowed = portcullis_accessfilter::parse_filter_list(
+        "+imap:10.0.0.0/8$-imap:192.0.2.66",
+        Action::Allow,
+    )
+    .unwrap();
+    let not_allowed =
+        portcullis_accessfilter::parse_filter_list("pop: 198.51.100.0/24", Action::Deny).unwrap();
+    let set = FilterSet::builder()
+        .filters("service.imap.domainallowed", allowed)
+        .filters("service.imap.domainnotallowed", not_allowed)
+        .build();
+    let why = |q: &Query| match set.decide_offline(q).reason {
+        Reason::Matched(m) => (m.list, m.source.to_string()),
+        other => panic!("{other:?}"),
+    };
+    // The `-` rule of domainallowed is a deny, named by its parameter.
+    let d = set.decide_offline(&query("imap", "192.0.2.66"));
+    assert_eq!(d.verdict, Verdict::Deny);
     assert_eq!(
-        verdict(&set, &Query::new("http", ip("192.0.2.3"))),
+        why(&query("imap", "192.0.2.66")),
+        (Action::Deny, "service.imap.domainallowed".to_owned())
+    );
+    // A deny of the other parameter is named by that one.
+    assert_eq!(
+        why(&query("pop", "198.51.100.9")),
+        (Action::Deny, "service.imap.domainnotallowed".to_owned())
+    );
+    assert_eq!(
+        why(&query("imap", "10.1.2.3")),
+        (Action::Allow, "service.imap.domainallowed".to_owned())
+    );
+    // The order within a list is the order filters were added in.
+    assert!(set.deny()[0].to_string().contains("192.0.2.66"));
+    let sources: Vec<&str> = set.filters_with_sources().map(|(_, s)| s).collect();
+    assert_eq!(
+        sources,
+        [
+            "service.imap.domainallowed",
+            "service.imap.domainallowed",
+            "service.imap.domainnotallowed"
+        ]
+    );
+}
+
+/// `imap` matches every IMAP connection, `imaps` only TLS-protected ones;
+/// an IMAPS query is an IMAP query with TLS.
+#[test]
+fn tls_service_names() {
+    let local: std::net::SocketAddr = "192.0.2.1:993".parse().unwrap();
+    let conn = |service: &str, peer: &str| {
+        Query::for_connection(service, format!("{peer}:40000").parse().unwrap(), local)
+    };
+    let q = conn("IMAPS", "203.0.113.5");
+    assert_eq!((q.service(), q.is_tls()), ("imap", true));
+    let q = conn("pop3s", "203.0.113.5");
+    assert_eq!((q.service(), q.is_tls()), ("pop", true));
+    let q = conn("imap", "203.0.113.5");
+    assert_eq!((q.service(), q.is_tls()), ("imap", false));
+    assert!(q.tls(true).is_tls());
+
+    // A deny of every IMAP connection covers IMAPS.
+    let deny_imap = files("", "imap: ALL\n");
+    assert_eq!(
+        verdict(&deny_imap, &conn("imaps", "10.1.2.3")),
         Verdict::Deny
     );
+    // A deny of IMAPS only leaves plain IMAP alone.
+    let deny_imaps = files("", "imaps: ALL\n");
+    assert_eq!(
+        verdict(&deny_imaps, &conn("imaps", "10.1.2.3")),
+        Verdict::Deny
+    );
+    assert_eq!(
+        verdict(&deny_imaps, &conn("imap", "10.1.2.3")),
+        Verdict::Allow
+    );
+    // `ALL: ALL` denies everything, IMAPS included.
+    let all = files("", "ALL: ALL\n");
+    for s in ["imap", "imaps", "pops", "smtps", "https"] {
+        assert_eq!(verdict(&all, &conn(s, "10.1.2.3")), Verdict::Deny, "{s}");
+    }
+    // Allow-only over `imaps`: IMAP is allow-only, plain IMAP is denied.
+    let tls_only = files("imaps: ALL\n", "");
+    assert_eq!(
+        verdict(&tls_only, &conn("imaps", "10.1.2.3")),
+        Verdict::Allow
+    );
+    assert_eq!(verdict(&tls_only, &conn("imap", "10.1.2.3")), Verdict::Deny);
+    assert!(tls_only.is_allow_only_for("imap"));
+    assert!(tls_only.is_allow_only_for("imaps"));
+    // Globs see both names.
+    let glob = files("", "imap*: ALL\n");
+    assert_eq!(verdict(&glob, &conn("imaps", "10.1.2.3")), Verdict::Deny);
+    let glob_s = files("", "*s: ALL\n");
+    assert_eq!(verdict(&glob_s, &conn("imaps", "10.1.2.3")), Verdict::Deny);
+    assert_eq!(verdict(&glob_s, &conn("imap", "10.1.2.3")), Verdict::Allow);
+    // The same through the index and the naive reference.
+    for set in [&deny_imap, &deny_imaps, &tls_only, &glob_s] {
+        for q in [conn("imaps", "10.1.2.3"), conn("imap", "10.1.2.3")] {
+            assert_eq!(set.evaluate(&q), set.evaluate_naive(&q));
+        }
+    }
+}
+
+/// A daemon's query always has the server end, so `service@address` rules
+/// apply.
+#[test]
+fn a_connection_query_always_has_the_server_end() {
+    let set = files("", "imap@192.0.2.25: ALL\n");
+    let q = Query::for_connection(
+        "imap",
+        "203.0.113.5:40000".parse().unwrap(),
+        "192.0.2.25:143".parse().unwrap(),
+    );
+    assert_eq!(q.server().addr(), Some(ip("192.0.2.25")));
+    assert_eq!(q.server().port(), Some(143));
+    assert_eq!(q.client().port(), Some(40000));
+    assert_eq!(verdict(&set, &q), Verdict::Deny);
+    let other = Query::for_connection(
+        "imap",
+        "203.0.113.5:40000".parse().unwrap(),
+        "192.0.2.26:143".parse().unwrap(),
+    );
+    assert_eq!(verdict(&set, &other), Verdict::Allow);
+}
+
+/// `[::ffff:a.b.c.d]` denotes the IPv4 client a.b.c.d, however the client
+/// address arrives (IPv4, or IPv4-mapped on a dual-stack socket).
+#[test]
+fn ipv4_mapped_patterns_match_the_ipv4_client() {
+    let set = files("", "imap: [::ffff:192.0.2.1] [::ffff:198.51.100.0]/120\n");
+    for client in ["192.0.2.1", "::ffff:192.0.2.1", "198.51.100.77"] {
+        assert_eq!(
+            verdict(&set, &query("imap", client)),
+            Verdict::Deny,
+            "{client}"
+        );
+    }
+    assert_eq!(verdict(&set, &query("imap", "192.0.2.2")), Verdict::Allow);
 }

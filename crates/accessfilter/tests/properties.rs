@@ -50,7 +50,7 @@ proptest! {
         let _ = parse_file(&text, Action::Allow);
         let _ = parse_ldap(&text);
         if let Ok(set) = FilterSet::from_ldap("fuzz", &text) {
-            let _ = set.decide_offline(&portcullis_accessfilter::Query::new("imap", "10.0.0.1".parse().unwrap()));
+            let _ = set.decide_offline(&portcullis_accessfilter::Query::for_connection("imap", "10.0.0.1:40000".parse().unwrap(), "10.0.0.254:143".parse().unwrap()));
         }
     }
 
@@ -84,8 +84,8 @@ proptest! {
         // against the evaluation of the manual tree.
         let mut f = parsed[0].clone();
         f.clients = manual;
-        let set1 = FilterSet::builder().deny("d", parsed.clone()).build();
-        let set2 = FilterSet::builder().deny("d", vec![f]).build();
+        let set1 = FilterSet::builder().filters("d", parsed.clone()).build();
+        let set2 = FilterSet::builder().filters("d", vec![f]).build();
         for q in &queries {
             prop_assert_eq!(set1.decide_offline(q).verdict, set2.decide_offline(q).verdict);
         }
@@ -99,8 +99,8 @@ proptest! {
         queries in prop::collection::vec(full_query(), 1..12),
     ) {
         let mut b = FilterSet::builder()
-            .allow("allow", parse_file(&allow, Action::Allow).unwrap())
-            .deny("deny", parse_file(&deny, Action::Deny).unwrap());
+            .filters("allow", parse_file(&allow, Action::Allow).unwrap())
+            .filters("deny", parse_file(&deny, Action::Deny).unwrap());
         if netgroups {
             b = b.netgroups(Arc::new(TestNetgroups));
         }

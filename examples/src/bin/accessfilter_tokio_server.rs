@@ -18,9 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_accessfilter::net::{DnsResolver, IdentClient};
-use portcullis_accessfilter::{
-    Action, Endpoint, FilterSet, Lookups, Query, Resolver, Verdict, parse_file,
-};
+use portcullis_accessfilter::{Action, FilterSet, Lookups, Query, Resolver, Verdict, parse_file};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -32,11 +30,7 @@ struct Server {
 
 impl Server {
     async fn check(&self, peer: SocketAddr, local: SocketAddr) -> (Verdict, String) {
-        let mut client = Endpoint::new(peer.ip());
-        client.set_port(peer.port());
-        let mut server = Endpoint::new(local.ip());
-        server.set_port(local.port());
-        let mut query = Query::with_client("imap", client).server_endpoint(server);
+        let mut query = Query::for_connection("imap", peer, local);
         let lookups = Lookups {
             resolver: self.resolver.as_ref().map(|r| r as &dyn Resolver),
             ident: Some(&self.ident),
@@ -74,8 +68,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let max: Option<usize> = args.next().map(|n| n.parse()).transpose()?;
 
     let filters = FilterSet::builder()
-        .allow("allow", parse_file(&allow, Action::Allow)?)
-        .deny("deny", parse_file(&deny, Action::Deny)?)
+        .filters("allow", parse_file(&allow, Action::Allow)?)
+        .filters("deny", parse_file(&deny, Action::Deny)?)
         .build();
     let resolver = DnsResolver::from_system(Duration::from_secs(3)).ok();
     let server = Arc::new(Server {

@@ -223,7 +223,7 @@ impl WrapQuery {
             "paranoid" => NameLookup::Mismatch("h9.spoof.test".into()),
             n => NameLookup::Verified(n.into()),
         };
-        Query::new(&self.service, addr)
+        Query::with_endpoints(&self.service, Endpoint::new(addr), Endpoint::unknown())
             .client_name(name)
             .user_lookup(UserLookup::given(&self.user))
     }
@@ -299,9 +299,7 @@ pub fn full_query() -> BoxedStrategy<Query> {
     (service, client, name, user, server)
         .prop_map(|(s, c, n, u, srv)| {
             let has_addr = c.addr().is_some();
-            let q = Query::with_client(&s, c)
-                .user_lookup(u)
-                .server_endpoint(srv);
+            let q = Query::with_endpoints(&s, c, srv).user_lookup(u);
             if has_addr { q.client_name(n) } else { q }
         })
         .boxed()
