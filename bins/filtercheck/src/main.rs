@@ -44,8 +44,12 @@ struct Args {
 struct DeclaredNetgroups;
 
 impl NetgroupProvider for DeclaredNetgroups {
-    fn contains(&self, _netgroup: &str, _host: &str) -> Option<bool> {
-        Some(false)
+    fn contains<'a>(
+        &'a self,
+        _netgroup: &'a str,
+        _host: &'a str,
+    ) -> portcullis_accessfilter::BoxFuture<'a, Option<bool>> {
+        Box::pin(async { Some(false) })
     }
 }
 

@@ -11,16 +11,24 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use crate::ast::{Action, ClientSpec, Filter, HostPattern, List, Origin, ServiceSpec, Word};
+use crate::lookup::BoxFuture;
 use crate::query::{Endpoint, NameLookup, Need, Query, UserLookup, tls_name_of};
 
 /// Looks up NIS-style netgroup membership for `@netgroup` patterns.
+///
+/// Asked like DNS: the evaluator does no I/O, it reports
+/// [`Need::Netgroups`] and [`crate::FilterSet::decide`] asks the provider
+/// and records the answers in the [`Query`]. An implementation bounds its
+/// own time (as a [`crate::Resolver`] does) and answers `None` for a
+/// timeout or another temporary failure, which never flips a decision
+/// ([`Verdict::Tempfail`] when the verdict depends on it).
 ///
 /// Without a provider, `@netgroup` patterns never match (and
 /// [`crate::lint`] warns about them).
 pub trait NetgroupProvider: fmt::Debug + Send + Sync {
     /// Whether `host` (a verified, lower-case name) is a host member of
     /// `netgroup` (case-sensitive). `None` means a temporary failure.
-    fn contains(&self, netgroup: &str, host: &str) -> Option<bool>;
+    fn contains<'a>(&'a self, netgroup: &'a str, host: &'a str) -> BoxFuture<'a, Option<bool>>;
 }
 
 /// The verdict of a decision.
@@ -158,6 +166,8 @@ const N_USER: u8 = 4;
 const T_SERVER: u8 = 8;
 const T_CLIENT: u8 = 16;
 const T_USER: u8 = 32;
+const N_NETGROUP: u8 = 64;
+const T_NETGROUP: u8 = 128;
 
 /// Yes, no, or maybe (with the lookups the answer depends on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,7 +316,7 @@ pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == b'*')
 }
 
-fn host_match(p: &HostPattern, ep: &Endpoint, side: Side, ctx: Ctx<'_>) -> Tri {
+fn host_match(p: &HostPattern, ep: &Endpoint, side: Side, q: &Query, ctx: Ctx<'_>) -> Tri {
     let addr = ep.addr();
     match p {
         HostPattern::All => Tri::Yes,
@@ -342,21 +352,22 @@ fn host_match(p: &HostPattern, ep: &Endpoint, side: Side, ctx: Ctx<'_>) -> Tri {
             },
         },
         HostPattern::Netgroup(group) => {
-            let Some(provider) = ctx.netgroups else {
+            if ctx.netgroups.is_none() {
                 return Tri::No;
-            };
-            let fail = match side {
-                Side::Client => T_CLIENT,
-                Side::Server => T_SERVER,
-            };
+            }
             match name_state(
                 ep.name(),
                 side,
-                |n| provider.contains(group, n),
-                Some(false),
+                |n| q.netgroup_answer(group, n),
+                Some(Some(false)),
             ) {
-                Ok(Some(b)) => Tri::from_bool(b),
-                Ok(None) => Tri::Maybe(fail),
+                Ok(Some(Some(b))) => Tri::from_bool(b),
+                Ok(Some(None)) => Tri::Maybe(T_NETGROUP),
+                // Not asked yet: it can no longer be asked, or without
+                // lookups, not a member.
+                Ok(None) if q.netgroups_failed() => Tri::Maybe(T_NETGROUP),
+                Ok(None) if q.lookups_off() => Tri::No,
+                Ok(None) => Tri::Maybe(N_NETGROUP),
                 Err(t) => t,
             }
         }
@@ -417,12 +428,12 @@ fn daemon_may_match(w: &Word, service: &str) -> bool {
 fn service_item(s: &ServiceSpec, q: &Query, ctx: Ctx<'_>) -> Tri {
     Tri::from_bool(daemon_match(&s.daemon, q.service(), q.is_tls())).and(|| match &s.server {
         None => Tri::Yes,
-        Some(h) => host_match(h, q.server(), Side::Server, ctx),
+        Some(h) => host_match(h, q.server(), Side::Server, q, ctx),
     })
 }
 
 fn client_item(c: &ClientSpec, q: &Query, ctx: Ctx<'_>) -> Tri {
-    host_match(&c.host, q.client(), Side::Client, ctx).and(|| match &c.user {
+    host_match(&c.host, q.client(), Side::Client, q, ctx).and(|| match &c.user {
         None => Tri::Yes,
         Some(u) => user_match(u, q.user()),
     })
@@ -549,6 +560,29 @@ pub(crate) fn needs_names(f: &Filter) -> bool {
     }) || any_item(&f.clients, &|c: &ClientSpec| pattern_needs_name(&c.host))
 }
 
+/// Adds the netgroups `f` names (client and server patterns) to `out`.
+pub(crate) fn netgroups_named(f: &Filter, out: &mut Vec<String>) {
+    fn add(p: &HostPattern, out: &mut Vec<String>) {
+        if let HostPattern::Netgroup(g) = p
+            && !out.contains(g)
+        {
+            out.push(g.clone());
+        }
+    }
+    fn walk<T>(list: &List<T>, f: &impl Fn(&T) -> Option<&HostPattern>, out: &mut Vec<String>) {
+        for it in &list.items {
+            if let Some(p) = f(it) {
+                add(p, out);
+            }
+        }
+        if let Some(e) = &list.except {
+            walk(e, f, out);
+        }
+    }
+    walk(&f.services, &|s: &ServiceSpec| s.server.as_ref(), out);
+    walk(&f.clients, &|c: &ClientSpec| Some(&c.host), out);
+}
+
 /// Whether a filter may need the client's user name.
 pub(crate) fn needs_user(f: &Filter) -> bool {
     any_item(&f.clients, &|c: &ClientSpec| {
@@ -612,10 +646,14 @@ pub(crate) fn decide_over(
     }
     if possible_allow && possible_deny {
         // Ask for the first missing lookup, server name first (cheap and
-        // often decisive), then the client name, then ident (slowest).
+        // often decisive), then the client name, netgroup membership, and
+        // ident (slowest) last.
         for (bit, need) in [
             (N_SERVER, Need::ServerName),
             (N_CLIENT, Need::ClientName),
+            // Netgroups before ident: members are decided without the
+            // slow lookup.
+            (N_NETGROUP, Need::Netgroups),
             (N_USER, Need::User),
         ] {
             if maybes & bit != 0 {
@@ -626,6 +664,7 @@ pub(crate) fn decide_over(
             (T_SERVER, Need::ServerName),
             (T_CLIENT, Need::ClientName),
             (T_USER, Need::User),
+            (T_NETGROUP, Need::Netgroups),
         ]
         .into_iter()
         .filter(|(bit, _)| maybes & bit != 0)

@@ -197,6 +197,15 @@ pub struct Query {
     /// The server end (the address the client connected to).
     server: Endpoint,
     user: UserLookup,
+    /// Netgroup answers so far: (netgroup, host, member or `None` for a
+    /// temporary failure).
+    netgroups: Vec<(String, String, Option<bool>)>,
+    /// Set by [`Query::without_lookups`]: what was not asked counts as
+    /// unknown (not a member).
+    lookups_off: bool,
+    /// Netgroup membership not asked yet can no longer be asked: it counts
+    /// as a temporary failure.
+    netgroups_failed: bool,
 }
 
 impl Query {
@@ -226,6 +235,9 @@ impl Query {
             client,
             server,
             user: UserLookup::NotDone,
+            netgroups: Vec::new(),
+            lookups_off: false,
+            netgroups_failed: false,
         }
     }
 
@@ -301,7 +313,60 @@ impl Query {
         };
     }
 
-    /// Marks every lookup not done yet as unknown (no DNS, no ident).
+    /// The verified host names of the client and the server ends (what
+    /// netgroup membership is asked about).
+    pub fn verified_names(&self) -> Vec<String> {
+        [self.client.name(), self.server.name()]
+            .into_iter()
+            .filter_map(|n| match n {
+                NameLookup::Verified(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Records whether `host` (a verified name) is a member of `netgroup`;
+    /// `None` records a temporary failure.
+    pub fn record_netgroup(&mut self, netgroup: &str, host: &str, member: Option<bool>) {
+        let host = host.to_ascii_lowercase();
+        match self
+            .netgroups
+            .iter_mut()
+            .find(|(g, h, _)| g == netgroup && *h == host)
+        {
+            Some(entry) => entry.2 = member,
+            None => self.netgroups.push((netgroup.to_owned(), host, member)),
+        }
+    }
+
+    /// The recorded netgroup answer: `None` when not asked yet,
+    /// `Some(None)` for a temporary failure.
+    pub fn netgroup_answer(&self, netgroup: &str, host: &str) -> Option<Option<bool>> {
+        self.netgroups
+            .iter()
+            .find(|(g, h, _)| g == netgroup && h == host)
+            .map(|(_, _, m)| *m)
+    }
+
+    /// Makes every netgroup answer not recorded yet a temporary failure
+    /// (the membership could not be asked).
+    pub fn fail_netgroups(&mut self) {
+        self.netgroups_failed = true;
+    }
+
+    /// Whether unrecorded netgroup answers are temporary failures
+    /// ([`Query::fail_netgroups`]).
+    pub fn netgroups_failed(&self) -> bool {
+        self.netgroups_failed
+    }
+
+    /// Whether lookups not done count as unknown ([`Query::without_lookups`]).
+    pub fn lookups_off(&self) -> bool {
+        self.lookups_off
+    }
+
+    /// Marks every lookup not done yet as unknown (no DNS, no ident, no
+    /// netgroup membership).
     pub fn without_lookups(&mut self) {
         for ep in [&mut self.client, &mut self.server] {
             if ep.name == NameLookup::NotDone {
@@ -311,6 +376,7 @@ impl Query {
         if self.user == UserLookup::NotDone {
             self.user = UserLookup::Unknown;
         }
+        self.lookups_off = true;
     }
 }
 
@@ -323,6 +389,8 @@ pub enum Need {
     ClientName,
     /// The client's user name (RFC 1413).
     User,
+    /// Netgroup membership of the verified host names.
+    Netgroups,
 }
 
 impl fmt::Display for Need {
@@ -331,6 +399,7 @@ impl fmt::Display for Need {
             Need::ServerName => "server host name",
             Need::ClientName => "client host name",
             Need::User => "client user name",
+            Need::Netgroups => "netgroup membership",
         })
     }
 }

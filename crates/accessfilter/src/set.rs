@@ -30,6 +30,8 @@ pub struct FilterSet {
     rule_sources: Vec<Arc<str>>,
     allow_count: usize,
     netgroups: Option<Arc<dyn NetgroupProvider>>,
+    /// Every netgroup a pattern names (what to ask the provider about).
+    netgroup_names: Vec<String>,
     index: Index,
 }
 
@@ -91,11 +93,16 @@ impl FilterSetBuilder {
         let (rules, rule_sources): (Vec<Filter>, Vec<Arc<str>>) =
             self.allow.into_iter().chain(self.deny).unzip();
         let index = Index::build(&rules);
+        let mut netgroup_names: Vec<String> = Vec::new();
+        for f in &rules {
+            crate::eval::netgroups_named(f, &mut netgroup_names);
+        }
         FilterSet {
             rules,
             rule_sources,
             allow_count,
             netgroups: self.netgroups,
+            netgroup_names,
             index,
         }
     }
@@ -277,13 +284,33 @@ impl FilterSet {
     pub async fn decide(&self, q: &mut Query, lookups: &Lookups<'_>) -> Decision {
         // Each round records one lookup that was not done, so this ends
         // after at most three rounds.
-        for _ in 0..4 {
+        for _ in 0..5 {
             match self.evaluate(q) {
                 Outcome::Done(d) => return d,
+                Outcome::Need(Need::Netgroups) => self.ask_netgroups(q).await,
                 Outcome::Need(need) => perform(need, q, lookups).await,
             }
         }
         self.decide_offline(q)
+    }
+
+    /// Asks the provider about every netgroup the set names, for each
+    /// verified host name of the query not asked about yet, and records
+    /// the answers.
+    async fn ask_netgroups(&self, q: &mut Query) {
+        let Some(provider) = &self.netgroups else {
+            return;
+        };
+        let hosts = q.verified_names();
+        for group in &self.netgroup_names {
+            for host in &hosts {
+                if q.netgroup_answer(group, host).is_none() {
+                    tracing::debug!(netgroup = %group, %host, "netgroup lookup");
+                    let member = provider.contains(group, host).await;
+                    q.record_netgroup(group, host, member);
+                }
+            }
+        }
     }
 }
 
@@ -313,6 +340,12 @@ pub async fn perform(need: Need, q: &mut Query, lookups: &Lookups<'_>) {
             } else {
                 q.server_mut().set_name(result);
             }
+        }
+        // The set holds the netgroup provider: FilterSet::decide asks it.
+        // Here the membership cannot be asked, which is a temporary failure.
+        Need::Netgroups => {
+            tracing::warn!("netgroup membership needed outside FilterSet::decide");
+            q.fail_netgroups();
         }
         Need::User => {
             let c = q.client();

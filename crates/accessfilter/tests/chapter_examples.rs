@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use common::TestNetgroups;
 use portcullis_accessfilter::{
-    Action, Endpoint, FilterSet, Level, NameLookup, Query, Reason, UserLookup, Verdict, combine,
-    parse_file, parse_ldap,
+    Action, Endpoint, FilterSet, Level, NameLookup, Need, Outcome, Query, Reason, UserLookup,
+    Verdict, combine, parse_file, parse_ldap,
 };
 
 fn ip(s: &str) -> IpAddr {
@@ -35,6 +35,17 @@ fn named(service: &str, name: &str, addr: &str) -> Query {
 
 fn verdict(set: &FilterSet, q: &Query) -> Verdict {
     set.decide_offline(q).verdict
+}
+
+/// The verdict with the lookups done as a server does them (here only the
+/// set's netgroup provider answers; names are given).
+fn decided(set: &FilterSet, q: &Query) -> Verdict {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut q = q.clone();
+    rt.block_on(set.decide(&mut q, &portcullis_accessfilter::Lookups::default()))
+        .verdict
 }
 
 #[test]
@@ -104,10 +115,7 @@ fn extended_filters_23_7_2() {
     assert_eq!(verdict(&set, &q), Verdict::Allow);
     // The user is looked up only for that host: other hosts need no ident.
     let q = named("imap", "abc.europe.siroe.com", "192.0.2.9");
-    assert!(matches!(
-        set.evaluate(&q),
-        portcullis_accessfilter::Outcome::Done(_)
-    ));
+    assert!(matches!(set.evaluate(&q), Outcome::Done(_)));
 }
 
 #[test]
@@ -331,12 +339,30 @@ fn mostly_denying_23_7_3() {
         .netgroups(Arc::new(TestNetgroups))
         .build();
     assert_eq!(
-        verdict(&set, &named("imap", "h1.d0.test", "192.0.2.1")),
+        decided(&set, &named("imap", "h1.d0.test", "192.0.2.1")),
         Verdict::Allow
     );
     assert_eq!(
-        verdict(&set, &named("imap", "h1.d1.test", "192.0.2.1")),
+        decided(&set, &named("imap", "h1.d1.test", "192.0.2.1")),
         Verdict::Deny
+    );
+    // Without lookups a membership is unknown: not a member.
+    assert_eq!(
+        verdict(&set, &named("imap", "h1.d0.test", "192.0.2.1")),
+        Verdict::Deny
+    );
+    // group1's provider fails temporarily: tempfail, never a guess.
+    let set = FilterSet::builder()
+        .filters(
+            "allow",
+            parse_file("ALL: @group1\n", Action::Allow).unwrap(),
+        )
+        .filters("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
+        .netgroups(Arc::new(TestNetgroups))
+        .build();
+    assert_eq!(
+        decided(&set, &named("imap", "h1.d0.test", "192.0.2.1")),
+        Verdict::Tempfail
     );
 }
 
@@ -491,15 +517,9 @@ fn selective_ident_lookups_notes() {
     // `imap: .xyzcorp.com, KNOWN@ALL` needs no ident for xyzcorp hosts.
     let set = files("imap: .xyzcorp.com, KNOWN@ALL\n", "ALL: ALL\n");
     let q = named("imap", "a.xyzcorp.com", "192.0.2.1");
-    assert!(matches!(
-        set.evaluate(&q),
-        portcullis_accessfilter::Outcome::Done(_)
-    ));
+    assert!(matches!(set.evaluate(&q), Outcome::Done(_)));
     let q = named("imap", "b.example", "192.0.2.1");
-    assert_eq!(
-        set.evaluate(&q),
-        portcullis_accessfilter::Outcome::Need(portcullis_accessfilter::Need::User)
-    );
+    assert_eq!(set.evaluate(&q), Outcome::Need(Need::User));
 }
 
 #[test]
@@ -510,10 +530,7 @@ fn address_only_decisions_do_no_lookups() {
     );
     for a in ["192.168.4.4", "10.1.2.3", "2001:db8::77", "203.0.113.1"] {
         assert!(
-            matches!(
-                set.evaluate(&query("imap", a)),
-                portcullis_accessfilter::Outcome::Done(_)
-            ),
+            matches!(set.evaluate(&query("imap", a)), Outcome::Done(_)),
             "{a}"
         );
     }
@@ -588,8 +605,13 @@ fn explanations_name_list_source_line_and_pattern() {
 struct XyzCorp;
 
 impl portcullis_accessfilter::NetgroupProvider for XyzCorp {
-    fn contains(&self, netgroup: &str, host: &str) -> Option<bool> {
-        Some(netgroup == "xyzcorp.com" && host.ends_with(".xyzcorp.com"))
+    fn contains<'a>(
+        &'a self,
+        netgroup: &'a str,
+        host: &'a str,
+    ) -> portcullis_accessfilter::BoxFuture<'a, Option<bool>> {
+        let a = Some(netgroup == "xyzcorp.com" && host.ends_with(".xyzcorp.com"));
+        Box::pin(async move { a })
     }
 }
 
@@ -612,26 +634,27 @@ fn selective_ident_lookups_as_the_notes_write_them() {
     // waits for ident at all; a user pattern that needs the name does.
     let set = xyzcorp_set("imap: @xyzcorp.com ALL@ALL\n");
     let q = named("imap", "a.xyzcorp.com", "192.0.2.1");
-    assert!(matches!(
-        set.evaluate(&q),
-        portcullis_accessfilter::Outcome::Done(_)
-    ));
-    assert_eq!(verdict(&set, &q), Verdict::Allow);
+    assert!(matches!(set.evaluate(&q), Outcome::Done(_)));
+    assert_eq!(decided(&set, &q), Verdict::Allow);
     let q = named("imap", "b.example", "192.0.2.1");
-    assert!(matches!(
-        set.evaluate(&q),
-        portcullis_accessfilter::Outcome::Done(_)
-    ));
-    assert_eq!(verdict(&set, &q), Verdict::Allow);
+    assert!(matches!(set.evaluate(&q), Outcome::Done(_)));
+    assert_eq!(decided(&set, &q), Verdict::Allow);
+    // A user pattern that needs the name: membership is asked first, and a
+    // member is decided without ident.
     let set = xyzcorp_set("imap: @xyzcorp.com KNOWN@ALL\n");
-    assert!(matches!(
-        set.evaluate(&named("imap", "a.xyzcorp.com", "192.0.2.1")),
-        portcullis_accessfilter::Outcome::Done(_)
-    ));
-    assert_eq!(
-        set.evaluate(&named("imap", "b.example", "192.0.2.1")),
-        portcullis_accessfilter::Outcome::Need(portcullis_accessfilter::Need::User)
-    );
+    let mut member = named("imap", "a.xyzcorp.com", "192.0.2.1");
+    assert_eq!(set.evaluate(&member), Outcome::Need(Need::Netgroups));
+    member.record_netgroup("xyzcorp.com", "a.xyzcorp.com", Some(true));
+    assert!(matches!(set.evaluate(&member), Outcome::Done(_)));
+    let mut other = named("imap", "b.example", "192.0.2.1");
+    assert_eq!(set.evaluate(&other), Outcome::Need(Need::Netgroups));
+    other.record_netgroup("xyzcorp.com", "b.example", Some(false));
+    assert_eq!(set.evaluate(&other), Outcome::Need(Need::User));
+    // A membership lookup that failed never flips the decision.
+    let mut failed = named("imap", "a.xyzcorp.com", "192.0.2.1");
+    failed.record_netgroup("xyzcorp.com", "a.xyzcorp.com", None);
+    failed.set_user(UserLookup::Unknown);
+    assert_eq!(verdict(&set, &failed), Verdict::Tempfail);
 }
 
 #[test]
@@ -640,8 +663,8 @@ fn netgroup_names_are_case_sensitive() {
     // The netgroup's name is passed on as written: `@XYZCORP.COM` is
     // another netgroup than `@xyzcorp.com`.
     let q = named("imap", "a.xyzcorp.com", "192.0.2.1");
-    assert_eq!(verdict(&set("imap: @xyzcorp.com\n"), &q), Verdict::Allow);
-    assert_eq!(verdict(&set("imap: @XYZCORP.COM\n"), &q), Verdict::Deny);
+    assert_eq!(decided(&set("imap: @xyzcorp.com\n"), &q), Verdict::Allow);
+    assert_eq!(decided(&set("imap: @XYZCORP.COM\n"), &q), Verdict::Deny);
 }
 
 #[test]

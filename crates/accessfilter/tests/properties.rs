@@ -107,6 +107,10 @@ proptest! {
         let set = b.build();
         for q in &queries {
             prop_assert_eq!(set.evaluate(q), set.evaluate_naive(q), "query {:?}", q);
+            // With the netgroup answers recorded, as decide does.
+            let mut q = q.clone();
+            TestNetgroups::record_all(&mut q);
+            prop_assert_eq!(set.evaluate(&q), set.evaluate_naive(&q), "query {:?}", q);
         }
     }
 }

@@ -4,7 +4,9 @@
 
 use std::net::IpAddr;
 
-use portcullis_accessfilter::{Endpoint, NameLookup, NetgroupProvider, Query, UserLookup};
+use portcullis_accessfilter::{
+    BoxFuture, Endpoint, NameLookup, NetgroupProvider, Query, UserLookup,
+};
 use proptest::prelude::*;
 
 pub const SERVICES: &[&str] = &["imap", "pop", "http", "smtp"];
@@ -310,12 +312,31 @@ pub fn full_query() -> BoxedStrategy<Query> {
 #[derive(Debug)]
 pub struct TestNetgroups;
 
-impl NetgroupProvider for TestNetgroups {
-    fn contains(&self, netgroup: &str, host: &str) -> Option<bool> {
+impl TestNetgroups {
+    /// The answer, without the future.
+    pub fn answer(netgroup: &str, host: &str) -> Option<bool> {
         match netgroup {
             "group0" => Some(host.ends_with(".d0.test")),
             "group1" => None,
             _ => Some(false),
         }
+    }
+
+    /// Records in `q` the answers for the netgroups of the universe and
+    /// the query's verified names, as `FilterSet::decide` would.
+    pub fn record_all(q: &mut Query) {
+        let hosts = q.verified_names();
+        for group in ["group0", "group1", "group2"] {
+            for host in &hosts {
+                q.record_netgroup(group, host, Self::answer(group, host));
+            }
+        }
+    }
+}
+
+impl NetgroupProvider for TestNetgroups {
+    fn contains<'a>(&'a self, netgroup: &'a str, host: &'a str) -> BoxFuture<'a, Option<bool>> {
+        let a = Self::answer(netgroup, host);
+        Box::pin(async move { a })
     }
 }
