@@ -12,9 +12,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use portcullis_accessfilter::lint::{Diagnostic, check};
+use portcullis_accessfilter::lint::{Diagnostic, check, check_parameter_actions};
 use portcullis_accessfilter::{
-    Action, Error, Filter, FilterSetBuilder, KNOWN_SERVICES, NetgroupProvider, parse_file,
+    Action, Error, Filter, FilterSetBuilder, NetgroupProvider, SERVICE_NAMES, parse_file,
     parse_ldap,
 };
 
@@ -152,13 +152,21 @@ fn run(args: &Args) -> u8 {
                 report.errors += 1;
             }
             Ok(cfg) => {
-                for service in KNOWN_SERVICES {
+                // The parameters are per base service (IMAPS is governed by
+                // service.imap.*).
+                for service in SERVICE_NAMES.map(|(base, _)| base) {
                     let mut b = builder(args);
                     let mut any = false;
                     for sf in cfg.service_filters(service) {
                         match sf.filters {
                             Ok(f) => {
                                 any |= !f.is_empty();
+                                let default = if sf.parameter.ends_with("notallowed") {
+                                    Action::Deny
+                                } else {
+                                    Action::Allow
+                                };
+                                report.diags(check_parameter_actions(&sf.parameter, default, &f));
                                 b = b.filters(&sf.parameter, f);
                             }
                             Err(e) => report.syntax(&sf.parameter, &e),

@@ -118,3 +118,28 @@ fn config_file_values() {
         text(&o)
     );
 }
+
+#[test]
+fn rules_against_their_parameters_action() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        "[service.imap]\ndomainnotallowed = \"+imap:ALL$-imap:192.0.2.9\"\n\n\
+         [service.pop]\ndomainallowed = \"+pop:ALL$-pop:192.0.2.9\"\n",
+    )
+    .unwrap();
+    let o = filtercheck(&["--config", "portcullis.toml"], dir.path());
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("service.imap.domainnotallowed:1:1: warning: an Allow (`+`) rule in a parameter of Deny filters grants access"),
+        "{out}"
+    );
+    assert!(
+        out.contains("service.pop.domainallowed:1:")
+            && out.contains("a Deny (`-`) rule in a parameter of Allow filters"),
+        "{out}"
+    );
+    // A rule whose action matches its parameter is not reported.
+    assert_eq!(out.matches("in a parameter of").count(), 2, "{out}");
+}

@@ -208,6 +208,34 @@ pub fn check(set: &FilterSet) -> Vec<Diagnostic> {
     out
 }
 
+/// Checks the filters of one parameter whose file-form rules get the
+/// `default` action (`service.*.domainallowed`: Allow;
+/// `domainnotallowed`: Deny): an LDAP-form rule with the other action is
+/// legal and kept as written, but a `+` rule in a parameter of denials
+/// grants access where the parameter's name promises the opposite, so it
+/// is reported (and a `-` rule in a parameter of grants, likewise).
+pub fn check_parameter_actions(
+    source: &str,
+    default: Action,
+    filters: &[Filter],
+) -> Vec<Diagnostic> {
+    filters
+        .iter()
+        .filter(|f| f.action != default)
+        .map(|f| Diagnostic {
+            severity: Severity::Warning,
+            source: source.to_owned(),
+            line: f.origin.line,
+            column: f.origin.column,
+            token: f.to_string(),
+            message: match f.action {
+                Action::Allow => "an Allow (`+`) rule in a parameter of Deny filters grants access; put it in the Allow parameter if that is meant".to_owned(),
+                Action::Deny => "a Deny (`-`) rule in a parameter of Allow filters denies access; put it in the Deny parameter if that is meant".to_owned(),
+            },
+        })
+        .collect()
+}
+
 fn all_items<T>(list: &List<T>) -> Vec<&T> {
     let mut out: Vec<&T> = list.items.iter().collect();
     let mut l = list;
