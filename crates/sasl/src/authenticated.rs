@@ -41,7 +41,11 @@ impl Authenticated {
     }
 
     /// The identity the session acts as: the authzid if one was granted,
-    /// else the authcid.
+    /// else the authcid. Empty for an ANONYMOUS login, which has no user
+    /// (no user login can have an empty identity, so an anonymous session
+    /// can never act as a directory user, not even one named
+    /// `anonymous`); see [`Authenticated::is_anonymous`] and
+    /// [`Authenticated::anonymous_trace`].
     pub fn identity(&self) -> &str {
         self.authzid.as_deref().unwrap_or(&self.authcid)
     }

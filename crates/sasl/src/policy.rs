@@ -22,8 +22,10 @@ use crate::{Error, Mechanism, ServerContext, Service};
 #[non_exhaustive]
 pub struct PolicyConfig {
     /// `sasl.default.mech_list`: when non-empty it is the list of enabled
-    /// mechanisms for every protocol, overriding `has_plain_passwords` and
-    /// `imap_allow_anonymous`. Names are matched case-insensitively.
+    /// mechanisms for every protocol, overriding `has_plain_passwords`.
+    /// ANONYMOUS stays IMAP-only and needs `imap_allow_anonymous` too: the
+    /// list can withhold it, never extend it (listing it for POP or SMTP is
+    /// ignored with a warning). Names are matched case-insensitively.
     pub mech_list: Vec<String>,
     /// `sasl.default.ldap.has_plain_passwords`: the directory can return
     /// cleartext passwords, which enables CRAM-MD5, DIGEST-MD5 and APOP.
@@ -167,6 +169,17 @@ impl Policy {
                     list.push(m);
                 }
             }
+            if list.contains(&Mechanism::Anonymous) {
+                if config.imap_allow_anonymous {
+                    tracing::warn!(
+                        "ANONYMOUS in sasl.default.mech_list is offered for IMAP only; POP and SMTP ignore it"
+                    );
+                } else {
+                    tracing::warn!(
+                        "ANONYMOUS in sasl.default.mech_list is not offered: service.imap.allowanonymouslogin is off, and POP and SMTP never offer it"
+                    );
+                }
+            }
             Some(list)
         };
         Ok(Self {
@@ -213,6 +226,13 @@ impl Policy {
         }
         if m == Mechanism::Apop && service != Service::Pop {
             return false;
+        }
+        // ANONYMOUS belongs to IMAP and `service.imap.allowanonymouslogin`,
+        // whatever the list says: the list can only withhold it.
+        if m == Mechanism::Anonymous {
+            return service == Service::Imap
+                && self.imap_allow_anonymous
+                && self.list.as_ref().is_none_or(|l| l.contains(&m));
         }
         if let Some(list) = &self.list {
             return list.contains(&m);

@@ -10,7 +10,7 @@ use portcullis_sasl::framing::{
 };
 use portcullis_sasl::{
     Authenticated, Error, ExternalIdentity, Mechanism, MemoryBackend, Policy, PolicyConfig,
-    ServerContext, Service, TlsState, TlsVersion,
+    ServerContext, ServerSession, Service, Step, TlsState, TlsVersion,
 };
 
 fn backend() -> MemoryBackend {
@@ -273,6 +273,7 @@ fn abort_mid_exchange_for_every_mechanism_and_protocol() {
     let p = policy(|c| {
         c.has_scram_secrets = true;
         c.has_plain_passwords = true;
+        c.imap_allow_anonymous = true;
         c.mech_list = Mechanism::ALL.iter().map(|m| m.name().to_owned()).collect();
     });
     let ctx = ServerContext::new(Service::Imap, "h")
@@ -594,14 +595,15 @@ fn mech_list_overrides_the_flags() {
         c.imap_allow_anonymous = false;
     });
     let smtp = ServerContext::new(Service::Smtp, "h");
-    // No CRAM/DIGEST despite has_plain_passwords; ANONYMOUS for every protocol.
+    // No CRAM/DIGEST despite has_plain_passwords; ANONYMOUS never for SMTP,
+    // whatever the list says.
     assert_eq!(
         p.advertised(&smtp),
-        [
-            Mechanism::ScramSha256,
-            Mechanism::Plain,
-            Mechanism::Anonymous
-        ]
+        [Mechanism::ScramSha256, Mechanism::Plain]
+    );
+    assert_eq!(
+        p.check(Mechanism::Anonymous, &smtp),
+        Err(Error::MechanismUnavailable)
     );
     let tls_smtp = smtp.with_tls(tls());
     assert_eq!(p.advertised(&tls_smtp)[0], Mechanism::ScramSha256Plus);
@@ -611,8 +613,29 @@ fn mech_list_overrides_the_flags() {
     assert!(!no_plus.context(&tls_smtp).plus_advertised);
     assert_eq!(
         p.advertised_names(&tls_smtp),
-        "SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN ANONYMOUS"
+        "SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN"
     );
+    // IMAP: only with service.imap.allowanonymouslogin, and the list can
+    // still withhold it.
+    let imap = ServerContext::new(Service::Imap, "h");
+    assert!(!p.advertised(&imap).contains(&Mechanism::Anonymous));
+    let allowed = policy(|c| {
+        *c = PolicyConfig::default().with_mech_list("PLAIN ANONYMOUS");
+        c.imap_allow_anonymous = true;
+    });
+    assert!(allowed.advertised(&imap).contains(&Mechanism::Anonymous));
+    for service in [Service::Pop, Service::Smtp, Service::Http] {
+        let ctx = ServerContext::new(service, "h");
+        assert!(
+            !allowed.advertised(&ctx).contains(&Mechanism::Anonymous),
+            "{service:?}"
+        );
+    }
+    let withheld = policy(|c| {
+        *c = PolicyConfig::default().with_mech_list("PLAIN");
+        c.imap_allow_anonymous = true;
+    });
+    assert!(!withheld.advertised(&imap).contains(&Mechanism::Anonymous));
     assert!(matches!(
         Policy::new(&PolicyConfig::default().with_mech_list("PLAIN X-UNKNOWN")),
         Err(Error::Policy(_))
@@ -673,4 +696,20 @@ fn policy_from_the_configuration_file() {
     })
     .unwrap_err();
     assert!(e.to_string().contains("service.plaintextmincipher"), "{e}");
+}
+
+/// An anonymous login is never a directory user, not even one named
+/// `anonymous`.
+#[test]
+fn anonymous_is_a_principal_of_its_own() {
+    let ctx = ServerContext::new(Service::Imap, "h");
+    let mut server = ServerSession::new(Mechanism::Anonymous, &ctx).unwrap();
+    let auth = match server.start(Some(b"anonymous")).unwrap() {
+        Step::Done(auth) => auth,
+        other => panic!("{other:?}"),
+    };
+    assert!(auth.is_anonymous());
+    assert_eq!(auth.anonymous_trace(), Some("anonymous"));
+    assert_ne!(auth.identity(), "anonymous");
+    assert_eq!(auth.identity(), "");
 }

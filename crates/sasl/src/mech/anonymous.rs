@@ -11,8 +11,11 @@ use crate::{Authenticated, Error, Mechanism, ServerContext};
 
 const M: Mechanism = Mechanism::Anonymous;
 
-/// The authcid given to anonymous sessions.
-pub(crate) const ANONYMOUS_USER: &str = "anonymous";
+/// The authcid of anonymous sessions: the empty string, which no user login
+/// can produce (every mechanism refuses an empty user name), so an
+/// anonymous session is never taken for a directory user named
+/// `anonymous`.
+pub(crate) const ANONYMOUS_USER: &str = "";
 
 #[derive(Debug)]
 pub(crate) struct Server;
