@@ -9,6 +9,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use portcullis_sasl::danger::FixedNonce as _;
 use portcullis_sasl::{
     ClientContext, ClientSession, Credentials, ExternalIdentity, Mechanism, MemoryBackend,
     Password, ScramAlgorithm, ScramSecret, ServerContext, ServerSession, Service, Step, TlsState,

@@ -3,6 +3,7 @@
 
 use std::sync::LazyLock;
 
+use portcullis_sasl::danger::FixedNonce as _;
 use portcullis_sasl::{
     Answer, ExternalIdentity, Mechanism, MemoryBackend, ServerContext, ServerSession, Service,
     Step, TlsState, TlsVersion,
@@ -26,6 +27,8 @@ pub fn context() -> ServerContext {
                 .with_tls_server_end_point(vec![2; 32]),
         )
         .with_external(ExternalIdentity::Name("cert".into()))
+        // Everything advertised, -PLUS included (the downgrade check runs).
+        .advertising(&Mechanism::ALL)
         .dangerous_fixed_nonce("<1.2@h>")
 }
 

@@ -85,14 +85,6 @@ impl ClientContext {
         self.tls = Some(tls);
         self
     }
-
-    /// Replaces the client nonce (SCRAM) / cnonce (DIGEST-MD5) with a fixed
-    /// value. **Only for test vectors.**
-    #[must_use]
-    pub fn dangerous_fixed_nonce(mut self, nonce: impl Into<String>) -> Self {
-        self.fixed_nonce = Some(nonce.into());
-        self
-    }
 }
 
 /// The client half of one mechanism.

@@ -215,7 +215,9 @@ pub struct ServerContext {
     pub external: Option<ExternalIdentity>,
     /// Whether the server advertised any -PLUS mechanism on this connection;
     /// a SCRAM client sending the `y` flag is then refused (downgrade).
-    pub plus_advertised: bool,
+    /// Set only from what was advertised: [`crate::Policy::context`] or
+    /// [`ServerContext::advertising`].
+    pub(crate) plus_advertised: bool,
     pub(crate) fixed_nonce: Option<String>,
 }
 
@@ -233,31 +235,39 @@ impl ServerContext {
         }
     }
 
-    /// Sets the TLS state; `plus_advertised` follows whether channel binding
-    /// is usable.
+    /// Sets the TLS state. What is advertised on the connection (and so
+    /// whether a SCRAM `y` flag is a downgrade) is set apart, from the list
+    /// actually sent: [`crate::Policy::context`] or
+    /// [`ServerContext::advertising`].
     #[must_use]
     pub fn with_tls(mut self, tls: TlsState) -> Self {
-        self.plus_advertised = tls.preferred_channel_binding().is_some();
         self.tls = Some(tls);
         self
+    }
+
+    /// Records the mechanisms advertised on this connection (for a server
+    /// that builds its list without [`crate::Policy`]): a SCRAM client's
+    /// `y` flag is refused when a -PLUS mechanism is among them and
+    /// channel binding is usable here.
+    #[must_use]
+    pub fn advertising(mut self, advertised: &[crate::Mechanism]) -> Self {
+        self.plus_advertised = advertised.iter().any(|m| m.is_plus())
+            && self
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.preferred_channel_binding().is_some());
+        self
+    }
+
+    /// Whether a -PLUS mechanism was advertised on this connection.
+    pub fn plus_advertised(&self) -> bool {
+        self.plus_advertised
     }
 
     /// Sets the identity for EXTERNAL.
     #[must_use]
     pub fn with_external(mut self, identity: ExternalIdentity) -> Self {
         self.external = Some(identity);
-        self
-    }
-
-    /// Replaces the random nonce / challenge with a fixed value. **Only for
-    /// test vectors**: a fixed nonce destroys the security of every
-    /// challenge-response mechanism.
-    ///
-    /// Used as: the SCRAM server nonce part, the whole CRAM-MD5 challenge,
-    /// the DIGEST-MD5 nonce, the APOP timestamp.
-    #[must_use]
-    pub fn dangerous_fixed_nonce(mut self, nonce: impl Into<String>) -> Self {
-        self.fixed_nonce = Some(nonce.into());
         self
     }
 

@@ -6,6 +6,8 @@ mod authenticated;
 mod backend;
 mod client;
 mod context;
+#[cfg(feature = "danger")]
+pub mod danger;
 mod error;
 pub mod framing;
 mod mech;

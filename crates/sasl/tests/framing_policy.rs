@@ -607,10 +607,10 @@ fn mech_list_overrides_the_flags() {
     );
     let tls_smtp = smtp.with_tls(tls());
     assert_eq!(p.advertised(&tls_smtp)[0], Mechanism::ScramSha256Plus);
-    assert!(p.context(&tls_smtp).plus_advertised);
+    assert!(p.context(&tls_smtp).plus_advertised());
     // A policy that does not advertise -PLUS must not refuse "y".
     let no_plus = policy(|c| c.mech_list = vec!["SCRAM-SHA-256".into()]);
-    assert!(!no_plus.context(&tls_smtp).plus_advertised);
+    assert!(!no_plus.context(&tls_smtp).plus_advertised());
     assert_eq!(
         p.advertised_names(&tls_smtp),
         "SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN"

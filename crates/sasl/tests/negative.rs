@@ -5,6 +5,7 @@
 mod common;
 
 use common::drive;
+use portcullis_sasl::danger::FixedNonce as _;
 use portcullis_sasl::{
     Authenticated, ClientContext, ClientSession, Credentials, Error, ExternalIdentity, Mechanism,
     MemoryBackend, Password, ScramAlgorithm, ScramSecret, ServerContext, ServerSession, Service,
@@ -109,7 +110,10 @@ fn negative_table() {
     let scram_ctx = ctx().dangerous_fixed_nonce(SCRAM_SNONCE);
     let digest_ctx = ctx().dangerous_fixed_nonce(DIGEST_NONCE);
     let tls13 = TlsState::new(TlsVersion::Tls13, false).with_tls_exporter(CB.to_vec());
-    let plus_ctx = scram_ctx.clone().with_tls(tls13);
+    let plus_ctx = scram_ctx
+        .clone()
+        .with_tls(tls13)
+        .advertising(&[Mechanism::ScramSha1Plus, Mechanism::ScramSha1]);
     let tls12_no_ems = TlsState::new(TlsVersion::Tls12, false)
         .with_tls_exporter(CB.to_vec())
         .with_tls_server_end_point(vec![7; 32]);
@@ -1035,15 +1039,20 @@ fn our_client_sends_y_and_a_server_that_advertised_plus_refuses_it() {
     .unwrap();
     let first = client.initial_response().unwrap().unwrap();
     assert!(first.starts_with(b"y,,"));
-    let sctx = ctx().with_tls(tls);
+    let sctx = ctx()
+        .with_tls(tls.clone())
+        .advertising(&[Mechanism::ScramSha256Plus, Mechanism::ScramSha256]);
+    assert!(sctx.plus_advertised());
     let mut server = ServerSession::new(Mechanism::ScramSha256, &sctx).unwrap();
     assert!(matches!(
         server.start(Some(&first)),
         Err(Error::ChannelBinding { .. })
     ));
-    // Without -PLUS on offer, "y" is fine.
-    let mut sctx = ctx();
-    sctx.plus_advertised = false;
+    // Without -PLUS on offer, "y" is fine: TLS alone does not say that
+    // -PLUS was advertised.
+    assert!(!ctx().with_tls(tls.clone()).plus_advertised());
+    let sctx = ctx().with_tls(tls).advertising(&[Mechanism::ScramSha256]);
+    assert!(!sctx.plus_advertised());
     let (r, client) = common::exchange(
         Mechanism::ScramSha256,
         &sctx,

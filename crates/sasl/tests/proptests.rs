@@ -4,6 +4,7 @@
 
 mod common;
 
+use portcullis_sasl::danger::FixedNonce as _;
 use portcullis_sasl::framing::{self, AuthExchange, Event, Protocol};
 use portcullis_sasl::{
     ClientContext, ClientSession, Credentials, Error, ExternalIdentity, Mechanism, MemoryBackend,

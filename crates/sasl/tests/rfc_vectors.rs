@@ -6,6 +6,7 @@ mod common;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::{drive, vector};
+use portcullis_sasl::danger::FixedNonce as _;
 use portcullis_sasl::{
     ClientContext, ClientSession, Credentials, Mechanism, MemoryBackend, Password, ScramAlgorithm,
     ScramSecret, ServerContext, ServerSession, Service, Step,
