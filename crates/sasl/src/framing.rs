@@ -16,7 +16,9 @@
 //! never echoed back.
 
 use crate::backend::{Answer, Request};
-use crate::util::{b64_decode, b64_encode};
+use zeroize::Zeroizing;
+
+use crate::util::{b64_decode, b64_decode_secret, b64_encode};
 use crate::{Authenticated, Error, Mechanism, Policy, ServerContext, ServerSession, Step};
 
 /// The longest client line accepted during an exchange, without its line
@@ -38,8 +40,9 @@ pub enum Protocol {
 /// One decoded client line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientLine {
-    /// A response (possibly empty).
-    Response(Vec<u8>),
+    /// A response (possibly empty), in a buffer wiped when dropped: it may
+    /// hold a password.
+    Response(Zeroizing<Vec<u8>>),
     /// `*`: the client cancels the exchange.
     Abort,
 }
@@ -63,23 +66,26 @@ pub fn decode_line(line: &[u8]) -> Result<ClientLine, Error> {
     if line == b"*" {
         return Ok(ClientLine::Abort);
     }
-    b64_decode(line).map(ClientLine::Response)
+    b64_decode_secret(line).map(ClientLine::Response)
 }
 
 /// Decodes the optional initial-response argument of an AUTH command:
-/// absent is `None`, `=` is an empty response, otherwise strict base64.
+/// absent is `None`, `=` is an empty response, otherwise strict base64
+/// (in a buffer wiped when dropped: it may hold a password).
 ///
 /// # Errors
 ///
 /// [`Error::TooLong`] or [`Error::Base64`].
-pub fn decode_initial_response(argument: Option<&[u8]>) -> Result<Option<Vec<u8>>, Error> {
+pub fn decode_initial_response(
+    argument: Option<&[u8]>,
+) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
     match argument {
         None => Ok(None),
         Some(a) if a.len() > MAX_LINE => Err(Error::TooLong),
-        Some(b"=") => Ok(Some(Vec::new())),
+        Some(b"=") => Ok(Some(Zeroizing::new(Vec::new()))),
         // An empty argument is not "=": RFC 4959 and RFC 4954 require "=".
         Some([]) => Err(Error::Base64),
-        Some(a) => b64_decode(a).map(Some),
+        Some(a) => b64_decode_secret(a).map(Some),
     }
 }
 
@@ -345,7 +351,7 @@ impl AuthExchange {
         policy.check(mechanism, ctx)?;
         let initial = decode_initial_response(initial)?;
         let mut session = ServerSession::new(mechanism, &policy.context(ctx))?;
-        let step = session.start(initial.as_deref());
+        let step = session.start(initial.as_ref().map(|r| r.as_slice()));
         self.session = Some(session);
         step
     }

@@ -111,6 +111,16 @@ pub(crate) fn b64_decode(data: &[u8]) -> Result<Vec<u8>, Error> {
     STANDARD.decode(data).map_err(|_| Error::Base64)
 }
 
+/// Strict standard base64 into a buffer wiped on drop (client responses
+/// carry passwords), sized up front so no copy is left behind by growth.
+pub(crate) fn b64_decode_secret(data: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let mut out = Zeroizing::new(Vec::with_capacity(data.len() / 4 * 3 + 3));
+    STANDARD
+        .decode_vec(data, &mut out)
+        .map_err(|_| Error::Base64)?;
+    Ok(out)
+}
+
 /// Standard base64 with padding.
 pub(crate) fn b64_encode(data: &[u8]) -> String {
     STANDARD.encode(data)

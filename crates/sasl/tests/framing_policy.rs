@@ -12,6 +12,7 @@ use portcullis_sasl::{
     Authenticated, Error, ExternalIdentity, Mechanism, MemoryBackend, Policy, PolicyConfig,
     ServerContext, ServerSession, Service, Step, TlsState, TlsVersion,
 };
+use zeroize::Zeroizing;
 
 fn backend() -> MemoryBackend {
     MemoryBackend::new()
@@ -76,15 +77,17 @@ fn b64(s: &[u8]) -> Vec<u8> {
 #[test]
 fn line_decoding_is_strict() {
     assert_eq!(decode_line(b"*\r\n").unwrap(), ClientLine::Abort);
-    assert_eq!(decode_line(b"\r\n").unwrap(), ClientLine::Response(vec![]));
-    assert_eq!(
-        decode_line(b"YWJj\r\n").unwrap(),
-        ClientLine::Response(b"abc".to_vec())
-    );
-    assert_eq!(
-        decode_line(b"YWJj").unwrap(),
-        ClientLine::Response(b"abc".to_vec())
-    );
+    let response = |b: &[u8]| ClientLine::Response(Zeroizing::new(b.to_vec()));
+    assert_eq!(decode_line(b"\r\n").unwrap(), response(b""));
+    assert_eq!(decode_line(b"YWJj\r\n").unwrap(), response(b"abc"));
+    assert_eq!(decode_line(b"YWJj").unwrap(), response(b"abc"));
+    // Decoded responses may hold passwords: their buffers are wiped on drop.
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+    if let ClientLine::Response(r) = decode_line(b"AGFsaWNlAHNlY3JldA==").unwrap() {
+        wiped_on_drop(&r);
+        assert_eq!(&r[..], b"\0alice\0secret");
+    }
+    wiped_on_drop(&decode_initial_response(Some(b"YWJj")).unwrap().unwrap());
     for bad in [
         &b"YWJ"[..],   // missing padding
         b"YW Jj",      // space
@@ -106,11 +109,14 @@ fn line_decoding_is_strict() {
     let long = vec![b'A'; framing::MAX_LINE + 4];
     assert_eq!(decode_line(&long), Err(Error::TooLong));
     assert_eq!(decode_initial_response(None).unwrap(), None);
-    assert_eq!(decode_initial_response(Some(b"=")).unwrap(), Some(vec![]));
+    assert_eq!(
+        decode_initial_response(Some(b"=")).unwrap(),
+        Some(Zeroizing::new(vec![]))
+    );
     assert_eq!(decode_initial_response(Some(b"")), Err(Error::Base64));
     assert_eq!(
         decode_initial_response(Some(b"YWJj")).unwrap(),
-        Some(b"abc".to_vec())
+        Some(Zeroizing::new(b"abc".to_vec()))
     );
 }
 
