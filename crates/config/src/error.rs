@@ -47,6 +47,16 @@ pub enum Error {
         /// The type the accessor reads.
         expected: &'static str,
     },
+    /// A service name that no filter parameters govern (see
+    /// [`crate::Config::service_filters`]).
+    #[error(
+        "unknown service `{service}`: no filter parameters govern it (known: {})",
+        crate::filter::known_service_names()
+    )]
+    UnknownService {
+        /// The name as given.
+        service: String,
+    },
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -1,4 +1,9 @@
-//! Validation of access filter values.
+//! Validation of access filter values, and the mapping from service names
+//! to their filter parameters.
+
+use portcullis_accessfilter::{Action, Filter, parse_filter_list};
+
+use crate::{Config, Error};
 
 /// Checks that an access filter value (`service.*.domainallowed` and
 /// friends) parses, in the file form or the LDAP `+svc:clients$-...` form.
@@ -6,9 +11,39 @@ pub(crate) fn validate(raw: &str) -> Result<(), String> {
     portcullis_accessfilter::validate_filter_value(raw).map_err(|e| e.to_string())
 }
 
-use portcullis_accessfilter::{Action, Filter, parse_filter_list};
+/// The service names [`Config::service_filters`] accepts, each with the
+/// base service whose `service.<base>.*` parameters govern it. The TLS
+/// names (implicit TLS on its own port) share the parameters of the plain
+/// service, as they did in the original server.
+pub const SERVICE_PARAMETER_NAMES: &[(&str, &str)] = &[
+    ("imap", "imap"),
+    ("imaps", "imap"),
+    ("pop", "pop"),
+    ("pop3", "pop"),
+    ("pops", "pop"),
+    ("pop3s", "pop"),
+    ("smtp", "smtp"),
+    ("smtps", "smtp"),
+    ("submissions", "smtp"),
+    ("http", "http"),
+    ("https", "http"),
+];
 
-use crate::Config;
+/// The base service whose parameters govern `service` (ASCII case
+/// ignored), or `None` for a name without filter parameters.
+#[must_use]
+pub fn parameter_service(service: &str) -> Option<&'static str> {
+    SERVICE_PARAMETER_NAMES
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(service))
+        .map(|(_, base)| *base)
+}
+
+/// The accepted service names, for messages.
+pub(crate) fn known_service_names() -> String {
+    let names: Vec<&str> = SERVICE_PARAMETER_NAMES.iter().map(|(n, _)| *n).collect();
+    names.join(", ")
+}
 
 /// The service-level filter parameters of a service, in evaluation order,
 /// with the action a rule in the file form gets (a value in the LDAP form,
@@ -31,21 +66,39 @@ pub struct ServiceFilters {
 }
 
 impl Config {
-    /// The service-level access filters of `service` (`imap`, `pop`,
-    /// `smtp`, `http`): `service.<service>.domainallowed` and
-    /// `service.<service>.domainnotallowed`, in that order, each parsed in
-    /// whichever form it is written. The one mapping from parameters to
-    /// filters. An unset parameter holds no filters; a service the registry
-    /// has no such parameters for gets none.
-    #[must_use]
-    pub fn service_filters(&self, service: &str) -> Vec<ServiceFilters> {
+    /// The service-level access filters of `service`:
+    /// `service.<base>.domainallowed` (Allow) and
+    /// `service.<base>.domainnotallowed` (Deny), in that order, each parsed
+    /// in whichever form it is written. The one mapping from parameters to
+    /// filters.
+    ///
+    /// `<base>` is the service whose parameters govern `service` (ASCII
+    /// case ignored):
+    ///
+    /// | `service`                      | parameters       |
+    /// |--------------------------------|------------------|
+    /// | `imap`, `imaps`                | `service.imap.*` |
+    /// | `pop`, `pop3`, `pops`, `pop3s` | `service.pop.*`  |
+    /// | `smtp`, `smtps`, `submissions` | `service.smtp.*` |
+    /// | `http`, `https`                | `service.http.*` |
+    ///
+    /// An unset parameter holds no filters (so a service with neither set
+    /// grants everyone).
+    ///
+    /// # Errors
+    /// [`Error::UnknownService`] for any other name: a service without
+    /// filter parameters must not read as one that grants everyone.
+    pub fn service_filters(&self, service: &str) -> Result<Vec<ServiceFilters>, Error> {
+        let base = parameter_service(service).ok_or_else(|| Error::UnknownService {
+            service: service.to_owned(),
+        })?;
         SERVICE_FILTERS
             .iter()
-            .filter_map(|(suffix, action)| {
-                let parameter = format!("service.{service}.{suffix}");
-                let value = self.string(&parameter).ok()?;
+            .map(|(suffix, action)| {
+                let parameter = format!("service.{base}.{suffix}");
+                let value = self.string(&parameter)?;
                 let filters = parse_filter_list(&value, *action);
-                Some(ServiceFilters { parameter, filters })
+                Ok(ServiceFilters { parameter, filters })
             })
             .collect()
     }

@@ -16,7 +16,7 @@ use toml_edit::{DocumentMut, Item, Table};
 
 pub use crate::error::Error;
 pub use crate::file::update_file;
-pub use crate::filter::ServiceFilters;
+pub use crate::filter::{SERVICE_PARAMETER_NAMES, ServiceFilters, parameter_service};
 pub use crate::registry::{Kind, PARAMETERS, Parameter};
 pub use crate::value::Value;
 

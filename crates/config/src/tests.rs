@@ -61,7 +61,7 @@ domainallowed = "pop: .example.com"
 "#,
     )
     .unwrap();
-    let imap = c.service_filters("imap");
+    let imap = c.service_filters("imap").unwrap();
     let names: Vec<_> = imap.iter().map(|s| s.parameter.as_str()).collect();
     assert_eq!(
         names,
@@ -83,14 +83,72 @@ domainallowed = "pop: .example.com"
     assert_eq!(actions(0), [Action::Allow, Action::Deny]);
     assert_eq!(actions(1), [Action::Deny]);
     // Unset parameters hold no filters.
-    let smtp = c.service_filters("smtp");
+    let smtp = c.service_filters("smtp").unwrap();
     assert_eq!(smtp.len(), 2);
     assert!(smtp.iter().all(|s| s.filters.as_ref().unwrap().is_empty()));
-    let pop = c.service_filters("pop");
+    let pop = c.service_filters("pop").unwrap();
     assert_eq!(pop[0].parameter, "service.pop.domainallowed");
     assert_eq!(pop[0].filters.as_ref().unwrap().len(), 1);
-    // A service the registry does not know has no filter parameters.
-    assert!(c.service_filters("imaps").is_empty());
+}
+
+#[test]
+fn tls_and_alias_service_names_use_the_base_services_parameters() {
+    let c = Config::parse(
+        r#"
+service.imap.domainnotallowed = "imap: 10.0.0.0/8"
+service.pop.domainallowed = "pop: .example.com"
+service.smtp.domainallowed = "smtp: 192.168.1."
+service.http.domainnotallowed = "http: bad.example"
+"#,
+    )
+    .unwrap();
+    let cases = [
+        ("imaps", "imap"),
+        ("IMAPS", "imap"),
+        ("pop3", "pop"),
+        ("pops", "pop"),
+        ("pop3s", "pop"),
+        ("smtps", "smtp"),
+        ("submissions", "smtp"),
+        ("https", "http"),
+    ];
+    for (name, base) in cases {
+        let got = c.service_filters(name).unwrap();
+        let plain = c.service_filters(base).unwrap();
+        let params: Vec<_> = got.iter().map(|s| s.parameter.clone()).collect();
+        assert_eq!(
+            params,
+            [
+                format!("service.{base}.domainallowed"),
+                format!("service.{base}.domainnotallowed")
+            ],
+            "{name}"
+        );
+        let count = |v: &[ServiceFilters]| -> usize {
+            v.iter().map(|s| s.filters.as_ref().unwrap().len()).sum()
+        };
+        assert_eq!(count(&got), 1, "{name}");
+        assert_eq!(count(&got), count(&plain), "{name}");
+    }
+    // Every accepted name maps to parameters the registry has.
+    for (name, _) in SERVICE_PARAMETER_NAMES {
+        for sf in c.service_filters(name).unwrap() {
+            assert!(registry::lookup(&sf.parameter).is_some(), "{name}");
+        }
+    }
+}
+
+#[test]
+fn a_service_without_parameters_is_an_error_not_an_empty_list() {
+    let c = Config::default();
+    for name in ["ftp", "imap4", "", "service.imap", "smime"] {
+        let e = c.service_filters(name).unwrap_err();
+        assert!(
+            matches!(&e, Error::UnknownService { service } if service == name),
+            "{name}: {e:?}"
+        );
+        assert!(e.to_string().contains("imaps"), "{e}");
+    }
 }
 
 #[test]
