@@ -4,6 +4,7 @@
 
 mod authenticated;
 mod backend;
+mod channel_binding;
 mod client;
 mod context;
 #[cfg(feature = "danger")]
@@ -47,5 +48,5 @@ pub use zeroize;
 /// [`Error::ChannelBinding`] when the certificate cannot be parsed or its
 /// signature algorithm has no defined hash (e.g. Ed25519).
 pub fn tls_server_end_point(certificate_der: &[u8]) -> Result<Vec<u8>, Error> {
-    mech::tls_server_end_point_hash(certificate_der)
+    channel_binding::tls_server_end_point(certificate_der)
 }

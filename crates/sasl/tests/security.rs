@@ -159,8 +159,24 @@ fn tls_server_end_point_matches_openssl_fingerprints() {
     let dir = tempfile::tempdir().unwrap();
     let path = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
     // (key options, signature digest, the hash RFC 5929 prescribes)
-    let cases: [(&[&str], &str, &str); 4] = [
+    let cases: [(&[&str], &str, &str); 7] = [
         (&["-newkey", "rsa:2048"], "-sha256", "-sha256"),
+        // RSASSA-PSS: the hash is in the algorithm's parameters.
+        (
+            &["-newkey", "rsa-pss", "-pkeyopt", "rsa_keygen_bits:2048"],
+            "-sha384",
+            "-sha384",
+        ),
+        (
+            &["-newkey", "rsa:2048", "-sigopt", "rsa_padding_mode:pss"],
+            "-sha512",
+            "-sha512",
+        ),
+        (
+            &["-newkey", "rsa:2048", "-sigopt", "rsa_padding_mode:pss"],
+            "-sha1",
+            "-sha256",
+        ),
         (&["-newkey", "rsa:2048"], "-sha1", "-sha256"),
         (
             &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],

@@ -13,8 +13,6 @@ use crate::client::{ClientContext, ClientMech, Credentials};
 use crate::server::ServerMech;
 use crate::{Error, Mechanism, ServerContext};
 
-pub(crate) use scram::tls_server_end_point_hash;
-
 pub(crate) fn server(m: Mechanism, ctx: &ServerContext) -> Result<Box<dyn ServerMech>, Error> {
     Ok(match m {
         Mechanism::Plain => Box::new(plain::Server::default()),

@@ -17,8 +17,6 @@
 //! gives ClientSignature, XOR with the proof gives ClientKey, one hash must
 //! give StoredKey, one more HMAC gives ServerSignature. No PBKDF2 per login.
 
-use sha2::Digest as _;
-
 use crate::backend::{Answer, FetchScramSecret, Request};
 use crate::client::{ClientContext, ClientMech, Credentials};
 use crate::scram_secret::keys_from_salted;
@@ -521,76 +519,6 @@ impl ClientMech for Client {
     fn is_complete(&self) -> bool {
         matches!(self.state, ClientState::Complete)
     }
-}
-
-/// Reads one DER TLV at the start of `input`: (tag, contents, rest).
-fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&len0, rest) = rest.split_first()?;
-    let (len, rest) = if len0 < 0x80 {
-        (usize::from(len0), rest)
-    } else {
-        let n = usize::from(len0 & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
-
-/// RFC 5929 §4.1: hash of the certificate with its signature's hash
-/// (SHA-256 for MD5 and SHA-1).
-pub(crate) fn tls_server_end_point_hash(der: &[u8]) -> Result<Vec<u8>, Error> {
-    const M: Mechanism = Mechanism::ScramSha256Plus;
-    let bad = || Error::cb(M, "cannot parse the server certificate");
-    let (tag, cert, _) = der_tlv(der).ok_or_else(bad)?;
-    if tag != 0x30 {
-        return Err(bad());
-    }
-    let (_, _tbs, rest) = der_tlv(cert).ok_or_else(bad)?;
-    let (tag, alg, _) = der_tlv(rest).ok_or_else(bad)?;
-    if tag != 0x30 {
-        return Err(bad());
-    }
-    let (tag, oid, _) = der_tlv(alg).ok_or_else(bad)?;
-    if tag != 0x06 {
-        return Err(bad());
-    }
-    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
-    const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04];
-    #[derive(Clone, Copy)]
-    enum H {
-        S256,
-        S384,
-        S512,
-    }
-    let h = match oid {
-        [p @ .., 4 | 5 | 11] if p == RSA => H::S256,
-        [p @ .., 12] if p == RSA => H::S384,
-        [p @ .., 13] if p == RSA => H::S512,
-        [p @ .., 1] if p == ECDSA => H::S256,
-        [p @ .., 3, 2] if p == ECDSA => H::S256,
-        [p @ .., 3, 3] if p == ECDSA => H::S384,
-        [p @ .., 3, 4] if p == ECDSA => H::S512,
-        _ => {
-            return Err(Error::cb(
-                M,
-                "no tls-server-end-point hash for this signature algorithm",
-            ));
-        }
-    };
-    Ok(match h {
-        H::S256 => sha2::Sha256::digest(der).to_vec(),
-        H::S384 => sha2::Sha384::digest(der).to_vec(),
-        H::S512 => sha2::Sha512::digest(der).to_vec(),
-    })
 }
 
 /// A salt for a user who does not exist: HMAC of the name under a key made
