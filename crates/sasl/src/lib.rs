@@ -15,6 +15,8 @@ mod mech;
 mod mechanism;
 mod memory;
 mod policy;
+#[cfg(feature = "rustls")]
+mod rustls_state;
 mod scram_secret;
 mod secret;
 mod server;
