@@ -279,3 +279,35 @@ fn unparsable_filters_are_refused() {
     );
     assert_eq!(std::fs::read(&cfg).unwrap(), before);
 }
+
+#[test]
+fn quoted_dotted_keys_and_inline_tables_are_changed_where_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("portcullis.toml");
+    let text = "# Site configuration\n\
+\"service.imap.domainallowed\" = \"imap: .example.com\"\n\
+service = { pop = { domainallowed = \"pop: .example.com\" } }\n";
+    std::fs::write(&cfg, text).unwrap();
+    for (name, value) in [
+        ("service.imap.domainallowed", "imap: .example.org"),
+        ("service.pop.domainallowed", "pop: .example.org"),
+    ] {
+        let o = configutil(&cfg, &["-o", name, "-v", value]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert_eq!(
+            stdout(&configutil(&cfg, &["-o", name])),
+            format!("{value}\n")
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&cfg).unwrap(),
+        text.replace(".example.com", ".example.org")
+    );
+    // Unsetting the first key keeps the header comment.
+    let o = configutil(&cfg, &["-o", "service.imap.domainallowed", "-v", ""]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&cfg).unwrap(),
+        "# Site configuration\nservice = { pop = { domainallowed = \"pop: .example.org\" } }\n"
+    );
+}

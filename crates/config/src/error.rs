@@ -57,6 +57,14 @@ pub enum Error {
         /// The name as given.
         service: String,
     },
+    /// An edit was refused because the document it would produce does not
+    /// read back as intended (it would not parse, would name a parameter
+    /// twice, or would hold other values). Nothing was changed.
+    #[error("edit refused, the file would not read back as intended: {reason}")]
+    EditRefused {
+        /// What reading the edited document back found.
+        reason: String,
+    },
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -15,7 +15,10 @@ use crate::{Config, Error};
 /// lose each other's changes. The new text goes to a temporary file in the
 /// same directory, is synced, and replaces the old file by `rename`; readers
 /// see either the old or the new file, never a mix. When `change` fails, or
-/// the file does not parse, nothing is written. A new file is created with
+/// the file does not parse, nothing is written; nor is it when the new text
+/// would not read back as exactly the changed configuration (it must parse,
+/// name every parameter once and hold the same values), which is
+/// [`Error::EditRefused`]. A new file is created with
 /// mode 0600 (it may hold secrets); an existing file keeps its mode.
 ///
 /// # Errors
@@ -63,6 +66,8 @@ pub fn update_file<R>(
     let result = change(&mut config)?;
     let new_text = config.to_string();
     if new_text != text {
+        // Never write what would not read back as the configuration meant.
+        config.check_reads_back(&new_text)?;
         let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
         let written = write_synced(&tmp, new_text.as_bytes(), mode)
             .and_then(|()| fs::rename(&tmp, path))

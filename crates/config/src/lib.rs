@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod edit;
 mod error;
 mod file;
 mod filter;
@@ -28,6 +29,10 @@ pub use crate::value::Value;
 pub struct Config {
     doc: DocumentMut,
     values: BTreeMap<&'static str, Value>,
+    /// Where each set parameter is in the document: its keys as the file
+    /// spells them (`["service", "imap", "domainallowed"]`, or one quoted
+    /// `["service.imap.domainallowed"]`).
+    keys: BTreeMap<&'static str, Vec<String>>,
 }
 
 impl fmt::Debug for Config {
@@ -48,6 +53,7 @@ impl Default for Config {
         Self {
             doc: DocumentMut::new(),
             values: BTreeMap::new(),
+            keys: BTreeMap::new(),
         }
     }
 }
@@ -70,10 +76,14 @@ impl Config {
                 message: e.message().to_owned(),
             }
         })?;
-        let mut values = BTreeMap::new();
+        let mut found = Found::default();
         let mut path = Vec::new();
-        collect(doc.as_table(), &mut path, &mut values)?;
-        Ok(Self { doc, values })
+        collect(doc.as_table(), &mut path, &mut found)?;
+        Ok(Self {
+            doc,
+            values: found.values,
+            keys: found.keys,
+        })
     }
 
     /// Reads and parses a configuration file. A missing file is an error.
@@ -180,28 +190,105 @@ impl Config {
     /// keeping every other line of the document as it was. An empty value
     /// removes the parameter, so its default applies again.
     ///
+    /// A parameter the file already sets is changed where it is, however
+    /// it is spelled (a dotted key, a key in a `[table]`, a quoted
+    /// `"service.imap.domainallowed"` key, a key in an inline table). A new
+    /// one is added where it fits: into the inline table or `[table]` that
+    /// holds its siblings, else as a new line or section at the end.
+    ///
+    /// The edited document is read back before it is accepted: it must
+    /// parse, name every parameter once, and hold exactly the old values
+    /// with this one change.
+    ///
     /// # Errors
-    /// [`Error::UnknownParameter`] or [`Error::InvalidValue`]; on error
-    /// nothing changes.
+    /// [`Error::UnknownParameter`] or [`Error::InvalidValue`], or
+    /// [`Error::EditRefused`] when the edited document would not read back
+    /// as intended; on error nothing changes.
     pub fn set(&mut self, name: &str, raw: &str) -> Result<(), Error> {
         let param = known(name)?;
         if raw.is_empty() {
-            self.unset(param.name);
-            return Ok(());
+            return self.unset(param.name);
         }
         let value = Value::parse(param, raw)?;
-        edit::set(&mut self.doc, param.name, value.to_toml(param.kind))?;
-        self.values.insert(param.name, value);
+        let toml = value.to_toml(param.kind);
+        let mut expected = self.values.clone();
+        expected.insert(param.name, value);
+        let next = self.edited(&expected, false, |doc| match self.keys.get(param.name) {
+            Some(path) => edit::replace(doc, path, toml),
+            None => edit::insert(doc, param.name, toml),
+        })?;
+        *self = next;
         Ok(())
     }
 
-    /// Removes a parameter from the document (its default applies again).
-    /// Removing a parameter that is not set does nothing.
-    pub fn unset(&mut self, name: &str) {
-        if let Some(param) = registry::lookup(name) {
-            edit::remove(&mut self.doc, param.name);
-            self.values.remove(param.name);
+    /// Removes a parameter from the document (its default applies again),
+    /// with the tables that held only it. Removing a parameter that is not
+    /// set does nothing. The comments at the top of the file stay, even
+    /// when the parameter was its first line (see the crate docs).
+    ///
+    /// # Errors
+    /// [`Error::EditRefused`] when the edited document would not read back
+    /// as intended; then nothing changes.
+    pub fn unset(&mut self, name: &str) -> Result<(), Error> {
+        let Some(param) = registry::lookup(name) else {
+            return Ok(());
+        };
+        let Some(path) = self.keys.get(param.name) else {
+            return Ok(());
+        };
+        let mut expected = self.values.clone();
+        expected.remove(param.name);
+        let next = self.edited(&expected, true, |doc| {
+            edit::remove(doc, path);
+            Ok(())
+        })?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Applies `change` to a copy of the document and reads the result
+    /// back; it must hold exactly `expected`. A removal keeps the file's
+    /// header comment.
+    fn edited(
+        &self,
+        expected: &BTreeMap<&'static str, Value>,
+        removal: bool,
+        change: impl FnOnce(&mut DocumentMut) -> Result<(), Error>,
+    ) -> Result<Self, Error> {
+        let mut doc = self.doc.clone();
+        change(&mut doc)?;
+        let mut text = doc.to_string();
+        if removal {
+            text = edit::keep_header(&self.doc.to_string(), text);
         }
+        let next = Self::parse(&text).map_err(|e| Error::EditRefused {
+            reason: e.to_string(),
+        })?;
+        next.check_holds(expected)?;
+        Ok(next)
+    }
+
+    /// Whether this configuration holds exactly `expected` (no value is
+    /// named, as one may be a secret).
+    fn check_holds(&self, expected: &BTreeMap<&'static str, Value>) -> Result<(), Error> {
+        let names = self.values.keys().chain(expected.keys());
+        for name in names {
+            if self.values.get(name) != expected.get(name) {
+                return Err(Error::EditRefused {
+                    reason: format!("`{name}` would not read back as intended"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `text` (this configuration, written out) reads back as
+    /// exactly this configuration.
+    pub(crate) fn check_reads_back(&self, text: &str) -> Result<(), Error> {
+        let again = Self::parse(text).map_err(|e| Error::EditRefused {
+            reason: e.to_string(),
+        })?;
+        again.check_holds(&self.values)
     }
 }
 
@@ -219,11 +306,14 @@ fn known(name: &str) -> Result<&'static Parameter, Error> {
     })
 }
 
-fn collect(
-    table: &Table,
-    path: &mut Vec<String>,
-    out: &mut BTreeMap<&'static str, Value>,
-) -> Result<(), Error> {
+/// What [`collect`] finds: the values and where each is.
+#[derive(Default)]
+struct Found {
+    values: BTreeMap<&'static str, Value>,
+    keys: BTreeMap<&'static str, Vec<String>>,
+}
+
+fn collect(table: &Table, path: &mut Vec<String>, out: &mut Found) -> Result<(), Error> {
     for (key, item) in table {
         path.push(key.to_owned());
         match item {
@@ -235,9 +325,10 @@ fn collect(
                 let name = path.join(".");
                 let param = known(&name)?;
                 let value = Value::from_toml(param, v)?;
-                if out.insert(param.name, value).is_some() {
+                if out.values.insert(param.name, value).is_some() {
                     return Err(Error::Duplicate { name });
                 }
+                out.keys.insert(param.name, path.clone());
             }
             Item::ArrayOfTables(_) => {
                 return Err(Error::InvalidValue {
@@ -257,150 +348,6 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
     let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
     (line, column)
-}
-
-mod edit {
-    //! Changing one value of a TOML document and nothing else.
-
-    use toml_edit::{DocumentMut, Item, Table, Value};
-
-    use crate::Error;
-
-    fn find_key<'a>(table: &'a Table, segment: &str) -> Option<&'a str> {
-        table
-            .iter()
-            .map(|(k, _)| k)
-            .find(|k| k.eq_ignore_ascii_case(segment))
-    }
-
-    pub(crate) fn set(doc: &mut DocumentMut, name: &str, value: Value) -> Result<(), Error> {
-        let segments: Vec<&str> = name.split('.').collect();
-        let (last, parents) = segments.split_last().ok_or_else(|| Error::InvalidValue {
-            name: name.to_owned(),
-            reason: "empty name".to_owned(),
-        })?;
-        let next_position = max_position(doc.as_table()).map_or(0, |p| p + 1);
-        let mut table = doc.as_table_mut();
-        let mut is_root = true;
-        for seg in parents {
-            let key = find_key(table, seg).map_or_else(|| (*seg).to_owned(), str::to_owned);
-            if !table.contains_key(&key) {
-                let mut t = Table::new();
-                if header_context(table, is_root) {
-                    // A document with `[section]`s: a new section at the end,
-                    // so the new line lands neither above the file's leading
-                    // comments nor inside an unrelated section.
-                    t.set_implicit(false);
-                    t.set_position(Some(next_position));
-                } else {
-                    t.set_implicit(true);
-                    t.set_dotted(true);
-                }
-                table.insert(&key, Item::Table(t));
-            }
-            is_root = false;
-            let item = table.get_mut(&key).ok_or_else(|| Error::InvalidValue {
-                name: name.to_owned(),
-                reason: "could not create the parameter's table".to_owned(),
-            })?;
-            if let Item::Value(Value::InlineTable(inline)) = item {
-                let t = std::mem::take(inline).into_table();
-                *item = Item::Table(t);
-            }
-            table = match item {
-                Item::Table(t) => t,
-                _ => {
-                    return Err(Error::InvalidValue {
-                        name: name.to_owned(),
-                        reason: format!("`{seg}` holds a value, not a table"),
-                    });
-                }
-            };
-        }
-        let key = find_key(table, last).map_or_else(|| (*last).to_owned(), str::to_owned);
-        let mut value = value;
-        match table.get_mut(&key) {
-            // Replace the value in place: the key keeps its decoration
-            // (comments above it), the value keeps its own (trailing comment).
-            Some(item @ Item::Value(_)) => {
-                if let Item::Value(old) = &*item {
-                    *value.decor_mut() = old.decor().clone();
-                }
-                *item = Item::Value(value);
-            }
-            Some(_) => {
-                return Err(Error::InvalidValue {
-                    name: name.to_owned(),
-                    reason: "the file holds a table under this name".to_owned(),
-                });
-            }
-            None => {
-                if table.is_implicit() && !table.is_dotted() && !is_root {
-                    // A table that so far only parented `[a.b]` sections gets
-                    // its own header, placed at the end of the file.
-                    table.set_implicit(false);
-                    table.set_position(Some(next_position));
-                }
-                table.insert(&key, Item::Value(value));
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether a new child of `table` should be a `[section]` of its own.
-    fn header_context(table: &Table, is_root: bool) -> bool {
-        if is_root {
-            has_header_tables(table)
-        } else {
-            table.is_implicit() && !table.is_dotted()
-        }
-    }
-
-    fn max_position(table: &Table) -> Option<isize> {
-        table
-            .iter()
-            .filter_map(|(_, item)| match item {
-                Item::Table(t) => t.position().max(max_position(t)),
-                _ => None,
-            })
-            .max()
-    }
-
-    fn has_header_tables(table: &Table) -> bool {
-        table
-            .iter()
-            .any(|(_, item)| matches!(item, Item::Table(t) if !t.is_dotted()))
-    }
-
-    pub(crate) fn remove(doc: &mut DocumentMut, name: &str) {
-        let segments: Vec<&str> = name.split('.').collect();
-        remove_in(doc.as_table_mut(), &segments);
-    }
-
-    /// Removes the path; returns whether `table` is now an empty implicit
-    /// table that the caller may drop.
-    fn remove_in(table: &mut Table, segments: &[&str]) -> bool {
-        let Some((first, rest)) = segments.split_first() else {
-            return false;
-        };
-        let Some(key) = find_key(table, first).map(str::to_owned) else {
-            return false;
-        };
-        if rest.is_empty() {
-            table.remove(&key);
-        } else {
-            let drop_child = match table.get_mut(&key) {
-                Some(Item::Table(child)) => {
-                    remove_in(child, rest) && (child.is_implicit() || child.is_dotted())
-                }
-                _ => false,
-            };
-            if drop_child {
-                table.remove(&key);
-            }
-        }
-        table.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -356,3 +356,135 @@ fn filter_values_must_parse() {
     let e = Config::parse("service.smtp.domainallowed = \"smtp: [::1\"").unwrap_err();
     assert!(matches!(e, Error::InvalidValue { .. }), "{e}");
 }
+
+/// The configuration, written out and parsed again, has these values.
+fn assert_reads_back(c: &Config, expected: &[(&str, &str)]) {
+    let again = Config::parse(&c.to_string()).unwrap();
+    for (name, value) in expected {
+        assert_eq!(again.string(name).unwrap(), *value, "{name}");
+    }
+}
+
+#[test]
+fn set_changes_a_quoted_dotted_key_in_place() {
+    let text = "# site\n\"service.imap.domainallowed\" = \"imap: .example.com\" # who\n";
+    let mut c = Config::parse(text).unwrap();
+    c.set("service.imap.domainallowed", "imap: .example.org")
+        .unwrap();
+    assert_eq!(
+        c.to_string(),
+        "# site\n\"service.imap.domainallowed\" = \"imap: .example.org\" # who\n"
+    );
+    // A sibling is a new key of its own, and both read back.
+    c.set("service.imap.domainnotallowed", "imap: 10.").unwrap();
+    assert_reads_back(
+        &c,
+        &[
+            ("service.imap.domainallowed", "imap: .example.org"),
+            ("service.imap.domainnotallowed", "imap: 10."),
+        ],
+    );
+    // Case does not matter either way.
+    c.set("SERVICE.IMAP.DomainAllowed", "imap: .example.net")
+        .unwrap();
+    assert!(
+        c.to_string()
+            .contains("\"service.imap.domainallowed\" = \"imap: .example.net\" # who\n")
+    );
+    c.unset("service.imap.domainallowed").unwrap();
+    assert!(!c.to_string().contains("domainallowed"), "{c}");
+    assert!(c.to_string().starts_with("# site\n"), "{c}");
+}
+
+#[test]
+fn inline_tables_keep_their_layout() {
+    let text = "# site\nservice = { imap = { domainallowed = \"imap: a.example\" } }\nmmp.preauth = true\n";
+    let mut c = Config::parse(text).unwrap();
+    c.set("service.imap.domainallowed", "imap: b.example")
+        .unwrap();
+    assert_eq!(
+        c.to_string(),
+        text.replace("imap: a.example", "imap: b.example")
+    );
+    c.set("service.imap.domainnotallowed", "imap: 10.").unwrap();
+    c.set("service.pop.domainallowed", "pop: c.example")
+        .unwrap();
+    let out = c.to_string();
+    assert_eq!(
+        out,
+        "# site\nservice = { imap = { domainallowed = \"imap: b.example\", domainnotallowed = \"imap: 10.\" }, pop = { domainallowed = \"pop: c.example\" } }\nmmp.preauth = true\n"
+    );
+    assert!(out.starts_with("# site\nservice = { imap = { "), "{out}");
+    assert!(out.ends_with("\nmmp.preauth = true\n"), "{out}");
+    assert_reads_back(
+        &c,
+        &[
+            ("service.imap.domainnotallowed", "imap: 10."),
+            ("service.pop.domainallowed", "pop: c.example"),
+        ],
+    );
+    // Unsetting everything in it removes the inline table too.
+    for name in [
+        "service.imap.domainallowed",
+        "service.imap.domainnotallowed",
+        "service.pop.domainallowed",
+    ] {
+        c.unset(name).unwrap();
+    }
+    assert_eq!(c.to_string(), "# site\nmmp.preauth = true\n");
+}
+
+#[test]
+fn unsetting_the_first_key_keeps_the_header_comment() {
+    let text = "# Portcullis site configuration\n# maintained by ops\nlocal.ugldapport = 636\nmmp.preauth = true\n";
+    let mut c = Config::parse(text).unwrap();
+    c.unset("local.ugldapport").unwrap();
+    assert_eq!(
+        c.to_string(),
+        "# Portcullis site configuration\n# maintained by ops\nmmp.preauth = true\n"
+    );
+    // Comments right above the line, after a blank line, were its own.
+    let text = "# header\n\n# the port\nlocal.ugldapport = 636\nmmp.preauth = true\n";
+    let mut c = Config::parse(text).unwrap();
+    c.set("local.ugldapport", "").unwrap();
+    assert_eq!(c.to_string(), "# header\n\nmmp.preauth = true\n");
+    // The only key of the file.
+    let mut c = Config::parse("# header\nlocal.ugldapport = 636\n").unwrap();
+    c.unset("local.ugldapport").unwrap();
+    assert_eq!(c.to_string(), "# header\n");
+    // The first key inside a `[section]`: the header was never its own.
+    let mut c = Config::parse("# header\n[mmp]\n# relay\npreauth = true\n").unwrap();
+    c.unset("mmp.preauth").unwrap();
+    assert_eq!(c.to_string(), "# header\n[mmp]\n");
+}
+
+#[test]
+fn update_file_refuses_text_that_would_not_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.toml");
+    std::fs::write(&path, SAMPLE).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    // A key no parameter has.
+    let e = update_file(&path, |c| {
+        c.doc.insert("bogus", toml_edit::value(1));
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(matches!(e, Error::EditRefused { .. }), "{e:?}");
+    // One parameter under a second spelling (a quoted dotted key beside
+    // the `[mmp]` table's `PreAuth`).
+    let e = update_file(&path, |c| {
+        c.doc.insert("mmp.preauth", toml_edit::value(true));
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(matches!(e, Error::EditRefused { .. }), "{e:?}");
+    // A value the model does not hold.
+    let e = update_file(&path, |c| {
+        c.doc["mmp"]["AuthServiceTTL"] = toml_edit::value(60);
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(matches!(e, Error::EditRefused { .. }), "{e:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
