@@ -1196,3 +1196,72 @@ fn oversized_client_messages_are_refused() {
         assert_eq!(server.start(Some(&big)).unwrap_err(), Error::TooLong, "{m}");
     }
 }
+
+/// A DIGEST-MD5 server that does not offer charset=utf-8 reads names in
+/// ISO 8859-1: the client sends the very bytes it hashed, so a name like
+/// `jörg` is understood and verified.
+#[test]
+fn digest_md5_client_sends_what_it_hashes_without_utf8() {
+    let backend = MemoryBackend::new().with_user("jörg", "pässwörd").unwrap();
+    let sctx = ServerContext::new(Service::Imap, "h");
+    let cctx = ClientContext::new(Service::Imap, "h");
+    let mut client = ClientSession::new(
+        Mechanism::DigestMd5,
+        Credentials::new("jörg", "pässwörd"),
+        &cctx,
+    )
+    .unwrap();
+    let mut server = ServerSession::new(Mechanism::DigestMd5, &sctx).unwrap();
+    let start = server.start(None);
+    let mut sent = Vec::new();
+    let auth = drive(&mut server, start, &backend, |challenge| {
+        // The server's first challenge without charset=utf-8.
+        let text = String::from_utf8(challenge.to_vec()).unwrap();
+        let legacy = text.replace(",charset=utf-8", "");
+        let r = client.step(legacy.as_bytes())?;
+        sent.push(r.clone());
+        Ok(r)
+    })
+    .unwrap();
+    assert_eq!(auth.authcid(), "jörg");
+    let first = &sent[0];
+    assert!(
+        first.windows(15).any(|w| w == b"username=\"j\xf6rg\""),
+        "{}",
+        String::from_utf8_lossy(first)
+    );
+    assert!(!first.windows(13).any(|w| w == b"charset=utf-8"));
+}
+
+/// User names are prepared with SASLprep in every mechanism: a soft
+/// hyphen (mapped to nothing) does not make another user, in DIGEST-MD5,
+/// CRAM-MD5 and APOP as in PLAIN.
+#[test]
+fn saslprep_applies_to_user_names_in_every_mechanism() {
+    let backend = common::backend();
+    let cctx = ClientContext::new(Service::Pop, "h");
+    let sctx = ServerContext::new(Service::Pop, "h");
+    for m in [Mechanism::Plain, Mechanism::DigestMd5, Mechanism::CramMd5] {
+        let (r, _) = common::exchange(
+            m,
+            &sctx,
+            &cctx,
+            Credentials::new("ali\u{ad}ce", "alice-pw"),
+            &backend,
+        );
+        assert_eq!(r.unwrap().authcid(), "alice", "{m}");
+    }
+    // APOP: the client answers the greeting's timestamp.
+    let mut server = ServerSession::new(Mechanism::Apop, &sctx).unwrap();
+    let timestamp = server.apop_timestamp().unwrap().to_owned();
+    let mut client = ClientSession::new(
+        Mechanism::Apop,
+        Credentials::new("ali\u{ad}ce", "alice-pw"),
+        &cctx,
+    )
+    .unwrap();
+    let args = client.step(timestamp.as_bytes()).unwrap();
+    let start = server.start(Some(&args));
+    let auth = drive(&mut server, start, &backend, |_| panic!("no challenge")).unwrap();
+    assert_eq!(auth.authcid(), "alice");
+}

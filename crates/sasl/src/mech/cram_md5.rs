@@ -8,7 +8,7 @@ use crate::backend::{Answer, FetchPassword, Request};
 use crate::client::{ClientMech, Credentials};
 use crate::mech::{msg_id_challenge, split_user_digest};
 use crate::server::{Inner, ServerMech, reject_or_unavailable};
-use crate::util::{ct_eq, hex, hmac_md5, saslprep};
+use crate::util::{ct_eq, hex, hmac_md5};
 use crate::{Authenticated, Error, Mechanism, ServerContext};
 
 const M: Mechanism = Mechanism::CramMd5;
@@ -41,7 +41,6 @@ impl ServerMech for Server {
             return Err(Error::ApiMisuse("response already received"));
         }
         let (user, digest) = split_user_digest(M, input)?;
-        let user = saslprep(&user)?;
         self.pending = Some((user.clone(), digest));
         Ok(Inner::Verify(Request::FetchPassword(FetchPassword {
             service: ctx.service,

@@ -21,7 +21,7 @@
 use crate::backend::{Answer, FetchPassword, Request};
 use crate::client::{ClientContext, ClientMech, Credentials};
 use crate::server::{Inner, ServerMech, reject_or_unavailable};
-use crate::util::{ct_eq, hex, md5, random_nonce};
+use crate::util::{ct_eq, hex, md5, random_nonce, saslprep};
 use crate::{Authenticated, Error, Mechanism, ServerContext};
 
 const M: Mechanism = Mechanism::DigestMd5;
@@ -106,6 +106,21 @@ fn parse_directives(input: &[u8]) -> Result<Vec<(String, Vec<u8>)>, Error> {
     Ok(out)
 }
 
+/// A quoted-string of raw bytes (ISO 8859-1 text when charset=utf-8 was
+/// not offered).
+fn quote_bytes(b: &[u8]) -> Vec<u8> {
+    let mut q = Vec::with_capacity(b.len() + 2);
+    q.push(b'"');
+    for &c in b {
+        if c == b'"' || c == b'\\' {
+            q.push(b'\\');
+        }
+        q.push(c);
+    }
+    q.push(b'"');
+    q
+}
+
 fn quote(s: &str) -> String {
     let mut q = String::with_capacity(s.len() + 2);
     q.push('"');
@@ -179,7 +194,11 @@ fn compute(d: &DigestInput<'_>) -> (String, String) {
 
 #[derive(Debug)]
 struct Pending {
+    /// The user name as sent (what the client hashed).
     user: String,
+    /// The user name prepared with SASLprep: the identity looked up and
+    /// authenticated, as every other mechanism has it.
+    authcid: String,
     realm: String,
     cnonce: String,
     nc: String,
@@ -325,8 +344,10 @@ impl Server {
             }
             None => None,
         };
+        let authcid = saslprep(&user)?;
         self.pending = Some(Pending {
-            user: user.clone(),
+            user,
+            authcid: authcid.clone(),
             realm: realm.clone(),
             cnonce,
             nc,
@@ -338,7 +359,7 @@ impl Server {
         Ok(Inner::Verify(Request::FetchPassword(FetchPassword {
             service: ctx.service,
             mechanism: M,
-            authcid: user,
+            authcid,
             realm: (!realm.is_empty()).then_some(realm),
         })))
     }
@@ -424,7 +445,7 @@ impl ServerMech for Server {
         }
         let rspauth = rspauth.ok_or(Error::BadCredentials)?;
         Ok(Inner::Success {
-            auth: Authenticated::new(M, p.user, p.authzid),
+            auth: Authenticated::new(M, p.authcid, p.authzid),
             final_data: Some(format!("rspauth={rspauth}").into_bytes()),
         })
     }
@@ -514,23 +535,41 @@ impl Client {
             digest_uri: &self.digest_uri,
         });
         self.expected_rspauth = Some(rspauth);
-        let mut out = format!("username={}", quote(&self.creds.authcid));
+        // The user name and realm go out in the encoding the server reads
+        // them in: UTF-8 with charset=utf-8, otherwise ISO 8859-1, the very
+        // bytes that were hashed (a UTF-8 name sent to a server without
+        // charset=utf-8 would be read as other characters).
+        let (user_sent, realm_sent) = if utf8 {
+            (
+                self.creds.authcid.as_bytes().to_vec(),
+                realm.as_bytes().to_vec(),
+            )
+        } else {
+            (user.clone(), realm_bytes.clone())
+        };
+        let mut out = b"username=".to_vec();
+        out.extend_from_slice(&quote_bytes(&user_sent));
         if !realm.is_empty() {
-            out.push_str(&format!(",realm={}", quote(&realm)));
+            out.extend_from_slice(b",realm=");
+            out.extend_from_slice(&quote_bytes(&realm_sent));
         }
-        out.push_str(&format!(
-            ",nonce={},cnonce={},nc=00000001,qop=auth,digest-uri={},response={response}",
-            quote(&nonce),
-            quote(&cnonce),
-            quote(&self.digest_uri)
-        ));
+        out.extend_from_slice(
+            format!(
+                ",nonce={},cnonce={},nc=00000001,qop=auth,digest-uri={},response={response}",
+                quote(&nonce),
+                quote(&cnonce),
+                quote(&self.digest_uri)
+            )
+            .as_bytes(),
+        );
         if utf8 {
-            out.push_str(",charset=utf-8");
+            out.extend_from_slice(b",charset=utf-8");
         }
         if let Some(z) = authzid {
-            out.push_str(&format!(",authzid={}", quote(&z)));
+            // The authzid is always UTF-8 (RFC 2831 §2.1.2).
+            out.extend_from_slice(format!(",authzid={}", quote(&z)).as_bytes());
         }
-        Ok(out.into_bytes())
+        Ok(out)
     }
 }
 

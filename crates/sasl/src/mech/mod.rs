@@ -92,5 +92,6 @@ pub(crate) fn split_user_digest(m: Mechanism, input: &[u8]) -> Result<(String, [
     }
     let mut d = [0u8; 32];
     d.copy_from_slice(&digest.as_bytes().to_ascii_lowercase());
-    Ok((user.to_owned(), d))
+    // The identity is prepared with SASLprep, as in every mechanism.
+    Ok((crate::util::saslprep(user)?, d))
 }
