@@ -5,6 +5,8 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
+use crate::Password;
+
 /// The protocol service an exchange belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -277,5 +279,89 @@ impl ServerContext {
 
     pub(crate) fn realm(&self) -> &str {
         self.realm.as_deref().unwrap_or(&self.hostname)
+    }
+}
+
+/// What the client authenticates with.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Credentials {
+    /// Authentication identity (user name).
+    pub authcid: String,
+    /// Authorization identity to request (proxying), if any.
+    pub authzid: Option<String>,
+    /// The password.
+    pub password: Password,
+    /// The ANONYMOUS trace (an e-mail address or token).
+    pub anonymous_trace: Option<String>,
+}
+
+impl Credentials {
+    /// A user name and password.
+    pub fn new(authcid: impl Into<String>, password: impl Into<Password>) -> Self {
+        Self {
+            authcid: authcid.into(),
+            password: password.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Requests an authorization identity.
+    #[must_use]
+    pub fn with_authzid(mut self, authzid: impl Into<String>) -> Self {
+        self.authzid = Some(authzid.into());
+        self
+    }
+
+    /// Credentials for ANONYMOUS.
+    pub fn anonymous(trace: impl Into<String>) -> Self {
+        Self {
+            anonymous_trace: Some(trace.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Credentials for EXTERNAL: only an optional authzid.
+    pub fn external(authzid: Option<String>) -> Self {
+        Self {
+            authzid,
+            ..Self::default()
+        }
+    }
+}
+
+/// What a client exchange needs to know about its connection.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientContext {
+    /// The protocol service (DIGEST-MD5 `digest-uri`).
+    pub service: Service,
+    /// The server's host name (DIGEST-MD5 `digest-uri`).
+    pub hostname: String,
+    /// TLS state, for SCRAM channel binding.
+    pub tls: Option<TlsState>,
+    /// Whether the server advertised a -PLUS mechanism (decides SCRAM's
+    /// `y` versus `n` flag when binding is possible but not used).
+    pub server_offers_plus: bool,
+    pub(crate) fixed_nonce: Option<String>,
+}
+
+impl ClientContext {
+    /// A context for `service` at `hostname`.
+    pub fn new(service: Service, hostname: impl Into<String>) -> Self {
+        Self {
+            service,
+            hostname: hostname.into(),
+            tls: None,
+            server_offers_plus: false,
+            fixed_nonce: None,
+        }
+    }
+
+    /// Sets the TLS state.
+    #[must_use]
+    pub fn with_tls(mut self, tls: TlsState) -> Self {
+        self.tls = Some(tls);
+        self
     }
 }

@@ -27,9 +27,10 @@ pub use backend::{
     Answer, Authorize, Backends, BoxFuture, CredentialVerifier, FetchPassword, FetchScramSecret,
     IdentityMapper, MapIdentity, NoProxy, ProxyAuthorizer, Request, Verdict, VerifyPassword,
 };
-pub use client::{ClientContext, ClientSession, Credentials};
+pub use client::ClientSession;
 pub use context::{
-    ChannelBindingType, ExternalIdentity, ServerContext, Service, TlsState, TlsVersion,
+    ChannelBindingType, ClientContext, Credentials, ExternalIdentity, ServerContext, Service,
+    TlsState, TlsVersion,
 };
 pub use error::Error;
 pub use mechanism::{Mechanism, ScramAlgorithm};

@@ -1,7 +1,7 @@
 //! The server side of an exchange.
 
 use crate::backend::{Answer, Authorize, Request};
-use crate::mech;
+use crate::mech::{self, Inner, ServerMech};
 use crate::{Authenticated, Error, Mechanism, ServerContext};
 
 /// What the server must do next.
@@ -16,34 +16,6 @@ pub enum Step {
     Verify(Request),
     /// The exchange succeeded.
     Done(Authenticated),
-}
-
-/// What a mechanism hands back to the session driver.
-#[derive(Debug)]
-pub(crate) enum Inner {
-    Challenge(Vec<u8>),
-    Verify(Request),
-    /// The mechanism verified the credentials. `final_data` is additional
-    /// data for the client (SCRAM `v=`, DIGEST-MD5 `rspauth=`), sent as a
-    /// last challenge after the authorization check.
-    Success {
-        auth: Authenticated,
-        final_data: Option<Vec<u8>>,
-    },
-}
-
-/// The server half of one mechanism, driven by [`ServerSession`].
-pub(crate) trait ServerMech: Send + Sync + std::fmt::Debug {
-    /// The first call, with the initial response if the client sent one.
-    fn start(&mut self, ctx: &ServerContext, initial: Option<&[u8]>) -> Result<Inner, Error>;
-    /// A client response to the last challenge.
-    fn step(&mut self, ctx: &ServerContext, input: &[u8]) -> Result<Inner, Error>;
-    /// The caller's answer to the last request.
-    fn answer(&mut self, ctx: &ServerContext, answer: Answer) -> Result<Inner, Error>;
-    /// APOP's banner timestamp.
-    fn apop_timestamp(&self) -> Option<String> {
-        None
-    }
 }
 
 /// The largest client message any mechanism accepts (decoded bytes).
@@ -271,13 +243,4 @@ fn trace_success(auth: &Authenticated) {
         trace = auth.trace.as_deref(),
         "SASL exchange succeeded"
     );
-}
-
-/// Maps the generic answers that end an exchange.
-pub(crate) fn reject_or_unavailable(answer: &Answer) -> Option<Error> {
-    match answer {
-        Answer::Reject => Some(Error::BadCredentials),
-        Answer::Unavailable => Some(Error::Unavailable),
-        _ => None,
-    }
 }

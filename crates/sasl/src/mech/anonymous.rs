@@ -4,9 +4,10 @@
 //! message = [ email / token ]   ; up to 255 characters
 //! ```
 
+use crate::Credentials;
 use crate::backend::Answer;
-use crate::client::{ClientMech, Credentials};
-use crate::server::{Inner, ServerMech};
+use crate::mech::ClientMech;
+use crate::mech::{Inner, ServerMech};
 use crate::{Authenticated, Error, Mechanism, ServerContext};
 
 const M: Mechanism = Mechanism::Anonymous;

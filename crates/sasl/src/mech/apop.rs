@@ -5,10 +5,11 @@
 //! `APOP name digest` with `digest = hex(MD5(timestamp || password))`. The
 //! session's input is the command's arguments, `name SP digest`.
 
+use crate::Credentials;
 use crate::backend::{Answer, FetchPassword, Request};
-use crate::client::{ClientMech, Credentials};
+use crate::mech::ClientMech;
+use crate::mech::{Inner, ServerMech, reject_or_unavailable};
 use crate::mech::{msg_id_challenge, split_user_digest};
-use crate::server::{Inner, ServerMech, reject_or_unavailable};
 use crate::util::{ct_eq, hex, md5};
 use crate::{Authenticated, Error, Mechanism, ServerContext};
 

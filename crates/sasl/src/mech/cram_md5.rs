@@ -4,10 +4,11 @@
 //! answers `user SP hex(HMAC-MD5(password, challenge))`. The server needs
 //! the cleartext password ([`crate::Request::FetchPassword`]).
 
+use crate::Credentials;
 use crate::backend::{Answer, FetchPassword, Request};
-use crate::client::{ClientMech, Credentials};
+use crate::mech::ClientMech;
+use crate::mech::{Inner, ServerMech, reject_or_unavailable};
 use crate::mech::{msg_id_challenge, split_user_digest};
-use crate::server::{Inner, ServerMech, reject_or_unavailable};
 use crate::util::{ct_eq, hex, hmac_md5};
 use crate::{Authenticated, Error, Mechanism, ServerContext};
 

@@ -19,10 +19,11 @@
 //! offered, a charset other than `utf-8`, and an initial response.
 
 use crate::backend::{Answer, FetchPassword, Request};
-use crate::client::{ClientContext, ClientMech, Credentials};
-use crate::server::{Inner, ServerMech, reject_or_unavailable};
+use crate::mech::ClientMech;
+use crate::mech::{Inner, ServerMech, reject_or_unavailable};
 use crate::util::{ct_eq, hex, md5, random_nonce, saslprep};
 use crate::{Authenticated, Error, Mechanism, ServerContext};
+use crate::{ClientContext, Credentials};
 
 const M: Mechanism = Mechanism::DigestMd5;
 

@@ -9,9 +9,10 @@
 //! An empty authzid means "act as whoever the certificate maps to"; a
 //! different authzid needs the proxy check.
 
+use crate::Credentials;
 use crate::backend::{Answer, MapIdentity, Request};
-use crate::client::{ClientMech, Credentials};
-use crate::server::{Inner, ServerMech, reject_or_unavailable};
+use crate::mech::ClientMech;
+use crate::mech::{Inner, ServerMech, reject_or_unavailable};
 use crate::{Authenticated, Error, ExternalIdentity, Mechanism, ServerContext};
 
 const M: Mechanism = Mechanism::External;

@@ -1,10 +1,11 @@
 //! LOGIN (draft-murchison-sasl-login): user name and password in two
 //! challenges (`Username:`, `Password:`). Prepared with SASLprep like PLAIN.
 
+use crate::Credentials;
 use crate::backend::{Answer, Request, VerifyPassword};
-use crate::client::{ClientMech, Credentials};
+use crate::mech::ClientMech;
 use crate::mech::plain::{MAX_FIELD, password_verdict};
-use crate::server::{Inner, ServerMech};
+use crate::mech::{Inner, ServerMech};
 use crate::util::saslprep;
 use crate::{Error, Mechanism, Password, ServerContext};
 

@@ -2,6 +2,7 @@
 
 mod anonymous;
 mod apop;
+mod contract;
 mod cram_md5;
 mod digest_md5;
 mod external;
@@ -9,9 +10,9 @@ mod login;
 mod plain;
 mod scram;
 
-use crate::client::{ClientContext, ClientMech, Credentials};
-use crate::server::ServerMech;
-use crate::{Error, Mechanism, ServerContext};
+pub(crate) use contract::{ClientMech, Inner, ServerMech, reject_or_unavailable};
+
+use crate::{ClientContext, Credentials, Error, Mechanism, ServerContext};
 
 pub(crate) fn server(m: Mechanism, ctx: &ServerContext) -> Result<Box<dyn ServerMech>, Error> {
     Ok(match m {

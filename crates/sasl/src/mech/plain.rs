@@ -9,9 +9,10 @@
 //!
 //! The user name and password are prepared with SASLprep (RFC 4013).
 
+use crate::Credentials;
 use crate::backend::{Answer, Request, VerifyPassword};
-use crate::client::{ClientMech, Credentials};
-use crate::server::{Inner, ServerMech, reject_or_unavailable};
+use crate::mech::ClientMech;
+use crate::mech::{Inner, ServerMech, reject_or_unavailable};
 use crate::util::saslprep;
 use crate::{Authenticated, Error, Mechanism, Password, ServerContext};
 

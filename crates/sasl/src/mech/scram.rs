@@ -18,9 +18,9 @@
 //! give StoredKey, one more HMAC gives ServerSignature. No PBKDF2 per login.
 
 use crate::backend::{Answer, FetchScramSecret, Request};
-use crate::client::{ClientContext, ClientMech, Credentials};
+use crate::mech::ClientMech;
+use crate::mech::{Inner, ServerMech};
 use crate::scram_secret::keys_from_salted;
-use crate::server::{Inner, ServerMech};
 use crate::util::{
     b64_decode, b64_encode, ct_eq, hash, hi, hmac, random_bytes, random_nonce, saslprep, xor,
 };
@@ -28,6 +28,7 @@ use crate::{
     Authenticated, ChannelBindingType, Error, MIN_ITERATIONS, Mechanism, SALT_LEN, ScramAlgorithm,
     ScramSecret, ServerContext,
 };
+use crate::{ClientContext, Credentials};
 
 /// The largest iteration count a client accepts from a server (a hostile
 /// server could otherwise make the client spin).
