@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! configutil [--config FILE]                      list every parameter set in the file
-//! configutil [--config FILE] -o NAME              print a parameter's value
+//! configutil [--config FILE] -o NAME              print a parameter's value (a filter
+//!                                                 of several entries: one a line)
 //! configutil [--config FILE] -o NAME -v VALUE     set it ("" removes it: default again)
 //! configutil [--config FILE] -p PREFIX            list the set parameters under PREFIX
 //! configutil -H [-o NAME | -p PREFIX]             defaults and descriptions
@@ -106,17 +107,23 @@ fn run(args: &Args) -> Result<(), Error> {
         (Some(name), None) => {
             let config = load(&args.config)?;
             let param = known(name)?;
-            writeln!(out, "{}", config.string(param.name)?).map_err(write_err)
+            let value = config.string(param.name)?;
+            writeln!(out, "{}", value.trim_end_matches('\n')).map_err(write_err)
         }
         (None, _) => {
             let config = load(&args.config)?;
             let prefix = args.pattern.as_deref().unwrap_or("");
             for p in matching(prefix) {
                 if let Some(value) = config.value(p.name)?.filter(|_| config.is_set(p.name)) {
+                    // A filter of several lines: one filter a line, the
+                    // lines after the first indented.
                     let shown = if p.kind == Kind::Secret {
                         "********".to_owned()
                     } else {
-                        value.to_config_string_for(p.kind)
+                        value
+                            .to_config_string_for(p.kind)
+                            .trim_end_matches('\n')
+                            .replace('\n', "\n    ")
                     };
                     writeln!(out, "{} = {}", p.name, shown).map_err(write_err)?;
                 }

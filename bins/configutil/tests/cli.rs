@@ -311,3 +311,45 @@ service = { pop = { domainallowed = \"pop: .example.com\" } }\n";
         "# Site configuration\nservice = { pop = { domainallowed = \"pop: .example.org\" } }\n"
     );
 }
+
+#[test]
+fn shows_filters_of_several_entries_one_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &cfg,
+        "[service.imap]\n\
+domainnotallowed = [\"ALL: ALL\"]\n\
+domainallowed = [\"imap: .example.com\", \"imap: 192.168.1.\"]\n\
+[service.pop]\n\
+domainallowed = '''\npop: .example.com\npop: 10.\n'''\n",
+    )
+    .unwrap();
+    let o = configutil(&cfg, &["-o", "service.imap.domainallowed"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "imap: .example.com\nimap: 192.168.1.\n");
+    let o = configutil(&cfg, &["-o", "service.pop.domainallowed"]);
+    assert_eq!(stdout(&o), "pop: .example.com\npop: 10.\n");
+    let list = stdout(&configutil(&cfg, &["-p", "service.imap"]));
+    assert_eq!(
+        list,
+        "service.imap.domainallowed = imap: .example.com\n    imap: 192.168.1.\n\
+service.imap.domainnotallowed = ALL: ALL\n"
+    );
+    // A value of several lines is set as a multi-line string.
+    let o = configutil(
+        &cfg,
+        &[
+            "-o",
+            "service.imap.domainallowed",
+            "-v",
+            "imap: a.example\nimap: b.example",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        text.contains("domainallowed = '''\nimap: a.example\nimap: b.example'''\n"),
+        "{text}"
+    );
+}

@@ -3,7 +3,7 @@
 
 use portcullis_accessfilter::{Action, Filter, parse_filter_list};
 
-use crate::{Config, Error};
+use crate::{Config, Error, Value};
 
 /// Checks that an access filter value (`service.*.domainallowed` and
 /// friends) parses, in the file form or the LDAP `+svc:clients$-...` form.
@@ -45,6 +45,76 @@ pub(crate) fn known_service_names() -> String {
     names.join(", ")
 }
 
+/// The value of an access filter parameter, as entries: a TOML string is
+/// one entry, an array of strings one entry per item.
+///
+/// Each entry is in the file form (one filter per line, every filter with
+/// the parameter's action) or the LDAP form (`+svc:clients$-svc:clients`,
+/// each rule with its own sign). So a parameter can hold several filters
+/// as a multi-line string (`'''`, one per line) or as an array:
+///
+/// ```toml
+/// [service.imap]
+/// domainnotallowed = ["ALL: ALL"]
+/// domainallowed = '''
+/// imap: .example.com
+/// imap: 192.168.1.
+/// '''
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterValue {
+    entries: Vec<String>,
+}
+
+impl FilterValue {
+    pub(crate) fn from_value(value: Option<&Value>) -> Self {
+        let entries = match value {
+            Some(Value::List(l)) => l.clone(),
+            Some(v) => vec![v.to_config_string()],
+            None => Vec::new(),
+        };
+        Self { entries }
+    }
+
+    /// The entries, in order.
+    #[must_use]
+    pub fn entries(&self) -> &[String] {
+        &self.entries
+    }
+
+    /// Parses every entry (see
+    /// [`portcullis_accessfilter::parse_filter_list`]); a filter in the
+    /// file form gets `default` as its action.
+    ///
+    /// Positions count as if the entries were lines of one text: with
+    /// one-line entries, line *n* is the *n*th array item; rule numbers
+    /// run on across entries.
+    ///
+    /// # Errors
+    /// The first syntax error, its line counted as above.
+    pub fn parse(&self, default: Action) -> Result<Vec<Filter>, portcullis_accessfilter::Error> {
+        let mut filters = Vec::new();
+        let mut line_offset: u32 = 0;
+        for entry in &self.entries {
+            let rule_offset = u32::try_from(filters.len()).unwrap_or(u32::MAX);
+            let parsed = parse_filter_list(entry, default).map_err(|mut e| {
+                if let portcullis_accessfilter::Error::Syntax { line, .. } = &mut e {
+                    *line = line.saturating_add(line_offset);
+                }
+                e
+            })?;
+            filters.extend(parsed.into_iter().map(|mut f| {
+                f.origin.line = f.origin.line.saturating_add(line_offset);
+                f.origin.rule = f.origin.rule.saturating_add(rule_offset);
+                f
+            }));
+            let lines = u32::try_from(entry.split('\n').count()).unwrap_or(u32::MAX);
+            line_offset = line_offset.saturating_add(lines);
+        }
+        Ok(filters)
+    }
+}
+
 /// The service-level filter parameters of a service, in evaluation order,
 /// with the action a rule in the file form gets (a value in the LDAP form,
 /// `+imap:ALL$-imap:bad.example`, carries each rule's own).
@@ -69,8 +139,9 @@ impl Config {
     /// The service-level access filters of `service`:
     /// `service.<base>.domainallowed` (Allow) and
     /// `service.<base>.domainnotallowed` (Deny), in that order, each parsed
-    /// in whichever form it is written. The one mapping from parameters to
-    /// filters.
+    /// in whichever form it is written (see [`FilterValue`]: one string or
+    /// an array, the file form or the LDAP form). The one mapping from
+    /// parameters to filters.
     ///
     /// `<base>` is the service whose parameters govern `service` (ASCII
     /// case ignored):
@@ -96,8 +167,7 @@ impl Config {
             .iter()
             .map(|(suffix, action)| {
                 let parameter = format!("service.{base}.{suffix}");
-                let value = self.string(&parameter)?;
-                let filters = parse_filter_list(&value, *action);
+                let filters = self.filters(&parameter)?.parse(*action);
                 Ok(ServiceFilters { parameter, filters })
             })
             .collect()

@@ -17,7 +17,7 @@ use toml_edit::{DocumentMut, Item, Table};
 
 pub use crate::error::Error;
 pub use crate::file::update_file;
-pub use crate::filter::{SERVICE_PARAMETER_NAMES, ServiceFilters, parameter_service};
+pub use crate::filter::{FilterValue, SERVICE_PARAMETER_NAMES, ServiceFilters, parameter_service};
 pub use crate::registry::{Kind, PARAMETERS, Parameter};
 pub use crate::value::Value;
 
@@ -121,8 +121,8 @@ impl Config {
         registry::lookup(name).is_some_and(|p| self.values.contains_key(p.name))
     }
 
-    /// A parameter as text (lists joined as written); empty when unset
-    /// without a default.
+    /// A parameter as text (lists joined as written, the entries of a
+    /// filter array one per line); empty when unset without a default.
     ///
     /// # Errors
     /// [`Error::UnknownParameter`].
@@ -171,6 +171,12 @@ impl Config {
     /// # Errors
     /// [`Error::UnknownParameter`], or [`Error::WrongType`].
     pub fn list(&self, name: &str) -> Result<Vec<String>, Error> {
+        if known(name)?.kind == Kind::Filter {
+            return Err(Error::WrongType {
+                name: name.to_owned(),
+                expected: "list",
+            });
+        }
         match self.value(name)? {
             Some(Value::List(l)) => Ok(l),
             None => Ok(Vec::new()),
@@ -179,6 +185,22 @@ impl Config {
                 expected: "list",
             }),
         }
+    }
+
+    /// An access filter parameter, as its entries (a string is one, an
+    /// array one per item); see [`FilterValue`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownParameter`], or [`Error::WrongType`] when the
+    /// parameter is not an access filter.
+    pub fn filters(&self, name: &str) -> Result<FilterValue, Error> {
+        if known(name)?.kind != Kind::Filter {
+            return Err(Error::WrongType {
+                name: name.to_owned(),
+                expected: "access filter",
+            });
+        }
+        Ok(FilterValue::from_value(self.value(name)?.as_ref()))
     }
 
     /// Every parameter the file sets, by canonical name.

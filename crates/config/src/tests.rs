@@ -307,7 +307,14 @@ fn value_for(kind: Kind) -> BoxedStrategy<String> {
         Kind::CommaList => proptest::collection::vec("[A-Za-z0-9:._-]{1,12}", 1..4)
             .prop_map(|v| v.join(","))
             .boxed(),
-        Kind::Filter => Just("imap: .example.com".to_owned()).boxed(),
+        Kind::Filter => prop_oneof![
+            Just("imap: .example.com"),
+            Just("imap: .example.com\nimap: 192.168.1.\n"),
+            Just("+imap:ALL$-imap:bad.example"),
+            Just("ALL: ALL\n# trailing 'quote'"),
+        ]
+        .prop_map(str::to_owned)
+        .boxed(),
         _ => "[ -~]{1,40}".boxed(),
     }
 }
@@ -487,4 +494,95 @@ fn update_file_refuses_text_that_would_not_read_back() {
     .unwrap_err();
     assert!(matches!(e, Error::EditRefused { .. }), "{e:?}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+/// The actions, rule numbers and lines of one parameter's filters.
+fn actions_and_rules(sf: &ServiceFilters) -> Vec<(portcullis_accessfilter::Action, u32, u32)> {
+    sf.filters
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|f| (f.action, f.origin.rule, f.origin.line))
+        .collect()
+}
+
+#[test]
+fn filter_parameters_hold_several_filters_as_arrays_or_lines() {
+    use portcullis_accessfilter::Action::{Allow, Deny};
+    // The chapter's "mostly denying" example, written as it appears.
+    let as_arrays = r#"
+[service.imap]
+domainnotallowed = ["ALL: ALL"]
+domainallowed = ["imap: .example.com", "imap: 192.168.1."]
+"#;
+    let as_lines = r"
+[service.imap]
+domainnotallowed = 'ALL: ALL'
+domainallowed = '''
+imap: .example.com
+imap: 192.168.1.
+'''
+";
+    for (text, shown) in [
+        (as_arrays, "imap: .example.com\nimap: 192.168.1."),
+        (as_lines, "imap: .example.com\nimap: 192.168.1.\n"),
+    ] {
+        let c = Config::parse(text).unwrap();
+        let imap = c.service_filters("imaps").unwrap();
+        assert_eq!(imap[0].parameter, "service.imap.domainallowed");
+        assert_eq!(
+            actions_and_rules(&imap[0]),
+            [(Allow, 1, 1), (Allow, 2, 2)],
+            "{text}"
+        );
+        assert_eq!(actions_and_rules(&imap[1]), [(Deny, 1, 1)], "{text}");
+        assert_eq!(c.string("service.imap.domainallowed").unwrap(), shown);
+    }
+    // Array items may be in the LDAP form, each rule keeping its sign.
+    let c = Config::parse(
+        r#"service.pop.domainnotallowed = ["+pop:ALL$-pop:bad.example", "pop: 10."]"#,
+    )
+    .unwrap();
+    let pop = c.service_filters("pop3").unwrap();
+    assert_eq!(
+        actions_and_rules(&pop[1]),
+        [(Allow, 1, 1), (Deny, 2, 1), (Deny, 3, 2)]
+    );
+    assert_eq!(
+        c.filters("service.pop.domainnotallowed").unwrap().entries(),
+        ["+pop:ALL$-pop:bad.example", "pop: 10."]
+    );
+    assert!(matches!(
+        c.list("service.pop.domainnotallowed"),
+        Err(Error::WrongType { .. })
+    ));
+    // Every item must parse; the error names it.
+    let e = Config::parse(r#"service.pop.domainallowed = ["pop: ALL", "pop ALL"]"#).unwrap_err();
+    assert!(e.to_string().contains("array item 2"), "{e}");
+    let e = Config::parse(r#"service.pop.domainallowed = ["pop: ALL", 1]"#).unwrap_err();
+    assert!(matches!(e, Error::InvalidValue { .. }), "{e}");
+}
+
+#[test]
+fn a_filter_of_several_lines_is_written_as_a_multi_line_string() {
+    let mut c = Config::parse("# site\n[service.imap]\ndomainallowed = \"imap: ALL\"\n").unwrap();
+    c.set(
+        "service.imap.domainallowed",
+        "imap: .example.com\nimap: 192.168.1.",
+    )
+    .unwrap();
+    assert_eq!(
+        c.to_string(),
+        "# site\n[service.imap]\ndomainallowed = '''\nimap: .example.com\nimap: 192.168.1.'''\n"
+    );
+    let again = Config::parse(&c.to_string()).unwrap();
+    assert_eq!(
+        again
+            .filters("service.imap.domainallowed")
+            .unwrap()
+            .entries(),
+        ["imap: .example.com\nimap: 192.168.1."]
+    );
+    // Other values stay one line.
+    assert!(c.set("local.ugldapbasedn", "o=a\no=b").is_err());
 }

@@ -13,9 +13,11 @@ pub enum Value {
     Bool(bool),
     /// An integer.
     Integer(i64),
-    /// Text (strings, secrets and access filters).
+    /// Text (strings, secrets and access filters; an access filter may
+    /// hold several lines, one filter each).
     String(String),
-    /// A list of words.
+    /// A list of words, or the entries of an access filter written as a
+    /// TOML array of strings.
     List(Vec<String>),
 }
 
@@ -41,7 +43,13 @@ impl Value {
             name: param.name.to_owned(),
             reason,
         };
-        if raw.contains(['\n', '\r', '\0']) {
+        // Filters may have several lines (one filter each); other values
+        // are one line.
+        let forbidden: &[char] = match param.kind {
+            Kind::Filter => &['\0'],
+            _ => &['\n', '\r', '\0'],
+        };
+        if raw.contains(forbidden) {
             return Err(invalid("values are one line of text".to_owned()));
         }
         match param.kind {
@@ -87,6 +95,27 @@ impl Value {
             (Kind::Bool, toml_edit::Value::Integer(i)) => {
                 Self::parse(param, &i.value().to_string())
             }
+            (Kind::Filter, toml_edit::Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    toml_edit::Value::String(s) => {
+                        let entry = Self::parse(param, s.value()).map_err(|e| match e {
+                            Error::InvalidValue { name, reason } => Error::InvalidValue {
+                                name,
+                                reason: format!("array item {}: {reason}", i + 1),
+                            },
+                            other => other,
+                        })?;
+                        Ok(entry.to_config_string())
+                    }
+                    _ => Err(Error::InvalidValue {
+                        name: param.name.to_owned(),
+                        reason: "filter array items must be strings".to_owned(),
+                    }),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Self::List),
             (Kind::List | Kind::CommaList, toml_edit::Value::Array(a)) => a
                 .iter()
                 .map(|item| match item {
@@ -112,21 +141,29 @@ impl Value {
 
     /// The value as the configuration file will hold it.
     pub(crate) fn to_toml(&self, kind: Kind) -> toml_edit::Value {
-        match self {
-            Self::Bool(b) => toml_edit::Value::from(*b),
-            Self::Integer(i) => toml_edit::Value::from(*i),
-            Self::String(_) | Self::List(_) => {
+        match (self, kind) {
+            (Self::Bool(b), _) => toml_edit::Value::from(*b),
+            (Self::Integer(i), _) => toml_edit::Value::from(*i),
+            (Self::List(entries), Kind::Filter) => entries
+                .iter()
+                .map(|e| multi_line(e))
+                .collect::<toml_edit::Array>()
+                .into(),
+            (Self::String(s), Kind::Filter) => multi_line(s),
+            (Self::String(_) | Self::List(_), _) => {
                 toml_edit::Value::from(self.to_config_string_for(kind))
             }
         }
     }
 
     /// The value in `configutil` syntax for a parameter of `kind` (comma
-    /// lists joined with commas).
+    /// lists joined with commas, the entries of a filter array one per
+    /// line).
     #[must_use]
     pub fn to_config_string_for(&self, kind: Kind) -> String {
         match (self, kind) {
             (Self::List(l), Kind::CommaList) => l.join(","),
+            (Self::List(l), Kind::Filter) => l.join("\n"),
             _ => self.to_config_string(),
         }
     }
@@ -141,6 +178,24 @@ impl Value {
             Self::List(l) => l.join(" "),
         }
     }
+}
+
+/// A TOML string for `s`: a multi-line literal string (`'''`, one
+/// filter per line, as a person writes it) when `s` has several lines and
+/// can be written so, else a basic string.
+fn multi_line(s: &str) -> toml_edit::Value {
+    let literal_ok = s.contains('\n')
+        && !s.contains("'''")
+        && !s.ends_with('\'')
+        && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control());
+    if literal_ok
+        && let Ok(mut v) = format!("'''\n{s}'''").parse::<toml_edit::Value>()
+        && v.as_str() == Some(s)
+    {
+        v.decor_mut().clear();
+        return v;
+    }
+    toml_edit::Value::from(s)
 }
 
 fn check_range(param: &Parameter, i: i64, min: i64, max: i64) -> Result<Value, Error> {
