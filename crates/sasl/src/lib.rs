@@ -15,6 +15,7 @@ mod mech;
 mod mechanism;
 mod memory;
 mod policy;
+mod protocol_login;
 #[cfg(feature = "rustls")]
 mod rustls_state;
 mod scram_secret;
@@ -36,6 +37,7 @@ pub use error::Error;
 pub use mechanism::{Mechanism, ScramAlgorithm};
 pub use memory::MemoryBackend;
 pub use policy::{POLICY_PARAMETERS, PlaintextRule, Policy, PolicyConfig};
+pub use protocol_login::Salt;
 pub use scram_secret::{MIN_ITERATIONS, SALT_LEN, ScramSecret};
 pub use secret::Password;
 pub use server::{MAX_CLIENT_MESSAGE, ServerSession, Step};

@@ -80,6 +80,20 @@ impl ServerSession {
         })
     }
 
+    /// An exchange run by a mechanism the caller built (a salted login).
+    pub(crate) fn with_mech(
+        mechanism: Mechanism,
+        context: &ServerContext,
+        mech: Box<dyn ServerMech>,
+    ) -> Self {
+        Self {
+            mechanism,
+            context: context.clone(),
+            mech,
+            state: State::New,
+        }
+    }
+
     /// The mechanism of this exchange.
     pub fn mechanism(&self) -> Mechanism {
         self.mechanism

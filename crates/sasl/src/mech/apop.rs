@@ -23,10 +23,15 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn new(ctx: &ServerContext) -> Result<Self, Error> {
-        Ok(Self {
-            timestamp: msg_id_challenge(ctx)?,
+        Ok(Self::with_timestamp(msg_id_challenge(ctx)?))
+    }
+
+    /// With the timestamp the connection sent in its greeting.
+    pub(crate) fn with_timestamp(timestamp: String) -> Self {
+        Self {
+            timestamp,
             pending: None,
-        })
+        }
     }
 
     fn command(&mut self, ctx: &ServerContext, input: &[u8]) -> Result<Inner, Error> {

@@ -22,10 +22,15 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn new(ctx: &ServerContext) -> Result<Self, Error> {
-        Ok(Self {
-            challenge: msg_id_challenge(ctx)?,
+        Ok(Self::with_challenge(msg_id_challenge(ctx)?))
+    }
+
+    /// With a challenge the caller chose (nginx's `Auth-Salt`).
+    pub(crate) fn with_challenge(challenge: String) -> Self {
+        Self {
+            challenge,
             pending: None,
-        })
+        }
     }
 }
 

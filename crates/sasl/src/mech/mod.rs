@@ -1,9 +1,9 @@
 //! The mechanisms, server and client halves.
 
 mod anonymous;
-mod apop;
+pub(crate) mod apop;
 mod contract;
-mod cram_md5;
+pub(crate) mod cram_md5;
 mod digest_md5;
 mod external;
 mod login;
