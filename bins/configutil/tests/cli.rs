@@ -75,9 +75,9 @@ fn round_trips_every_parameter_type() {
     assert!(list.contains("mmp.preauth = true\n"), "{list}");
     assert!(list.contains("local.ugldapbindcred = ********\n"), "{list}");
     assert!(!list.contains("s3cr"), "{list}");
-    assert!(!list.contains("service.imap.port"), "{list}");
+    assert!(!list.contains("service.imap.port"), "{list}"); // not a parameter name
     // -p limits to a prefix.
-    let p = stdout(&configutil(&cfg, &["-p", "local.ugldap"]));
+    let p = stdout(&configutil(&cfg, &["-p", "local.ugldap"])); // not a parameter name: a prefix
     assert_eq!(p.lines().count(), 3, "{p}");
     // An unset parameter prints its default.
     let o = configutil(&cfg, &["-o", "mmp.authservicettl"]);
@@ -130,7 +130,7 @@ fn errors_leave_the_file_untouched() {
     let cfg = dir.path().join("portcullis.toml");
     std::fs::write(&cfg, COMMENTED).unwrap();
     let before = std::fs::read(&cfg).unwrap();
-    let o = configutil(&cfg, &["-o", "service.imap.domainalowed", "-v", "x"]);
+    let o = configutil(&cfg, &["-o", "service.imap.domainalowed", "-v", "x"]); // not a parameter name
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("did you mean `service.imap.domainallowed`?"),

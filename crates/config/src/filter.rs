@@ -3,7 +3,7 @@
 
 use portcullis_accessfilter::{Action, Filter, parse_filter_list};
 
-use crate::{Config, Error, Value};
+use crate::{Config, Error, Param, Value};
 
 /// Checks that an access filter value (`service.*.domainallowed` and
 /// friends) parses, in the file form or the LDAP `+svc:clients$-...` form.
@@ -73,6 +73,12 @@ impl FilterValue {
             Some(v) => vec![v.to_config_string()],
             None => Vec::new(),
         };
+        // A blank entry holds no filters (an unset parameter's default is
+        // the empty string).
+        let entries = entries
+            .into_iter()
+            .filter(|e| !e.trim().is_empty())
+            .collect();
         Self { entries }
     }
 
@@ -115,13 +121,21 @@ impl FilterValue {
     }
 }
 
-/// The service-level filter parameters of a service, in evaluation order,
-/// with the action a rule in the file form gets (a value in the LDAP form,
-/// `+imap:ALL$-imap:bad.example`, carries each rule's own).
-const SERVICE_FILTERS: [(&str, Action); 2] = [
-    ("domainallowed", Action::Allow),
-    ("domainnotallowed", Action::Deny),
-];
+/// The service-level filter parameters of each base service, in
+/// evaluation order, with the action a rule in the file form gets (a value
+/// in the LDAP form, `+imap:ALL$-imap:bad.example`, carries each rule's
+/// own).
+fn filter_parameters(base: &str) -> Option<[(Param<FilterValue>, Action); 2]> {
+    use crate::params::*;
+    let [allowed, notallowed] = match base {
+        "imap" => [SERVICE_IMAP_DOMAINALLOWED, SERVICE_IMAP_DOMAINNOTALLOWED],
+        "pop" => [SERVICE_POP_DOMAINALLOWED, SERVICE_POP_DOMAINNOTALLOWED],
+        "smtp" => [SERVICE_SMTP_DOMAINALLOWED, SERVICE_SMTP_DOMAINNOTALLOWED],
+        "http" => [SERVICE_HTTP_DOMAINALLOWED, SERVICE_HTTP_DOMAINNOTALLOWED],
+        _ => return None,
+    };
+    Some([(allowed, Action::Allow), (notallowed, Action::Deny)])
+}
 
 /// One service-level filter parameter, parsed.
 #[derive(Debug)]
@@ -160,15 +174,18 @@ impl Config {
     /// [`Error::UnknownService`] for any other name: a service without
     /// filter parameters must not read as one that grants everyone.
     pub fn service_filters(&self, service: &str) -> Result<Vec<ServiceFilters>, Error> {
-        let base = parameter_service(service).ok_or_else(|| Error::UnknownService {
-            service: service.to_owned(),
-        })?;
-        SERVICE_FILTERS
-            .iter()
-            .map(|(suffix, action)| {
-                let parameter = format!("service.{base}.{suffix}");
-                let filters = self.filters(&parameter)?.parse(*action);
-                Ok(ServiceFilters { parameter, filters })
+        let params = parameter_service(service)
+            .and_then(filter_parameters)
+            .ok_or_else(|| Error::UnknownService {
+                service: service.to_owned(),
+            })?;
+        params
+            .into_iter()
+            .map(|(key, action)| {
+                Ok(ServiceFilters {
+                    parameter: key.name().to_owned(),
+                    filters: self.get(key)?.parse(action),
+                })
             })
             .collect()
     }

@@ -6,6 +6,7 @@ mod edit;
 mod error;
 mod file;
 mod filter;
+mod param;
 pub mod registry;
 mod value;
 
@@ -18,7 +19,8 @@ use toml_edit::{DocumentMut, Item, Table};
 pub use crate::error::Error;
 pub use crate::file::update_file;
 pub use crate::filter::{FilterValue, SERVICE_PARAMETER_NAMES, ServiceFilters, parameter_service};
-pub use crate::registry::{Kind, PARAMETERS, Parameter};
+pub use crate::param::{Param, ParamType};
+pub use crate::registry::{Kind, PARAMETERS, Parameter, params};
 pub use crate::value::Value;
 
 /// A parsed configuration file.

@@ -5,6 +5,8 @@
 //! of the Messaging Server 6.3 administration guide); the POP-before-SMTP
 //! options of the multiplexor live under `mmp.`.
 
+use crate::param::Param;
+
 /// What kind of value a parameter holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -75,6 +77,51 @@ const fn p(
     }
 }
 
+/// Defines the registry once: [`PARAMETERS`] and, for each parameter, a
+/// typed key in [`params`] (named after the parameter, dots as
+/// underscores) whose type says what [`crate::Config::get`] returns.
+macro_rules! parameters {
+    ($(
+        $key:ident: $ty:ty = ($name:literal, $kind:expr, $default:expr, $desc:literal $(,)?);
+    )*) => {
+        /// Typed keys, one per parameter of the registry:
+        /// `config.get(params::SERVICE_IMAP_DOMAINALLOWED)` instead of a
+        /// name spelt out at each use. Each key's type is what
+        /// [`crate::Config::get`] returns for it.
+        pub mod params {
+            use super::*;
+            use crate::FilterValue;
+
+            $(
+                #[doc = concat!("`", $name, "`\n\n```text\n", $desc, "\n```")]
+                pub const $key: Param<$ty> = Param::new(p($name, $kind, $default, $desc));
+            )*
+
+            /// Every key's constant name and parameter name (to check the
+            /// one against the other).
+            #[cfg(test)]
+            pub(crate) const KEY_NAMES: &[(&str, &str)] = &[$((stringify!($key), $name)),*];
+
+            /// Reads every parameter through its typed key: the name, whether
+            /// the key's type fits the parameter's kind, and what `get`
+            /// returned.
+            #[cfg(test)]
+            pub(crate) fn read_all(
+                config: &crate::Config,
+            ) -> Vec<(&'static str, bool, Result<String, crate::Error>)> {
+                vec![$((
+                    $name,
+                    <$ty as crate::ParamType>::fits(&$key.parameter().kind),
+                    config.get($key).map(|v| format!("{v:?}")),
+                )),*]
+            }
+        }
+
+        /// Every parameter, sorted by name.
+        pub static PARAMETERS: &[Parameter] = &[$(params::$key.parameter_const()),*];
+    };
+}
+
 const BOOL: Kind = Kind::Bool;
 const FLAG: Kind = Kind::Integer { min: 0, max: 1 };
 const SECONDS: Kind = Kind::Integer {
@@ -87,277 +134,276 @@ const NONNEG: Kind = Kind::Integer {
 };
 const PORT: Kind = Kind::Integer { min: 1, max: 65535 };
 
-/// Every parameter, sorted by name.
-pub static PARAMETERS: &[Parameter] = &[
-    p(
+parameters! {
+    ENCRYPTION_RSA_NSSSLPERSONALITYSSL: Vec<String> = (
         "encryption.rsa.nssslpersonalityssl",
         Kind::CommaList,
         Some("Server-Cert"),
         "Nickname(s) of the server certificate used by every service that has no \
          local.<service>.sslnicknames of its own; module:nickname names a key on a PKCS#11 token.",
-    ),
-    p(
+    );
+    LOCAL_HTTP_SSLNICKNAMES: Vec<String> = (
         "local.http.sslnicknames",
         Kind::CommaList,
         None,
         "Certificate nicknames for HTTP (at most one per key type); unset: \
          encryption.rsa.nssslpersonalityssl.",
-    ),
-    p(
+    );
+    LOCAL_IMAP_SSLNICKNAMES: Vec<String> = (
         "local.imap.sslnicknames",
         Kind::CommaList,
         None,
         "Certificate nicknames for IMAP (at most one per key type); unset: \
          encryption.rsa.nssslpersonalityssl.",
-    ),
-    p(
+    );
+    LOCAL_IMTA_SSLNICKNAMES: Vec<String> = (
         "local.imta.sslnicknames",
         Kind::CommaList,
         None,
         "Certificate nicknames for SMTP (at most one per key type); unset: \
          encryption.rsa.nssslpersonalityssl.",
-    ),
-    p(
+    );
+    LOCAL_POP_SSLNICKNAMES: Vec<String> = (
         "local.pop.sslnicknames",
         Kind::CommaList,
         None,
         "Certificate nicknames for POP (at most one per key type); unset: \
          encryption.rsa.nssslpersonalityssl.",
-    ),
-    p(
+    );
+    LOCAL_SSLDBPATH: String = (
         "local.ssldbpath",
         Kind::String,
         Some("certdb"),
         "Directory of the certificate database (msgcert -d overrides it); relative paths \
          are taken from the configuration file's directory.",
-    ),
-    p(
+    );
+    LOCAL_UGLDAPBASEDN: String = (
         "local.ugldapbasedn",
         Kind::String,
         Some("o=example"),
         "Base DN of the user/group directory tree.",
-    ),
-    p(
+    );
+    LOCAL_UGLDAPBINDCRED: String = (
         "local.ugldapbindcred",
         Kind::Secret,
         Some(""),
         "Password of local.ugldapbinddn.",
-    ),
-    p(
+    );
+    LOCAL_UGLDAPBINDDN: String = (
         "local.ugldapbinddn",
         Kind::String,
         Some(""),
         "DN of the service account the servers bind as to search the user/group directory.",
-    ),
-    p(
+    );
+    LOCAL_UGLDAPHOST: Vec<String> = (
         "local.ugldaphost",
         Kind::List,
         Some("localhost"),
         "User/group directory server(s): blank-separated host[:port] list, tried in order \
          with failover.",
-    ),
-    p(
+    );
+    LOCAL_UGLDAPPORT: i64 = (
         "local.ugldapport",
         PORT,
         Some("389"),
         "Port of the user/group directory for hosts that name none (636 is usual with \
          local.ugldapusessl = 1).",
-    ),
-    p(
+    );
+    LOCAL_UGLDAPUSESSL: bool = (
         "local.ugldapusessl",
         FLAG,
         Some("0"),
         "1: talk to the user/group directory over LDAPS; 0: plain LDAP (StartTLS when \
          configured).",
-    ),
-    p(
+    );
+    MMP_AUTHSERVICETTL: i64 = (
         "mmp.authservicettl",
         SECONDS,
         Some("900"),
         "AuthServiceTTL: seconds a successful POP login authorizes SMTP relaying from the \
          same client address.",
-    ),
-    p(
+    );
+    MMP_CLIENTLOOKUP: bool = (
         "mmp.clientlookup",
         BOOL,
         Some("false"),
         "ClientLookup: do one reverse DNS lookup of the client at the proxy and pass the \
          name to the SMTP relay.",
-    ),
-    p(
+    );
+    MMP_EHLOKEYWORDS: Vec<String> = (
         "mmp.ehlokeywords",
         Kind::List,
         Some(""),
         "EhloKeywords: EHLO keywords passed from the SMTP relays to clients besides the \
          default set (8BITMIME PIPELINING DSN ENHANCEDSTATUSCODES EXPN HELP XLOOP ETRN SIZE \
          STARTTLS AUTH).",
-    ),
-    p(
+    );
+    MMP_FAILOVERTIMEOUT: i64 = (
         "mmp.failovertimeout",
         SECONDS,
         Some("10"),
         "FailoverTimeout: seconds to wait for an SMTP relay before trying the next; a \
          failed relay is not tried again for this many minutes.",
-    ),
-    p(
+    );
+    MMP_POPBEFORESMTPKLUDGECHANNEL: String = (
         "mmp.popbeforesmtpkludgechannel",
         Kind::String,
         Some(""),
         "PopBeforeSmtpKludgeChannel: channel the relay switches POP-authorized clients to \
          (e.g. tcp_intranet); with XCLIENT the user is passed as LOGIN instead.",
-    ),
-    p(
+    );
+    MMP_PREAUTH: bool = (
         "mmp.preauth",
         BOOL,
         Some("false"),
         "PreAuth: authenticate POP users at the proxy and record their address for \
          POP-before-SMTP.",
-    ),
-    p(
+    );
+    MMP_SMTPPROXYPASSWORD: String = (
         "mmp.smtpproxypassword",
         Kind::Secret,
         Some(""),
         "SmtpProxyPassword: password the SMTP proxy presents to the relays (the relays' \
          PROXY_PASSWORD).",
-    ),
-    p(
+    );
+    MMP_SMTPRELAYS: Vec<String> = (
         "mmp.smtprelays",
         Kind::List,
         Some(""),
         "SmtpRelays: blank-separated host[:port] list of SMTP relays, used round robin.",
-    ),
-    p(
+    );
+    SASL_DEFAULT_AUTO_TRANSITION: bool = (
         "sasl.default.auto_transition",
         BOOL,
         Some("false"),
         "When a user logs in with a plaintext password, rewrite the stored password in the \
          directory's default storage scheme.",
-    ),
-    p(
+    );
+    SASL_DEFAULT_LDAP_HAS_PLAIN_PASSWORDS: bool = (
         "sasl.default.ldap.has_plain_passwords",
         BOOL,
         Some("false"),
         "The directory holds cleartext passwords: enables APOP, CRAM-MD5 and DIGEST-MD5.",
-    ),
-    p(
+    );
+    SASL_DEFAULT_LDAP_SEARCHFILTER: String = (
         "sasl.default.ldap.searchfilter",
         Kind::String,
         Some("(&(uid=%U)(objectclass=inetmailuser))"),
         "Default filter to find a user: %U local part, %D domain, %o login as typed.",
-    ),
-    p(
+    );
+    SASL_DEFAULT_LDAP_SEARCHFORDOMAIN: bool = (
         "sasl.default.ldap.searchfordomain",
         FLAG,
         Some("1"),
         "1: look up the login's domain first and search the user under it (with the \
          domain's inetDomainSearchFilter if it has one); 0: search under local.ugldapbasedn.",
-    ),
-    p(
+    );
+    SASL_DEFAULT_MECH_LIST: Vec<String> = (
         "sasl.default.mech_list",
         Kind::List,
         Some(""),
         "Space-separated list of SASL mechanisms; when non-empty it is the list, \
          overriding has_plain_passwords and allowanonymouslogin.",
-    ),
-    p(
+    );
+    SERVICE_HTTP_DOMAINALLOWED: FilterValue = (
         "service.http.domainallowed",
         Kind::Filter,
         Some(""),
         "Access filters whose matches are granted HTTP access.",
-    ),
-    p(
+    );
+    SERVICE_HTTP_DOMAINNOTALLOWED: FilterValue = (
         "service.http.domainnotallowed",
         Kind::Filter,
         Some(""),
         "Access filters whose matches are denied HTTP access.",
-    ),
-    p(
+    );
+    SERVICE_HTTP_PLAINTEXTMINCIPHER: Option<i64> = (
         "service.http.plaintextmincipher",
         NONNEG,
         None,
         "Per-service override of service.plaintextmincipher for HTTP.",
-    ),
-    p(
+    );
+    SERVICE_HTTP_PROXYDOMAINALLOWED: FilterValue = (
         "service.http.proxydomainallowed",
         Kind::Filter,
         Some(""),
         "Access filters for hosts allowed to log in to HTTP on behalf of users (proxy \
          authentication).",
-    ),
-    p(
+    );
+    SERVICE_HTTP_SESSIONTIMEOUT: i64 = (
         "service.http.sessiontimeout",
         SECONDS,
         Some("7200"),
         "Seconds an idle HTTP session stays valid.",
-    ),
-    p(
+    );
+    SERVICE_IMAP_ALLOWANONYMOUSLOGIN: bool = (
         "service.imap.allowanonymouslogin",
         BOOL,
         Some("false"),
         "Allow SASL ANONYMOUS for IMAP.",
-    ),
-    p(
+    );
+    SERVICE_IMAP_DOMAINALLOWED: FilterValue = (
         "service.imap.domainallowed",
         Kind::Filter,
         Some(""),
         "Access filters whose matches are granted IMAP access.",
-    ),
-    p(
+    );
+    SERVICE_IMAP_DOMAINNOTALLOWED: FilterValue = (
         "service.imap.domainnotallowed",
         Kind::Filter,
         Some(""),
         "Access filters whose matches are denied IMAP access.",
-    ),
-    p(
+    );
+    SERVICE_IMAP_PLAINTEXTMINCIPHER: Option<i64> = (
         "service.imap.plaintextmincipher",
         NONNEG,
         None,
         "Per-service override of service.plaintextmincipher for IMAP.",
-    ),
-    p(
+    );
+    SERVICE_PLAINTEXTMINCIPHER: i64 = (
         "service.plaintextmincipher",
         NONNEG,
         Some("0"),
         "Greater than 0: plaintext passwords (PLAIN, LOGIN, USER/PASS) are refused and not \
          advertised unless the connection uses TLS.",
-    ),
-    p(
+    );
+    SERVICE_POP_DOMAINALLOWED: FilterValue = (
         "service.pop.domainallowed",
         Kind::Filter,
         Some(""),
         "Access filters whose matches are granted POP access.",
-    ),
-    p(
+    );
+    SERVICE_POP_DOMAINNOTALLOWED: FilterValue = (
         "service.pop.domainnotallowed",
         Kind::Filter,
         Some(""),
         "Access filters whose matches are denied POP access.",
-    ),
-    p(
+    );
+    SERVICE_POP_PLAINTEXTMINCIPHER: Option<i64> = (
         "service.pop.plaintextmincipher",
         NONNEG,
         None,
         "Per-service override of service.plaintextmincipher for POP.",
-    ),
-    p(
+    );
+    SERVICE_SMTP_DOMAINALLOWED: FilterValue = (
         "service.smtp.domainallowed",
         Kind::Filter,
         Some(""),
         "Access filters whose matches are granted authenticated SMTP access.",
-    ),
-    p(
+    );
+    SERVICE_SMTP_DOMAINNOTALLOWED: FilterValue = (
         "service.smtp.domainnotallowed",
         Kind::Filter,
         Some(""),
         "Access filters whose matches are denied authenticated SMTP access.",
-    ),
-    p(
+    );
+    SERVICE_SMTP_PLAINTEXTMINCIPHER: Option<i64> = (
         "service.smtp.plaintextmincipher",
         NONNEG,
         None,
         "Per-service override of service.plaintextmincipher for SMTP.",
-    ),
-];
+    );
+}
 
 /// Finds a parameter by name, ignoring ASCII case.
 #[must_use]
@@ -425,15 +471,41 @@ mod tests {
     #[test]
     fn closest_suggests_typos() {
         assert_eq!(
-            closest("sasl.default.mech_lst"),
+            closest("sasl.default.mech_lst"), // not a parameter name
             Some("sasl.default.mech_list")
         );
         assert_eq!(
-            closest("service.imap.domainalowed"),
+            closest("service.imap.domainalowed"), // not a parameter name
             Some("service.imap.domainallowed")
         );
-        assert_eq!(closest("mmp.PreAuht"), Some("mmp.preauth"));
+        assert_eq!(closest("mmp.PreAuht"), Some("mmp.preauth")); // not a parameter name
         assert_eq!(closest("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"), None);
+    }
+
+    #[test]
+    fn every_parameter_has_a_typed_key_of_a_fitting_type() {
+        assert_eq!(params::KEY_NAMES.len(), PARAMETERS.len());
+        for ((key, name), param) in params::KEY_NAMES.iter().zip(PARAMETERS) {
+            assert_eq!(*name, param.name);
+            assert_eq!(*key, name.to_ascii_uppercase().replace('.', "_"));
+        }
+        let sample = crate::Config::parse(
+            "service.imap.domainallowed = [\"imap: ALL\"]\nlocal.ugldapusessl = 1\nmmp.preauth = true\n",
+        )
+        .unwrap();
+        for config in [crate::Config::default(), sample] {
+            for (name, fits, read) in params::read_all(&config) {
+                assert!(fits, "{name}: the key's type does not fit the kind");
+                assert!(read.is_ok(), "{name}: {read:?}");
+            }
+        }
+        let c = crate::Config::parse("local.ugldapusessl = 1\n").unwrap();
+        assert!(c.get(params::LOCAL_UGLDAPUSESSL).unwrap());
+        assert_eq!(
+            c.get(params::SASL_DEFAULT_LDAP_SEARCHFILTER).unwrap(),
+            "(&(uid=%U)(objectclass=inetmailuser))"
+        );
+        assert_eq!(c.get(params::LOCAL_UGLDAPHOST).unwrap(), ["localhost"]);
     }
 
     #[test]
