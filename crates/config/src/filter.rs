@@ -149,6 +149,15 @@ pub struct ServiceFilters {
     pub filters: Result<Vec<Filter>, portcullis_accessfilter::Error>,
 }
 
+/// The proxy authentication filter parameter of each base service that
+/// has one.
+fn proxy_auth_parameter(base: &str) -> Option<Param<FilterValue>> {
+    match base {
+        "http" => Some(crate::params::SERVICE_HTTP_PROXYDOMAINALLOWED),
+        _ => None,
+    }
+}
+
 impl Config {
     /// The service-level access filters of `service`:
     /// `service.<base>.domainallowed` (Allow) and
@@ -188,5 +197,33 @@ impl Config {
                 })
             })
             .collect()
+    }
+
+    /// The proxy authentication filters of `service`
+    /// (`service.<base>.proxydomainallowed`, Allow rules, `<base>` as for
+    /// [`Config::service_filters`]): the hosts, such as a portal's login
+    /// server, that may log in on behalf of users. Only HTTP has the
+    /// parameter; `Ok(None)` for a known service without it.
+    ///
+    /// These are not access filters of the service and are not part of
+    /// [`Config::service_filters`]: they answer a second question, asked
+    /// only when a client logs in for another user. Unlike the access
+    /// filters, an empty list grants nobody: no host may authenticate on
+    /// behalf of users.
+    ///
+    /// # Errors
+    /// [`Error::UnknownService`] for a name no parameters govern.
+    pub fn proxy_auth_filters(&self, service: &str) -> Result<Option<ServiceFilters>, Error> {
+        let base = parameter_service(service).ok_or_else(|| Error::UnknownService {
+            service: service.to_owned(),
+        })?;
+        proxy_auth_parameter(base)
+            .map(|key| {
+                Ok(ServiceFilters {
+                    parameter: key.name().to_owned(),
+                    filters: self.get(key)?.parse(Action::Allow),
+                })
+            })
+            .transpose()
     }
 }

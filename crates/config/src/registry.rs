@@ -327,8 +327,9 @@ parameters! {
         "service.http.proxydomainallowed",
         Kind::Filter,
         Some(""),
-        "Access filters for hosts allowed to log in to HTTP on behalf of users (proxy \
-         authentication).",
+        "Access filters (Allow rules) for the hosts, such as a portal's login server, allowed \
+         to log in to HTTP on behalf of users (proxy authentication); empty: no host is. \
+         Not part of HTTP's access filters (domainallowed/domainnotallowed).",
     );
     SERVICE_HTTP_SESSIONTIMEOUT: i64 = (
         "service.http.sessiontimeout",

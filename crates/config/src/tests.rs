@@ -586,3 +586,27 @@ fn a_filter_of_several_lines_is_written_as_a_multi_line_string() {
     // Other values stay one line.
     assert!(c.set("local.ugldapbasedn", "o=a\no=b").is_err());
 }
+
+#[test]
+fn proxy_authentication_filters_are_not_access_filters() {
+    use portcullis_accessfilter::Action::Allow;
+    let c = Config::parse(
+        "[service.http]\nproxydomainallowed = [\"http: 192.0.2.10\", \"http: portal.example\"]\n",
+    )
+    .unwrap();
+    // HTTP's access filters stay empty (everyone may connect): the proxy
+    // filters neither make HTTP allow-only nor let a host past a deny.
+    let http = c.service_filters("https").unwrap();
+    assert_eq!(http.len(), 2);
+    assert!(http.iter().all(|s| s.filters.as_ref().unwrap().is_empty()));
+    assert!(!http.iter().any(|s| s.parameter.contains("proxy")));
+    // They are read on their own, as Allow rules.
+    let proxy = c.proxy_auth_filters("https").unwrap().unwrap();
+    assert_eq!(proxy.parameter, "service.http.proxydomainallowed");
+    assert_eq!(actions_and_rules(&proxy), [(Allow, 1, 1), (Allow, 2, 2)]);
+    assert!(c.proxy_auth_filters("imaps").unwrap().is_none());
+    assert!(matches!(
+        c.proxy_auth_filters("ftp"),
+        Err(Error::UnknownService { .. })
+    ));
+}
