@@ -16,10 +16,11 @@
 //! `NAME:PROPERTY [VALUE]`. The first map must be `certmap default
 //! default`. Component lists are separated by commas and/or spaces; each
 //! item is `attr` (the certificate subject's attribute, searched under the
-//! same name, except `e`, searched as `mail`) or the MMP form `FROM=TO`.
+//! name written, except the e-mail address — `e`, `E`, `email` or
+//! `emailAddress` — which is searched as `mail`) or the MMP form `FROM=TO`.
 
 use crate::Error;
-use crate::dn::{Dn, canonical_attr};
+use crate::dn::{AttributeType, Dn};
 
 /// Longest `certmap.conf` accepted (bytes).
 pub const MAX_FILE_LEN: usize = 1 << 20;
@@ -27,8 +28,8 @@ pub const MAX_FILE_LEN: usize = 1 << 20;
 /// One `FROM[=TO]` item of a `DNComps` / `FilterComps` list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Component {
-    /// Attribute of the certificate subject (canonical lower-case name).
-    pub from: String,
+    /// Attribute of the certificate subject.
+    pub from: AttributeType,
     /// Directory attribute it becomes in the base DN or filter.
     pub to: String,
 }
@@ -112,7 +113,7 @@ fn parse_comps(value: &str, line: usize) -> Result<Comps, Error> {
             Some((f, t)) => (f, Some(t)),
             None => (item, None),
         };
-        let from = canonical_attr(from).map_err(|_| {
+        let attr = AttributeType::from_name(from).map_err(|_| {
             syntax(
                 line,
                 format!("`{from}` is not a certificate attribute name"),
@@ -120,10 +121,10 @@ fn parse_comps(value: &str, line: usize) -> Result<Comps, Error> {
         })?;
         let to = match to {
             Some(t) => ldap_attr(t, line)?,
-            None if from == "e" => "mail".to_owned(),
-            None => from.clone(),
+            None if attr == AttributeType::EMAIL => "mail".to_owned(),
+            None => ldap_attr(from, line)?,
         };
-        out.push(Component { from, to });
+        out.push(Component { from: attr, to });
     }
     Ok(Comps::List(out))
 }
@@ -323,7 +324,7 @@ mod tests {
         assert_eq!(
             d.filter_comps,
             Comps::List(vec![Component {
-                from: "e".into(),
+                from: AttributeType::EMAIL,
                 to: "mail".into()
             }])
         );
@@ -335,15 +336,15 @@ mod tests {
             corp.filter_comps,
             Comps::List(vec![
                 Component {
-                    from: "uid".into(),
+                    from: AttributeType::UID,
                     to: "uid".into()
                 },
                 Component {
-                    from: "ou".into(),
+                    from: AttributeType::OU,
                     to: "department".into()
                 },
                 Component {
-                    from: "e".into(),
+                    from: AttributeType::EMAIL,
                     to: "mail".into()
                 },
             ])

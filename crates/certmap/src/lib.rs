@@ -9,7 +9,7 @@ pub mod escape;
 pub mod plan;
 
 pub use conf::{CertMap, CertMapConfig, Component, Comps};
-pub use dn::Dn;
+pub use dn::{AttributeType, AttributeValue, Ava, Dn};
 pub use error::Error;
-pub use plan::{ClientCert, MappingPlan, Scope, SearchBase, default_plan, plan};
+pub use plan::{ClientCert, MappingPlan, Scope, SearchBase, SubjectAttr, default_plan, plan};
 pub use x509_cert;

@@ -1,5 +1,7 @@
 //! Turning a client certificate into a directory search (sans I/O).
 
+use std::borrow::Cow;
+
 use der::{Decode, DecodePem};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectAltName;
@@ -7,8 +9,8 @@ use x509_cert::ext::pkix::name::GeneralName;
 
 use crate::Error;
 use crate::conf::{CertMap, CertMapConfig, Component, Comps};
-use crate::dn::Dn;
-use crate::escape::{dn_value, filter_value};
+use crate::dn::{AttributeType, AttributeValue, Dn, Spelling, value_string};
+use crate::escape::filter_value;
 
 /// Name of the pseudo-map used when there is no `certmap.conf`.
 pub const BUILTIN_MAP: &str = "(built-in e-mail mapping)";
@@ -46,7 +48,11 @@ impl ClientCert {
         let tbs = cert.tbs_certificate();
         let issuer = Dn::from_x509(tbs.issuer());
         let subject = Dn::from_x509(tbs.subject());
-        let mut emails: Vec<String> = subject.values("e").map(str::to_owned).collect();
+        let mut emails: Vec<String> = subject
+            .values(AttributeType::EMAIL)
+            .filter_map(AttributeValue::as_text)
+            .map(Cow::into_owned)
+            .collect();
         let san = tbs
             .get_extension::<SubjectAltName>()
             .map_err(|e| Error::Certificate(format!("subjectAltName: {e}")))?;
@@ -117,9 +123,66 @@ pub enum Scope {
     Subtree,
 }
 
+/// `CmapLdapAttr`: the entry attribute that holds the certificate's
+/// subject DN, and that subject.
+///
+/// The plan's filter asks the directory for the spellings of the subject
+/// that tools commonly write (RFC 4514 / OpenSSL `-nameopt RFC2253`, with
+/// `,` or `, ` between RDNs, `emailAddress` or `E`, non-ASCII characters
+/// raw or as `\XX` escapes); with the usual caseIgnoreMatch equality the
+/// directory ignores case. An attribute with DN syntax
+/// (distinguishedNameMatch) is compared as a DN by the directory itself.
+/// Each entry found must then pass [`SubjectAttr::matches`], a DN-aware
+/// comparison, so a value that merely looks alike never maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectAttr {
+    /// The attribute (`CmapLdapAttr`'s value).
+    pub attr: String,
+    /// The certificate's subject.
+    pub subject: Dn,
+}
+
+impl SubjectAttr {
+    /// True when `stored`, a value of the attribute, is a DN equal to the
+    /// subject (types by OID, values by caseIgnoreMatch rules). A value
+    /// that is not UTF-8 or not a DN never matches.
+    #[must_use]
+    pub fn matches(&self, stored: &[u8]) -> bool {
+        std::str::from_utf8(stored)
+            .ok()
+            .and_then(|s| Dn::parse(s).ok())
+            .is_some_and(|dn| dn == self.subject)
+    }
+
+    /// The filter: one equality assertion per spelling of the subject.
+    fn filter(&self) -> String {
+        let mut spellings: Vec<String> = Vec::new();
+        for separator in [",", ", "] {
+            for email in ["emailAddress", "E"] {
+                for escape_non_ascii in [false, true] {
+                    let s = self.subject.spell(Spelling {
+                        separator,
+                        email,
+                        escape_non_ascii,
+                    });
+                    if !spellings.iter().any(|t| t.eq_ignore_ascii_case(&s)) {
+                        spellings.push(s);
+                    }
+                }
+            }
+        }
+        let v: Vec<&str> = spellings.iter().map(String::as_str).collect();
+        // The subject is not empty (checked by the caller), so there is
+        // at least one spelling.
+        any_of(&self.attr, &v).unwrap_or_default()
+    }
+}
+
 /// What the directory side must do to find the certificate's entry. The
-/// caller searches, requires exactly one entry, and when `verify_cert` is
-/// set requires the entry's `userCertificate;binary` to hold those bytes.
+/// caller searches; when `subject_attr` is set keeps only entries whose
+/// attribute [matches](SubjectAttr::matches); requires exactly one entry;
+/// and when `verify_cert` is set requires the entry's
+/// `userCertificate;binary` to hold those bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappingPlan {
     /// Name of the map that was chosen.
@@ -132,6 +195,8 @@ pub struct MappingPlan {
     pub filter: String,
     /// DER of the certificate that must be present in the entry.
     pub verify_cert: Option<Vec<u8>>,
+    /// `CmapLdapAttr`: the entry attribute that must hold the subject DN.
+    pub subject_attr: Option<SubjectAttr>,
 }
 
 /// `(attr=v)` or `(|(attr=v1)(attr=v2)…)`.
@@ -165,12 +230,33 @@ fn unmappable(map: &CertMap, reason: impl Into<String>) -> Error {
     }
 }
 
-fn subject_values<'a>(cert: &'a ClientCert, attr: &'a str) -> Vec<&'a str> {
-    let mut v: Vec<&str> = cert.subject.values(attr).collect();
-    if v.is_empty() && attr == "e" {
-        v = cert.emails.iter().map(String::as_str).collect();
+/// The string values of `attr` in the subject (for the e-mail address,
+/// the SAN rfc822Names when the subject has none).
+///
+/// # Errors
+/// [`Error::Unmappable`] when a value is not a string: leaving it out
+/// would widen the filter.
+fn subject_values(
+    map: &CertMap,
+    cert: &ClientCert,
+    attr: AttributeType,
+) -> Result<Vec<String>, Error> {
+    let mut v = Vec::new();
+    for value in cert.subject.values(attr) {
+        match value.as_text() {
+            Some(t) => v.push(t.into_owned()),
+            None => {
+                return Err(unmappable(
+                    map,
+                    format!("the subject's {attr} value is not a string"),
+                ));
+            }
+        }
     }
-    v
+    if v.is_empty() && attr == AttributeType::EMAIL {
+        v.clone_from(&cert.emails);
+    }
+    Ok(v)
 }
 
 fn filter_from_comps(
@@ -178,10 +264,12 @@ fn filter_from_comps(
     comps: &[Component],
     cert: &ClientCert,
 ) -> Result<String, Error> {
-    let parts: Vec<String> = comps
-        .iter()
-        .filter_map(|c| any_of(&c.to, &subject_values(cert, &c.from)))
-        .collect();
+    let mut parts = Vec::new();
+    for c in comps {
+        let values = subject_values(map, cert, c.from)?;
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        parts.extend(any_of(&c.to, &values));
+    }
     all_of(parts)
         .ok_or_else(|| unmappable(map, "the subject holds none of the FilterComps attributes"))
 }
@@ -195,7 +283,7 @@ fn base_from_comps(map: &CertMap, comps: &[Component], cert: &ClientCert) -> Res
                 comps
                     .iter()
                     .find(|c| c.from == ava.attr)
-                    .map(|c| format!("{}={}", c.to, dn_value(&ava.value)))
+                    .map(|c| format!("{}={}", c.to, value_string(&ava.value, false)))
             })
             .collect();
         if !avas.is_empty() {
@@ -222,22 +310,30 @@ impl CertMapConfig {
     /// - `FilterComps` absent or empty: `(objectclass=*)`; a list: AND of
     ///   the components present in the subject (several values of one
     ///   component are ORed).
-    /// - `CmapLdapAttr ATTR`: `(ATTR=<subject DN>)`, ANDed with the
-    ///   `FilterComps` filter if that is a list.
+    /// - `CmapLdapAttr ATTR`: `(|(ATTR=<subject DN>)…)` over the common
+    ///   spellings of the subject DN, ANDed with the `FilterComps` filter if
+    ///   that is a list; entries found must also pass the DN-aware
+    ///   [`SubjectAttr::matches`] (see [`MappingPlan::subject_attr`]).
     ///
     /// # Errors
     /// [`Error::Unmappable`] when the certificate lacks what the map needs.
     pub fn plan(&self, cert: &ClientCert) -> Result<MappingPlan, Error> {
         let map = self.select(&cert.issuer);
-        let subject = cert.subject.to_string();
         let comps_filter = match &map.filter_comps {
             Comps::List(c) => Some(filter_from_comps(map, c, cert)?),
             Comps::Absent | Comps::Empty => None,
         };
-        let attr_filter = map
-            .cmap_ldap_attr
-            .as_ref()
-            .map(|a| format!("({a}={})", filter_value(&subject)));
+        let subject_attr = match &map.cmap_ldap_attr {
+            Some(_) if cert.subject.is_empty() => {
+                return Err(unmappable(map, "the subject DN is empty"));
+            }
+            Some(attr) => Some(SubjectAttr {
+                attr: attr.clone(),
+                subject: cert.subject.clone(),
+            }),
+            None => None,
+        };
+        let attr_filter = subject_attr.as_ref().map(SubjectAttr::filter);
         let filter = all_of(attr_filter.into_iter().chain(comps_filter).collect())
             .unwrap_or_else(|| "(objectclass=*)".to_owned());
         let (base, scope) = match &map.dn_comps {
@@ -248,10 +344,7 @@ impl CertMapConfig {
                 if cert.subject.is_empty() {
                     return Err(unmappable(map, "the subject DN is empty"));
                 }
-                (
-                    SearchBase::Dn(cert.subject.to_directory_string()),
-                    Scope::Base,
-                )
+                (SearchBase::Dn(cert.subject.to_string()), Scope::Base)
             }
             Comps::Empty => (SearchBase::Configured, Scope::Subtree),
             Comps::List(c) => (
@@ -266,6 +359,7 @@ impl CertMapConfig {
             scope,
             filter,
             verify_cert: map.verify_cert.then(|| cert.der.clone()),
+            subject_attr,
         })
     }
 }
@@ -288,6 +382,7 @@ pub fn default_plan(cert: &ClientCert) -> Result<MappingPlan, Error> {
         scope: Scope::Subtree,
         filter,
         verify_cert: None,
+        subject_attr: None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Mapping plans for certificates generated here with rcgen.
 #![allow(clippy::unwrap_used)]
 
+use portcullis_certmap::escape::filter_value;
 use portcullis_certmap::{CertMapConfig, ClientCert, Error, Scope, SearchBase, default_plan, plan};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair,
@@ -179,7 +180,13 @@ fn every_directive() {
     let p = conf.plan(&c).unwrap();
     assert_eq!(p.map, "mmp");
     assert_eq!(p.base, SearchBase::Configured);
-    assert_eq!(p.filter, "(&(certSubjectDN=OU=pilar,O=Other)(uid=pilar))");
+    assert_eq!(
+        p.filter,
+        "(&(|(certSubjectDN=OU=pilar,O=Other)(certSubjectDN=OU=pilar, O=Other))(uid=pilar))"
+    );
+    let check = p.subject_attr.as_ref().unwrap();
+    assert_eq!(check.attr, "certSubjectDN");
+    assert_eq!(&check.subject, c.subject());
     assert_eq!(p.verify_cert, None);
 
     // default: DNComps absent → the subject DN is the entry; no FilterComps.
@@ -195,8 +202,9 @@ fn every_directive() {
     assert_eq!(p.scope, Scope::Base);
     assert_eq!(p.filter, "(objectclass=*)");
 
-    // A PKCS#9 e-mail address in that subject becomes `emailAddress`, a
-    // name directories accept (`E=` is refused as an invalid DN).
+    // A PKCS#9 e-mail address in that subject is written `emailAddress`,
+    // a name directories accept (`E=` is refused as an invalid DN), and
+    // the subject DN is written the same way.
     let c = leaf(
         &stranger,
         &[
@@ -210,7 +218,10 @@ fn every_directive() {
         p.base,
         SearchBase::Dn("emailAddress=bob@example.com,O=example".into())
     );
-    assert_eq!(c.subject().to_string(), "E=bob@example.com,O=example");
+    assert_eq!(
+        c.subject().to_string(),
+        "emailAddress=bob@example.com,O=example"
+    );
 
     // A FilterComps list the subject cannot satisfy is refused.
     let c = leaf(&corp, &[(DnType::OrganizationName, "example")], &[]);
@@ -227,4 +238,116 @@ fn garbage_certificates_are_errors() {
         ClientCert::from_pem(b"nope"),
         Err(Error::Certificate(_))
     ));
+}
+
+#[test]
+fn cmap_ldap_attr_finds_the_subject_as_openssl_writes_it() {
+    let ca = ca("Attr CA", "Example");
+    let conf = CertMapConfig::parse(
+        "certmap default default\n\
+         certmap attr CN=Attr CA,O=Example\n\
+         attr:CmapLdapAttr certSubjectDN\n",
+    )
+    .unwrap();
+    let c = leaf(
+        &ca,
+        &[
+            (DnType::OrganizationName, "Example Corp"),
+            (DnType::OrganizationalUnitName, "Zo\u{eb}'s unit"),
+            (uid(), "p3"),
+            (DnType::CommonName, "#41, a+b"),
+            (email(), "p3@example.com"),
+        ],
+        &[],
+    );
+    let p = conf.plan(&c).unwrap();
+    assert_eq!(p.map, "attr");
+    assert_eq!(p.base, SearchBase::Configured);
+    let check = p.subject_attr.clone().unwrap();
+    // As `openssl x509 -noout -subject -nameopt RFC2253` prints this
+    // subject (portcullis-ldapauth's certmap test runs openssl itself), and
+    // with `-nameopt RFC2253,sep_comma_plus_space`.
+    let rfc2253 =
+        "emailAddress=p3@example.com,CN=\\#41\\, a\\+b,UID=p3,OU=Zo\\C3\\AB's unit,O=Example Corp";
+    let spaced = "emailAddress=p3@example.com, CN=\\#41\\, a\\+b, UID=p3, OU=Zo\\C3\\AB's unit, O=Example Corp";
+    for stored in [rfc2253, spaced] {
+        // The entry attribute written by the outside tool matches ...
+        assert!(check.matches(stored.as_bytes()), "{stored}");
+        // ... and the directory is asked for that very spelling (the
+        // caseIgnoreMatch equality of such attributes ignores case).
+        let assertion = format!("(certSubjectDN={})", filter_value(&stored));
+        assert!(
+            p.filter.to_lowercase().contains(&assertion.to_lowercase()),
+            "{} lacks {assertion}",
+            p.filter
+        );
+    }
+    // Other names for the same attribute types, other spacing: the same DN.
+    let relabelled = rfc2253
+        .replace("emailAddress=", "E=")
+        .replace("UID=", "userid=")
+        .replace("CN=", "cn=")
+        .replace(",O=", ", 2.5.4.10=");
+    assert!(check.matches(relabelled.as_bytes()), "{relabelled}");
+    // The same spelling with another value is another DN.
+    for other in [
+        rfc2253.replace("UID=p3", "UID=p4"),
+        rfc2253.replace("\\#41", "#41"),
+        rfc2253.replace(",O=Example Corp", ""),
+        "not a DN".to_owned(),
+    ] {
+        assert!(!check.matches(other.as_bytes()), "{other}");
+    }
+    assert!(!check.matches(b"\xff"));
+    // The string `#41` is escaped for the DN (RFC 4514), then the DN for
+    // the filter (RFC 4515).
+    assert!(
+        p.filter.contains(",CN=\\5c#41\\5c, a\\5c+b,"),
+        "{}",
+        p.filter
+    );
+}
+
+#[test]
+fn hash_string_values_stay_strings() {
+    let ca = ca("Test CA", "Example");
+    let c = leaf(
+        &ca,
+        &[(DnType::OrganizationName, "x"), (DnType::CommonName, "#41")],
+        &[],
+    );
+    let conf = CertMapConfig::parse(
+        "certmap default default\ndefault:DNComps cn,o\ndefault:FilterComps cn\n",
+    )
+    .unwrap();
+    let p = conf.plan(&c).unwrap();
+    assert_eq!(p.base, SearchBase::Dn("cn=\\#41,o=x".into()));
+    assert_eq!(p.filter, "(cn=#41)");
+    // DNComps absent: the subject DN itself is the base.
+    let p = CertMapConfig::parse("certmap default default\n")
+        .unwrap()
+        .plan(&c)
+        .unwrap();
+    assert_eq!(p.base, SearchBase::Dn("CN=\\#41,O=x".into()));
+}
+
+#[test]
+fn every_spelling_of_the_email_attribute_is_read() {
+    let ca = ca("Test CA", "Example");
+    let c = leaf(
+        &ca,
+        &[(DnType::CommonName, "a"), (email(), "a@example.com")],
+        &[],
+    );
+    for name in ["e", "E", "email", "emailAddress", "1.2.840.113549.1.9.1"] {
+        let conf = CertMapConfig::parse(&format!(
+            "certmap default default\ndefault:DNComps\ndefault:FilterComps {name}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            conf.plan(&c).unwrap().filter,
+            "(mail=a@example.com)",
+            "{name}"
+        );
+    }
 }

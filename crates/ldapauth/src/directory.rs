@@ -571,16 +571,27 @@ impl Directory {
             portcullis_certmap::Scope::Base => Scope::Base,
             _ => Scope::Subtree,
         };
-        let mut attrs = self.user_attrs(false);
+        let mut attrs: Vec<&str> = self.user_attrs(false);
         if plan.verify_cert.is_some() {
             attrs.push("userCertificate;binary");
         }
+        if let Some(subject) = &plan.subject_attr {
+            attrs.push(&subject.attr);
+        }
         tracing::debug!(map = %plan.map, %base, filter = %plan.filter, "certificate mapping search");
-        let found = self
+        let mut found = self
             .inner
             .pool
             .search(&base, scope, &plan.filter, &attrs)
             .await?;
+        // CmapLdapAttr: the attribute must hold the subject as a DN, not
+        // merely a string the directory's matching rule took for it. Two
+        // entries found stay ambiguous (the size limit hides any others).
+        if let Some(subject) = &plan.subject_attr {
+            found
+                .entries
+                .retain(|e| values(e, &subject.attr).iter().any(|v| subject.matches(v)));
+        }
         let e = Self::one(found)?;
         if let Some(want) = &plan.verify_cert {
             let held = values(&e, "userCertificate;binary")

@@ -4,6 +4,9 @@
 
 mod common;
 
+use std::io::Write;
+use std::process::{Command, Stdio};
+
 use common::{b64, directory, settings, unique};
 use portcullis_ldapauth::certmap::{CertMapConfig, ClientCert};
 use portcullis_ldapauth::{Error, Reject};
@@ -230,40 +233,105 @@ async fn every_directive() {
         Error::Rejected(Reject::CertificateMismatch)
     );
 
-    // attr: CmapLdapAttr certSubjectDN = the subject DN.
+    // attr: CmapLdapAttr certSubjectDN holds the subject DN as an outside
+    // tool writes it (OpenSSL: `emailAddress`, non-ASCII as \XX escapes,
+    // `,` or `, ` between RDNs), not as this crate would.
     let p3 = unique("p");
     let subj3 = [
         (DnType::OrganizationName, "Anywhere"),
+        (DnType::OrganizationalUnitName, "Zo\u{eb}'s unit"),
         (DnType::CustomDnType(UID.to_vec()), p3.as_str()),
+        (DnType::CustomDnType(EMAIL.to_vec()), "p3@example.com"),
     ];
     let c = client(&attr, &subj3, None);
-    let subject = ClientCert::from_der(&c.cert_der)
-        .unwrap()
-        .subject()
-        .to_string();
-    let dn3 = format!("cn={p3},ou={ou},o=example");
-    add_person(
-        slapd,
-        &dn3,
-        &p3,
-        &format!("{p3}@example.com"),
-        &format!("certSubjectDN: {subject}\n"),
+    let stored = openssl_subject(&c.cert_pem, "RFC2253");
+    assert_eq!(
+        stored,
+        format!("emailAddress=p3@example.com,UID={p3},OU=Zo\\C3\\AB's unit,O=Anywhere")
     );
+    let dn3 = add_subject_holder(slapd, &ou, &p3, &stored);
     assert_eq!(d.map_certificate(&c.cert_der).await.unwrap().dn, dn3);
 
-    // Ambiguous: two entries claim the same subject.
-    let dn4 = format!("cn={p3}-twin,ou={ou},o=example");
-    add_person(
-        slapd,
-        &dn4,
-        &format!("{p3}-twin"),
-        "twin@example.com",
-        &format!("certSubjectDN: {subject}\n"),
+    // Other spacing and case of the attribute names: the same DN. Another
+    // value: another DN.
+    for (nameopt, (from, to), maps) in [
+        ("RFC2253,sep_comma_plus_space", ("UID=", "uid="), true),
+        ("RFC2253", ("O=Anywhere", "O=Elsewhere"), false),
+    ] {
+        let p = unique("p");
+        let subject = [
+            (DnType::OrganizationName, "Anywhere"),
+            (DnType::CustomDnType(UID.to_vec()), p.as_str()),
+        ];
+        let c = client(&attr, &subject, None);
+        let stored = openssl_subject(&c.cert_pem, nameopt).replace(from, to);
+        let dn = add_subject_holder(slapd, &ou, &p, &stored);
+        match d.map_certificate(&c.cert_der).await {
+            Ok(u) => assert!(maps && u.dn == dn, "{stored} mapped to {}", u.dn),
+            Err(e) => assert!(
+                !maps && e == Error::Rejected(Reject::UnknownUser),
+                "{stored}: {e:?}"
+            ),
+        }
+    }
+
+    // Ambiguous: another entry claims the same subject, spelt otherwise.
+    let spaced = openssl_subject(&c.cert_pem, "RFC2253,sep_comma_plus_space");
+    assert_eq!(
+        spaced,
+        format!("emailAddress=p3@example.com, UID={p3}, OU=Zo\\C3\\AB's unit, O=Anywhere")
     );
+    add_subject_holder(slapd, &ou, &format!("{p3}-twin"), &spaced);
     assert_eq!(
         d.map_certificate(&c.cert_der).await.unwrap_err(),
         Error::Rejected(Reject::Ambiguous)
     );
+}
+
+/// Adds `cn=NAME,ou=OU,o=example` whose certSubjectDN is `subject`, and
+/// returns its DN.
+fn add_subject_holder(slapd: &Slapd, ou: &str, name: &str, subject: &str) -> String {
+    let dn = format!("cn={name},ou={ou},o=example");
+    add_person(
+        slapd,
+        &dn,
+        name,
+        &format!("{name}@example.com"),
+        &format!("certSubjectDN: {subject}\n"),
+    );
+    dn
+}
+
+/// The subject of a PEM certificate as `openssl x509 -noout -subject
+/// -nameopt NAMEOPT` prints it.
+fn openssl_subject(pem: &str, nameopt: &str) -> String {
+    let mut child = Command::new("timeout")
+        .args([
+            "60", "openssl", "x509", "-noout", "-subject", "-nameopt", nameopt,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(pem.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end()
+        .strip_prefix("subject=")
+        .expect("openssl prints subject=")
+        .to_owned()
 }
 
 #[tokio::test]
