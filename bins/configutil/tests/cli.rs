@@ -200,6 +200,12 @@ fn help_shows_defaults_and_descriptions() {
         s.contains("default: \"(&(uid=%U)(objectclass=inetmailuser))\""),
         "{s}"
     );
+    let o = configutil(&cfg, &["-H", "-o", "service.imap.domainallowed"]);
+    assert!(
+        stdout(&o).contains("or an array of such strings"),
+        "{}",
+        stdout(&o)
+    );
     let all = stdout(&configutil(&cfg, &["-H"]));
     for p in portcullis_config::PARAMETERS {
         assert!(

@@ -28,7 +28,9 @@ pub enum Kind {
     List,
     /// A list of names separated by commas (the `sslnicknames` form).
     CommaList,
-    /// A client access filter (`serviceList: clientList` rules).
+    /// Client access filters (`serviceList: clientList` rules): a string
+    /// (one filter a line, or the LDAP `+`/`-` form) or an array of such
+    /// strings; see [`crate::FilterValue`].
     Filter,
 }
 
@@ -44,7 +46,9 @@ impl Kind {
             Self::Secret => "secret string".to_owned(),
             Self::List => "space-separated list".to_owned(),
             Self::CommaList => "comma-separated list".to_owned(),
-            Self::Filter => "access filter".to_owned(),
+            Self::Filter => "access filters (a string: one filter a line, or the LDAP +/- form; \
+                             or an array of such strings)"
+                .to_owned(),
         }
     }
 }
