@@ -157,7 +157,7 @@ fn run(args: &Args) -> u8 {
                 for service in SERVICE_NAMES.map(|(base, _)| base) {
                     let mut b = builder(args);
                     let mut any = false;
-                    for sf in cfg.service_filters(service) {
+                    for sf in cfg.service_filters(service).unwrap_or_default() {
                         match sf.filters {
                             Ok(f) => {
                                 any |= !f.is_empty();

@@ -167,7 +167,7 @@ impl Policy {
             Service::Config(cfg) => {
                 if !self.per_service.contains_key(service) {
                     let mut b = FilterSetBuilder::new();
-                    for sf in cfg.service_filters(service) {
+                    for sf in cfg.service_filters(service).map_err(|e| e.to_string())? {
                         let f = sf.filters.map_err(|e| format!("{}:{e}", sf.parameter))?;
                         b = b.filters(&sf.parameter, f);
                     }
