@@ -5,6 +5,11 @@
 //! `sasl/scram_sha256_derive_4096` is the PBKDF2 a server would pay per
 //! login if it kept only the password; the SCRAM exchanges verify from the
 //! stored keys instead.
+//!
+//! `sasl/scram_sha256_fail/{wrong_password,unknown_user}` compare the cost of
+//! a failed SCRAM exchange for a real user with a wrong password and for a
+//! user who does not exist: a ratio near 1 means the timing does not tell
+//! them apart.
 
 use std::hint::black_box;
 
@@ -92,6 +97,42 @@ fn record(m: Mechanism, backend: &MemoryBackend) -> (Option<Vec<u8>>, Vec<Vec<u8
     }
 }
 
+/// The client messages of a SCRAM-SHA-256 exchange that fails at the proof
+/// (`user` unknown, or `password` wrong).
+fn record_failing(user: &str, password: &str, backend: &MemoryBackend) -> (Vec<u8>, Vec<u8>) {
+    let m = Mechanism::ScramSha256;
+    let cctx = ClientContext::new(Service::Imap, "mail.example");
+    let mut client =
+        ClientSession::new(m, Credentials::new(user, password), &cctx).expect("client");
+    let ctx = server_ctx();
+    let mut server = ServerSession::new(m, &ctx).expect("server");
+    let first = client
+        .initial_response()
+        .expect("initial")
+        .expect("client-first");
+    let Step::Verify(r) = server.start(Some(&first)).expect("start") else {
+        unreachable!("SCRAM asks for the secret")
+    };
+    let Step::Challenge(c) = server.answer(backend.answer(&r)).expect("answer") else {
+        unreachable!("server-first")
+    };
+    let last = client.step(&c).expect("client-final");
+    assert!(server.step(&last).is_err(), "the exchange must fail");
+    (first, last)
+}
+
+/// One failing server exchange.
+fn serve_failing(ctx: &ServerContext, backend: &MemoryBackend, first: &[u8], last: &[u8]) {
+    let mut server = ServerSession::new(Mechanism::ScramSha256, ctx).expect("server");
+    let Ok(Step::Verify(r)) = server.start(Some(first)) else {
+        unreachable!("SCRAM asks for the secret")
+    };
+    let Ok(Step::Challenge(_)) = server.answer(backend.answer(&r)) else {
+        unreachable!("server-first")
+    };
+    black_box(server.step(last).is_err());
+}
+
 fn bench(c: &mut Criterion) {
     let backend = MemoryBackend::new()
         .with_user("alice", "correct horse battery")
@@ -113,6 +154,15 @@ fn bench(c: &mut Criterion) {
         let (initial, msgs) = record(m, &backend);
         c.bench_function(&format!("sasl/server/{name}"), |b| {
             b.iter(|| serve(m, &ctx, &backend, initial.as_deref(), black_box(&msgs)));
+        });
+    }
+    for (name, user, password) in [
+        ("wrong_password", "alice", "wrong horse"),
+        ("unknown_user", "mallory", "wrong horse"),
+    ] {
+        let (first, last) = record_failing(user, password, &backend);
+        c.bench_function(&format!("sasl/scram_sha256_fail/{name}"), |b| {
+            b.iter(|| serve_failing(&ctx, &backend, black_box(&first), black_box(&last)));
         });
     }
     let pw = Password::new("correct horse battery");

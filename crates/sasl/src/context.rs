@@ -221,6 +221,8 @@ pub struct ServerContext {
     /// [`ServerContext::advertising`].
     pub(crate) plus_advertised: bool,
     pub(crate) fixed_nonce: Option<String>,
+    /// The secret behind SCRAM's answers for unknown users.
+    pub(crate) unknown_user: Option<std::sync::Arc<crate::UnknownUserSecret>>,
 }
 
 impl ServerContext {
@@ -234,7 +236,22 @@ impl ServerContext {
             external: None,
             plus_advertised: false,
             fixed_nonce: None,
+            unknown_user: None,
         }
+    }
+
+    /// The server secret (and iteration count) SCRAM uses to answer for
+    /// users who do not exist, as a real user with a wrong password would
+    /// be answered. Share one persistent secret across restarts and front
+    /// ends ([`crate::UnknownUserSecret::load_or_create`]); without it a
+    /// per-process secret and 4096 iterations are used.
+    #[must_use]
+    pub fn with_unknown_user_secret(
+        mut self,
+        secret: std::sync::Arc<crate::UnknownUserSecret>,
+    ) -> Self {
+        self.unknown_user = Some(secret);
+        self
     }
 
     /// Sets the TLS state. What is advertised on the connection (and so

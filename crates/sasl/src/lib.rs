@@ -21,6 +21,7 @@ mod rustls_state;
 mod scram_secret;
 mod secret;
 mod server;
+mod unknown_user;
 mod util;
 
 pub use authenticated::Authenticated;
@@ -41,6 +42,7 @@ pub use protocol_login::Salt;
 pub use scram_secret::{MIN_ITERATIONS, SALT_LEN, ScramSecret};
 pub use secret::Password;
 pub use server::{MAX_CLIENT_MESSAGE, ServerSession, Step};
+pub use unknown_user::{UNKNOWN_USER_SECRET_LEN, UnknownUserSecret};
 /// Re-exported: [`TlsState::tls_exporter`] holds a [`zeroize::Zeroizing`].
 pub use zeroize;
 

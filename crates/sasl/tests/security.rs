@@ -294,3 +294,62 @@ fn challenges_and_nonces_are_fresh_for_every_session() {
     assert_eq!(s1, s2, "an unknown user's salt changes between attempts");
     assert_ne!(s1, s3);
 }
+
+/// SCRAM's first reply for `user`, who does not exist, with `ctx`:
+/// (salt, iteration count).
+fn unknown_user_reply(ctx: &ServerContext, user: &str) -> (String, String) {
+    let mut s = ServerSession::new(portcullis_sasl::Mechanism::ScramSha256, ctx).unwrap();
+    let msg = format!("n,,n={user},r=clientnonce0123");
+    let Step::Verify(_) = s.start(Some(msg.as_bytes())).unwrap() else {
+        panic!("SCRAM asks for the secret first")
+    };
+    let Step::Challenge(c) = s.answer(portcullis_sasl::Answer::Reject).unwrap() else {
+        panic!("a made-up challenge for an unknown user")
+    };
+    let c = String::from_utf8(c).unwrap();
+    let part = |k: &str| {
+        c.split(',')
+            .find_map(|f| f.strip_prefix(k))
+            .unwrap()
+            .to_owned()
+    };
+    (part("s="), part("i="))
+}
+
+#[test]
+fn unknown_users_get_a_persistent_made_up_secret() {
+    use std::sync::Arc;
+
+    use portcullis_sasl::UnknownUserSecret;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scram-unknown-user.secret");
+    // First start: the secret is made and saved, readable by us only.
+    let first = Arc::new(UnknownUserSecret::load_or_create(&path, 10_000).unwrap());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let ctx = ServerContext::new(Service::Imap, "h").with_unknown_user_secret(first);
+    let (salt, iterations) = unknown_user_reply(&ctx, "nobody");
+    // The directory's usual count, not a tell-tale default.
+    assert_eq!(iterations, "10000");
+    // After a restart, or on another front end with the same file: the
+    // same salt for the same name, as a real user's would be.
+    let again = Arc::new(UnknownUserSecret::load_or_create(&path, 10_000).unwrap());
+    let other_front_end = ServerContext::new(Service::Pop, "h2").with_unknown_user_secret(again);
+    assert_eq!(unknown_user_reply(&other_front_end, "nobody").0, salt);
+    assert_ne!(unknown_user_reply(&other_front_end, "somebody").0, salt);
+    // Another site's secret gives other salts.
+    let elsewhere = ServerContext::new(Service::Imap, "h")
+        .with_unknown_user_secret(Arc::new(UnknownUserSecret::random(10_000).unwrap()));
+    assert_ne!(unknown_user_reply(&elsewhere, "nobody").0, salt);
+    // A damaged file is a clear error, never a silent new secret.
+    std::fs::write(&path, "not hex\n").unwrap();
+    let e = UnknownUserSecret::load_or_create(&path, 10_000).unwrap_err();
+    assert!(e.to_string().contains("scram-unknown-user.secret"), "{e}");
+    assert!(UnknownUserSecret::new(&[7; 16], 10_000).is_err());
+    assert!(UnknownUserSecret::new(&[7; 32], 100).is_err());
+}

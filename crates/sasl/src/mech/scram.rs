@@ -21,12 +21,10 @@ use crate::backend::{Answer, FetchScramSecret, Request};
 use crate::mech::ClientMech;
 use crate::mech::{Inner, ServerMech};
 use crate::scram_secret::keys_from_salted;
-use crate::util::{
-    b64_decode, b64_encode, ct_eq, hash, hi, hmac, random_bytes, random_nonce, saslprep, xor,
-};
+use crate::unknown_user::process_secret;
+use crate::util::{b64_decode, b64_encode, ct_eq, hash, hi, hmac, random_nonce, saslprep, xor};
 use crate::{
-    Authenticated, ChannelBindingType, Error, MIN_ITERATIONS, Mechanism, SALT_LEN, ScramAlgorithm,
-    ScramSecret, ServerContext,
+    Authenticated, ChannelBindingType, Error, Mechanism, ScramAlgorithm, ScramSecret, ServerContext,
 };
 use crate::{ClientContext, Credentials};
 
@@ -84,7 +82,10 @@ enum ServerState {
         nonce: String,
         authcid: String,
         authzid: Option<String>,
-        secret: Option<ScramSecret>,
+        /// The user's secret, or the made-up one of an unknown user.
+        secret: ScramSecret,
+        /// Whether the user exists.
+        known: bool,
     },
     Done,
 }
@@ -229,20 +230,25 @@ impl Server {
         else {
             return Err(Error::ApiMisuse("no SCRAM secret requested"));
         };
-        let (secret, salt, iterations) = match answer {
+        let decoy = || match &ctx.unknown_user {
+            Some(s) => s.decoy(self.alg, &authcid),
+            None => process_secret()?.decoy(self.alg, &authcid),
+        };
+        let (secret, known) = match answer {
             Answer::ScramSecret(s) if s.algorithm() == self.alg => {
-                let salt = s.salt().to_vec();
-                let i = s.iterations();
-                (Some(s), salt, i)
+                // The made-up secret is derived for real users too (and
+                // dropped), so the two paths cost the same.
+                std::hint::black_box(decoy()?);
+                (s, true)
             }
             Answer::ScramSecret(_) => {
                 return Err(Error::ApiMisuse("SCRAM secret of the wrong algorithm"));
             }
-            // Unknown user: carry on with a made-up salt so the reply does
-            // not reveal whether the user exists; fail at the proof. The
-            // salt is the same each time for the same name, as a real
-            // user's would be.
-            Answer::Reject => (None, fake_salt(self.alg, &authcid)?, MIN_ITERATIONS),
+            // Unknown user: carry on with a made-up secret (salt, count and
+            // keys from the server's unknown-user secret, the same each
+            // time for the same name, as a real user's would be), do the
+            // same work at the proof, and fail there.
+            Answer::Reject => (decoy()?, false),
             Answer::Unavailable => return Err(Error::Unavailable),
             _ => {
                 return Err(Error::ApiMisuse(
@@ -255,7 +261,11 @@ impl Server {
             None => random_nonce()?,
         };
         let nonce = format!("{client_nonce}{server_part}");
-        let server_first = format!("r={nonce},s={},i={iterations}", b64_encode(&salt));
+        let server_first = format!(
+            "r={nonce},s={},i={}",
+            b64_encode(secret.salt()),
+            secret.iterations()
+        );
         self.state = ServerState::Final {
             gs2_header,
             client_first_bare,
@@ -264,6 +274,7 @@ impl Server {
             authcid,
             authzid,
             secret,
+            known,
         };
         Ok(Inner::Challenge(server_first.into_bytes()))
     }
@@ -278,6 +289,7 @@ impl Server {
             authcid,
             authzid,
             secret,
+            known,
         } = std::mem::replace(&mut self.state, ServerState::Done)
         else {
             return Err(Error::ApiMisuse("no client-final message expected"));
@@ -317,7 +329,6 @@ impl Server {
         if !ct_eq(client_nonce.as_bytes(), nonce.as_bytes()) {
             return Err(Error::protocol(m, "nonce does not match"));
         }
-        let secret = secret.ok_or(Error::BadCredentials)?;
         let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
         let client_signature = zeroize::Zeroizing::new(hmac(
             self.alg,
@@ -325,7 +336,9 @@ impl Server {
             &[auth_message.as_bytes()],
         ));
         let client_key = zeroize::Zeroizing::new(xor(&proof, &client_signature));
-        if !ct_eq(&hash(self.alg, &client_key), secret.stored_key()) {
+        // The same work for an unknown user; only then the answer differs.
+        let matches = ct_eq(&hash(self.alg, &client_key), secret.stored_key());
+        if !(matches && known) {
             return Err(Error::BadCredentials);
         }
         let server_signature = hmac(self.alg, secret.server_key(), &[auth_message.as_bytes()]);
@@ -520,25 +533,4 @@ impl ClientMech for Client {
     fn is_complete(&self) -> bool {
         matches!(self.state, ClientState::Complete)
     }
-}
-
-/// A salt for a user who does not exist: HMAC of the name under a key made
-/// once per process, so asking twice gives the same salt (a fresh random
-/// salt each time would tell unknown users from real ones).
-fn fake_salt(alg: ScramAlgorithm, user: &str) -> Result<Vec<u8>, Error> {
-    static KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let key = match KEY.get() {
-        Some(k) => k,
-        None => {
-            let fresh = random_bytes(32)?;
-            KEY.get_or_init(|| fresh)
-        }
-    };
-    let mut salt = hmac(
-        ScramAlgorithm::Sha256,
-        key,
-        &[alg.name().as_bytes(), b"\0", user.as_bytes()],
-    );
-    salt.truncate(SALT_LEN);
-    Ok(salt)
 }
