@@ -67,23 +67,21 @@ impl UnknownUserSecret {
         Self::new(&key, iterations)
     }
 
-    /// Reads the secret from `path` (hex, one line), or, when the file does
+    /// Reads the secret from `path` (base64, one line), or, when the file does
     /// not exist, makes one and writes it there (mode 0600, written to a
     /// temporary file and renamed, so a crash never leaves half a secret).
     ///
     /// # Errors
     /// [`Error::Policy`] naming the file when it cannot be read, holds
-    /// something else than a hex secret, or cannot be written.
+    /// something else than a base64 secret, or cannot be written.
     pub fn load_or_create(path: &Path, iterations: u32) -> Result<Self, Error> {
         let fail = |what: &str, e: &dyn std::fmt::Display| {
             Error::Policy(format!("{}: {what}: {e}", path.display()))
         };
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let key = Zeroizing::new(
-                    decode_hex(text.trim())
-                        .ok_or_else(|| fail("not a hex secret", &"bad content"))?,
-                );
+                let key = crate::util::b64_decode_secret(text.trim().as_bytes())
+                    .map_err(|_| fail("not a base64 secret", &"bad content"))?;
                 Self::new(&key, iterations)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -97,8 +95,8 @@ impl UnknownUserSecret {
                     open.mode(0o600);
                 }
                 let mut file = open.open(&tmp).map_err(|e| fail("cannot write", &e))?;
-                let hex = Zeroizing::new(crate::util::hex(&secret.key));
-                file.write_all(hex.as_bytes())
+                let text = Zeroizing::new(crate::util::b64_encode(&secret.key));
+                file.write_all(text.as_bytes())
                     .and_then(|()| file.write_all(b"\n"))
                     .and_then(|()| file.sync_all())
                     .map_err(|e| fail("cannot write", &e))?;
@@ -134,16 +132,6 @@ impl UnknownUserSecret {
             key,
         )
     }
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// The per-process secret used when the server set none.
