@@ -181,6 +181,13 @@ parameters! {
         "Directory of the certificate database (msgcert -d overrides it); relative paths \
          are taken from the configuration file's directory.",
     );
+    LOCAL_STATEDIR: String = (
+        "local.statedir",
+        Kind::String,
+        Some(""),
+        "Directory where the servers keep state they make themselves (generated secrets); \
+         relative to the configuration file. Empty: the configuration file's directory.",
+    );
     LOCAL_UGLDAPBASEDN: String = (
         "local.ugldapbasedn",
         Kind::String,
@@ -307,7 +314,27 @@ parameters! {
         Kind::List,
         Some(""),
         "Space-separated list of SASL mechanisms; when non-empty it is the list, \
-         overriding has_plain_passwords and allowanonymouslogin.",
+         overriding has_plain_passwords. ANONYMOUS stays IMAP-only and needs \
+         service.imap.allowanonymouslogin too.",
+    );
+    SASL_DEFAULT_SCRAM_ITERATIONS: i64 = (
+        "sasl.default.scram.iterations",
+        Kind::Integer {
+            min: 4096,
+            max: 10_000_000,
+        },
+        Some("4096"),
+        "Iteration count SCRAM announces for users who do not exist: set it to the count \
+         the directory's SCRAM secrets use, so unknown users do not stand out by it.",
+    );
+    SASL_DEFAULT_SCRAM_UNKNOWNUSERSECRET: String = (
+        "sasl.default.scram.unknownusersecret",
+        Kind::String,
+        Some(""),
+        "File holding the server secret (base64) behind SCRAM's made-up answers for unknown \
+         users; share it between front ends so the answers agree. Relative to the \
+         configuration file. Empty: scram-unknown-user.secret in local.statedir, made on \
+         first start.",
     );
     SERVICE_HTTP_DOMAINALLOWED: FilterValue = (
         "service.http.domainallowed",

@@ -107,6 +107,38 @@ impl UnknownUserSecret {
         }
     }
 
+    /// The secret the configuration names: `sasl.default.scram.unknownusersecret`
+    /// (a file, relative to `config_dir`), or `scram-unknown-user.secret` in
+    /// `local.statedir` (relative to `config_dir`; `config_dir` itself when
+    /// unset), made there on first start; announced with
+    /// `sasl.default.scram.iterations` (4096 when unset). `get` returns a
+    /// parameter's value as text, e.g. `|name| config.string(name).ok()`.
+    ///
+    /// # Errors
+    /// [`Error::Policy`] for a count that is not a number, or as
+    /// [`UnknownUserSecret::load_or_create`].
+    pub fn from_parameters(
+        get: impl Fn(&str) -> Option<String>,
+        config_dir: &Path,
+    ) -> Result<Self, Error> {
+        let value = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let iterations = match value("sasl.default.scram.iterations") {
+            Some(v) => v.trim().parse::<u32>().map_err(|_| {
+                Error::Policy("sasl.default.scram.iterations: not a number".to_owned())
+            })?,
+            None => MIN_ITERATIONS,
+        };
+        let path = match value("sasl.default.scram.unknownusersecret") {
+            Some(file) => config_dir.join(file.trim()),
+            None => {
+                let state = value("local.statedir")
+                    .map_or_else(|| config_dir.to_path_buf(), |d| config_dir.join(d.trim()));
+                state.join("scram-unknown-user.secret")
+            }
+        };
+        Self::load_or_create(&path, iterations)
+    }
+
     /// The iteration count announced for unknown users.
     pub fn iterations(&self) -> u32 {
         self.iterations

@@ -353,3 +353,33 @@ fn unknown_users_get_a_persistent_made_up_secret() {
     assert!(UnknownUserSecret::new(&[7; 16], 10_000).is_err());
     assert!(UnknownUserSecret::new(&[7; 32], 100).is_err());
 }
+
+#[test]
+fn the_unknown_user_secret_comes_from_the_configuration() {
+    use portcullis_sasl::UnknownUserSecret;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    let read = |text: &str| {
+        let config = portcullis_config::Config::parse(text).unwrap();
+        UnknownUserSecret::from_parameters(|n| config.string(n).ok(), dir.path())
+    };
+    // Unset: made in local.statedir on first start, 4096 iterations.
+    let s = read("local.statedir = \"state\"\n").unwrap();
+    assert_eq!(s.iterations(), MIN_ITERATIONS);
+    let made = dir.path().join("state/scram-unknown-user.secret");
+    assert!(made.is_file());
+    let text = std::fs::read_to_string(&made).unwrap();
+    // The same file on the next start.
+    read("local.statedir = \"state\"\n").unwrap();
+    assert_eq!(std::fs::read_to_string(&made).unwrap(), text);
+    // A file of its own, and the directory's count.
+    let s =
+        read("[sasl.default.scram]\nunknownusersecret = \"shared.secret\"\niterations = 12000\n")
+            .unwrap();
+    assert_eq!(s.iterations(), 12_000);
+    assert!(dir.path().join("shared.secret").is_file());
+    // Neither set: the configuration's directory.
+    read("").unwrap();
+    assert!(dir.path().join("scram-unknown-user.secret").is_file());
+}
