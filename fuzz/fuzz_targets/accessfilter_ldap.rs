@@ -32,8 +32,8 @@ fuzz_target!(|data: &[u8]| {
                 std::net::SocketAddr::new(addr.parse().expect("address"), 40000),
                 "192.0.2.254:143".parse().expect("address"),
             )
-                .client_name(name)
-                .user_lookup(UserLookup::Known("alice".into()));
+            .client_name(name)
+            .user_lookup(UserLookup::Known("alice".into()));
             assert_eq!(set.evaluate(&q), set.evaluate_naive(&q));
         }
     }
