@@ -330,29 +330,38 @@ impl Dn {
     /// Converts an X.509 `Name` (DER order: least specific first) into LDAP
     /// order. Directory string types become [`AttributeValue::Text`];
     /// other values keep their DER as [`AttributeValue::Ber`].
-    #[must_use]
-    pub fn from_x509(name: &Name) -> Self {
-        let mut rdns: Vec<Vec<Ava>> = name
-            .iter_rdn()
-            .map(|rdn| {
-                rdn.iter()
-                    .map(|atv| {
-                        let value = match decode_string(atv.value.tag(), atv.value.value()) {
-                            Some(s) => AttributeValue::Text(s),
-                            // A decoded `Any` re-encodes; an empty vector
-                            // would only compare unequal to everything.
-                            None => AttributeValue::Ber(atv.value.to_der().unwrap_or_default()),
-                        };
-                        Ava {
-                            attr: AttributeType(atv.oid),
-                            value,
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
+    ///
+    /// # Errors
+    /// [`Error::Dn`] when an attribute type's OID is not in its one DER
+    /// encoding (a padded arc): read as the OID it resembles, it could
+    /// pass for a name the CA never meant, and it has no string form.
+    pub fn from_x509(name: &Name) -> Result<Self, Error> {
+        let mut rdns = Vec::new();
+        for rdn in name.iter_rdn() {
+            let mut avas = Vec::new();
+            for atv in rdn.iter() {
+                let canonical = ObjectIdentifier::new(&atv.oid.to_string()).ok();
+                if canonical != Some(atv.oid) {
+                    return Err(Error::Dn(format!(
+                        "attribute type {} is not DER-encoded",
+                        atv.oid
+                    )));
+                }
+                let value = match decode_string(atv.value.tag(), atv.value.value()) {
+                    Some(s) => AttributeValue::Text(s),
+                    // A decoded `Any` re-encodes; an empty vector would
+                    // only compare unequal to everything.
+                    None => AttributeValue::Ber(atv.value.to_der().unwrap_or_default()),
+                };
+                avas.push(Ava {
+                    attr: AttributeType(atv.oid),
+                    value,
+                });
+            }
+            rdns.push(avas);
+        }
         rdns.reverse();
-        Self { rdns }
+        Ok(Self { rdns })
     }
 
     /// The RDNs, most specific first.
@@ -787,6 +796,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn x509_names() {
+        // SEQUENCE { SET { SEQUENCE { OID, UTF8String "x" } } } with OID
+        // 2.5.4.3 (CN), then the same with the last arc padded (80 03).
+        let good = [
+            0x30, 0x0c, 0x31, 0x0a, 0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x01, b'x',
+        ];
+        let dn = Dn::from_x509(&Name::from_der(&good).unwrap()).unwrap();
+        assert_eq!(dn.to_string(), "CN=x");
+        let padded = [
+            0x30, 0x0d, 0x31, 0x0b, 0x30, 0x09, 0x06, 0x04, 0x55, 0x04, 0x80, 0x03, 0x0c, 0x01,
+            b'x',
+        ];
+        // der reads the padded OID; the DN refuses it.
+        let name = Name::from_der(&padded).unwrap();
+        assert!(Dn::from_x509(&name).is_err());
     }
 
     #[test]

@@ -46,8 +46,9 @@ impl ClientCert {
 
     fn from_parsed(cert: &Certificate, der: Vec<u8>) -> Result<Self, Error> {
         let tbs = cert.tbs_certificate();
-        let issuer = Dn::from_x509(tbs.issuer());
-        let subject = Dn::from_x509(tbs.subject());
+        let dn = |name| Dn::from_x509(name).map_err(|e| Error::Certificate(e.to_string()));
+        let issuer = dn(tbs.issuer())?;
+        let subject = dn(tbs.subject())?;
         let mut emails: Vec<String> = subject
             .values(AttributeType::EMAIL)
             .filter_map(AttributeValue::as_text)

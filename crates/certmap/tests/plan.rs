@@ -275,7 +275,7 @@ fn cmap_ldap_attr_finds_the_subject_as_openssl_writes_it() {
         assert!(check.matches(stored.as_bytes()), "{stored}");
         // ... and the directory is asked for that very spelling (the
         // caseIgnoreMatch equality of such attributes ignores case).
-        let assertion = format!("(certSubjectDN={})", filter_value(&stored));
+        let assertion = format!("(certSubjectDN={})", filter_value(stored));
         assert!(
             p.filter.to_lowercase().contains(&assertion.to_lowercase()),
             "{} lacks {assertion}",
