@@ -324,27 +324,37 @@ impl Directory {
 
     /// Checks `password` locally against the entry's `userPassword`
     /// values (SCRAM keys included).
-    fn local_check(entry: &Entry, password: &str) -> Result<(), Error> {
+    ///
+    /// The hashing (sha-crypt, bcrypt, Argon2, PBKDF2) runs on tokio's
+    /// blocking pool, never on an async worker, and each value's cost is
+    /// capped ([`scheme::limits`]).
+    async fn local_check(entry: &Entry, password: &Password) -> Result<(), Error> {
         let stored = entry.values("userPassword");
         if stored.is_empty() {
             return Err(Reject::NoUsablePassword.into());
         }
-        let mut usable = false;
-        for v in &stored {
-            match scheme::verify(v, password.as_bytes()) {
-                Ok(true) => return Ok(()),
-                Ok(false) => usable = true,
-                Err(e) => {
-                    tracing::debug!(dn = %entry.dn, error = %e, "stored password value skipped")
+        let dn = entry.dn.clone();
+        let password = password.clone();
+        let usable = tokio::task::spawn_blocking(move || {
+            let mut usable = false;
+            for v in &stored {
+                match scheme::verify(v, password.as_bytes()) {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => usable = true,
+                    Err(e) => {
+                        tracing::debug!(dn = %dn, error = %e, "stored password value skipped")
+                    }
                 }
             }
+            Err(usable)
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("password check did not finish: {e}")))?;
+        match usable {
+            Ok(()) => Ok(()),
+            Err(true) => Err(Reject::BadPassword.into()),
+            Err(false) => Err(Reject::NoUsablePassword.into()),
         }
-        Err(if usable {
-            Reject::BadPassword
-        } else {
-            Reject::NoUsablePassword
-        }
-        .into())
     }
 
     /// Verifies a plaintext password for `login` (PLAIN, LOGIN, HTTP…):
@@ -394,7 +404,7 @@ impl Directory {
                     return Err(Reject::BadPassword.into());
                 }
             }
-            VerifyMode::LocalHash => Self::local_check(&entry, password.expose())?,
+            VerifyMode::LocalHash => Self::local_check(&entry, password).await?,
         }
         Self::status_check(&entry)?;
         let mut user = Self::user_of(&entry, login);
@@ -424,20 +434,37 @@ impl Directory {
         if primary_ok && (!s.transition_scram || has_scram256) {
             return false;
         }
+        // The new hashes are computed on the blocking pool too.
+        let (scheme_to, with_scram, iterations) =
+            (s.transition_scheme, s.transition_scram, s.scram_iterations);
+        let pw = password.clone();
+        let dn = entry.dn.clone();
+        let hashed = tokio::task::spawn_blocking(move || {
+            let primary = scheme_to.hash(pw.as_bytes());
+            let scram = with_scram.then(|| {
+                let prepped = match stringprep::saslprep(pw.expose()) {
+                    Ok(p) => zeroize::Zeroizing::new(p.into_owned()),
+                    Err(_) => zeroize::Zeroizing::new(pw.expose().to_owned()),
+                };
+                scheme::scram_sha256_value(prepped.as_bytes(), iterations)
+            });
+            (primary, scram)
+        })
+        .await;
+        let Ok((primary, scram_value)) = hashed else {
+            tracing::warn!(dn = %dn, "auto_transition: hashing did not finish");
+            return false;
+        };
         let mut new_values = Vec::new();
-        match s.transition_scheme.hash(password.as_bytes()) {
+        match primary {
             Ok(v) => new_values.push(v),
             Err(e) => {
                 tracing::warn!(dn = %entry.dn, error = %e, "auto_transition: cannot hash");
                 return false;
             }
         }
-        if s.transition_scram {
-            let prepped = match stringprep::saslprep(password.expose()) {
-                Ok(p) => zeroize::Zeroizing::new(p.into_owned()),
-                Err(_) => zeroize::Zeroizing::new(password.expose().to_owned()),
-            };
-            match scheme::scram_sha256_value(prepped.as_bytes(), s.scram_iterations) {
+        if let Some(scram_value) = scram_value {
+            match scram_value {
                 Ok(v) => new_values.push(v),
                 Err(e) => {
                     tracing::warn!(dn = %entry.dn, error = %e, "auto_transition: no SCRAM keys")

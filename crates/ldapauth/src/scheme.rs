@@ -37,9 +37,35 @@ pub enum SchemeError {
     /// The scheme is known but the stored value is malformed.
     #[error("malformed `{0}` value")]
     Malformed(&'static str),
+    /// The stored value asks for more work than [`limits`] allow: a hostile
+    /// or mistaken entry must not pin a core for seconds.
+    #[error("`{0}` value asks for more work than allowed ({1})")]
+    TooExpensive(&'static str, String),
     /// The system random source failed.
     #[error("no randomness available")]
     Random,
+}
+
+/// The most work a stored value may ask for at each login. Values above
+/// are refused (the entry then has no usable password) instead of being
+/// computed.
+pub mod limits {
+    /// PBKDF2 and SCRAM iterations (389-DS uses 10,000; OWASP suggests
+    /// 600,000 for PBKDF2-SHA256).
+    pub const MAX_PBKDF2_ITERATIONS: u32 = 1_000_000;
+    /// sha256-crypt / sha512-crypt rounds (glibc's default is 5,000).
+    pub const MAX_SHA_CRYPT_ROUNDS: u32 = 500_000;
+    /// bcrypt cost (2^cost rounds; 10-12 is usual).
+    pub const MAX_BCRYPT_COST: u32 = 13;
+    /// Argon2 memory (KiB) times passes: 1 GiB-pass, e.g. 64 MiB × 16 or
+    /// the default 19 MiB × 2 with much room.
+    pub const MAX_ARGON2_KIB_PASSES: u64 = 1_048_576;
+    /// Argon2 lanes.
+    pub const MAX_ARGON2_LANES: u32 = 16;
+}
+
+fn too_expensive(what: &'static str, detail: impl Into<String>) -> SchemeError {
+    SchemeError::TooExpensive(what, detail.into())
 }
 
 /// A recognised storage scheme.
@@ -217,8 +243,11 @@ where
         return Err(SchemeError::Malformed(what));
     };
     let iter: u32 = iter.parse().map_err(|_| SchemeError::Malformed(what))?;
-    if iter == 0 || iter > 10_000_000 {
+    if iter == 0 {
         return Err(SchemeError::Malformed(what));
+    }
+    if iter > limits::MAX_PBKDF2_ITERATIONS {
+        return Err(too_expensive(what, format!("{iter} iterations")));
     }
     let salt = ab64(salt, what)?;
     let hash = ab64(hash, what)?;
@@ -237,8 +266,11 @@ fn pbkdf2_binary_check(password: &[u8], body: &[u8]) -> Result<bool, SchemeError
         return Err(SchemeError::Malformed(WHAT));
     }
     let iter = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]);
-    if iter == 0 || iter > 10_000_000 {
+    if iter == 0 {
         return Err(SchemeError::Malformed(WHAT));
+    }
+    if iter > limits::MAX_PBKDF2_ITERATIONS {
+        return Err(too_expensive(WHAT, format!("{iter} iterations")));
     }
     let mut out = Zeroizing::new(vec![0u8; 256]);
     pbkdf2::pbkdf2_hmac::<Sha256>(password, &raw[4..68], iter, &mut out);
@@ -249,6 +281,19 @@ fn crypt_check(password: &[u8], body: &[u8]) -> Result<bool, SchemeError> {
     use sha_crypt::PasswordVerifier as _;
     let s = std::str::from_utf8(body).map_err(|_| SchemeError::Malformed("CRYPT"))?;
     if s.starts_with("$6$") || s.starts_with("$5$") {
+        // `$6$rounds=N$salt$hash`: refuse a count above the limit before
+        // computing anything.
+        if let Some(rounds) = s[3..]
+            .strip_prefix("rounds=")
+            .and_then(|r| r.split('$').next())
+        {
+            let n: u64 = rounds
+                .parse()
+                .map_err(|_| SchemeError::Malformed("CRYPT"))?;
+            if n > u64::from(limits::MAX_SHA_CRYPT_ROUNDS) {
+                return Err(too_expensive("CRYPT", format!("{n} rounds")));
+            }
+        }
         let algo = if s.starts_with("$6$") {
             sha_crypt::ShaCrypt::SHA512
         } else {
@@ -268,6 +313,14 @@ fn crypt_check(password: &[u8], body: &[u8]) -> Result<bool, SchemeError> {
         || s.starts_with("$2y$")
         || s.starts_with("$2x$")
     {
+        // `$2b$NN$...`: the cost is the two digits after the id.
+        let cost: u32 = s
+            .get(4..6)
+            .and_then(|c| c.parse().ok())
+            .ok_or(SchemeError::Malformed("CRYPT"))?;
+        if cost > limits::MAX_BCRYPT_COST {
+            return Err(too_expensive("CRYPT", format!("bcrypt cost {cost}")));
+        }
         return bcrypt::verify(password, s).map_err(|_| SchemeError::Malformed("CRYPT"));
     }
     Err(SchemeError::Unsupported(format!(
@@ -283,6 +336,31 @@ fn crypt_check(password: &[u8], body: &[u8]) -> Result<bool, SchemeError> {
 fn argon2_check(password: &[u8], body: &[u8]) -> Result<bool, SchemeError> {
     use argon2::PasswordVerifier as _;
     let s = std::str::from_utf8(body).map_err(|_| SchemeError::Malformed("ARGON2"))?;
+    // `$argon2id$v=19$m=19456,t=2,p=1$salt$hash`: check the cost first.
+    let params = s
+        .trim()
+        .split('$')
+        .find(|part| part.starts_with("m="))
+        .ok_or(SchemeError::Malformed("ARGON2"))?;
+    let (mut m, mut t, mut p) = (None, None, None);
+    for kv in params.split(',') {
+        let (k, v) = kv.split_once('=').ok_or(SchemeError::Malformed("ARGON2"))?;
+        let v: u64 = v.parse().map_err(|_| SchemeError::Malformed("ARGON2"))?;
+        match k {
+            "m" => m = Some(v),
+            "t" => t = Some(v),
+            "p" => p = Some(v),
+            _ => {}
+        }
+    }
+    let (Some(m), Some(t), Some(p)) = (m, t, p) else {
+        return Err(SchemeError::Malformed("ARGON2"));
+    };
+    if m.saturating_mul(t) > limits::MAX_ARGON2_KIB_PASSES
+        || p > u64::from(limits::MAX_ARGON2_LANES)
+    {
+        return Err(too_expensive("ARGON2", format!("m={m},t={t},p={p}")));
+    }
     match argon2::Argon2::default().verify_password(password, s.trim()) {
         Ok(()) => Ok(true),
         Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
@@ -335,6 +413,12 @@ where
 {
     let n = <D as Digest>::output_size();
     let b = parse_scram(body, n)?;
+    if b.iterations > limits::MAX_PBKDF2_ITERATIONS {
+        return Err(too_expensive(
+            "SCRAM",
+            format!("{} iterations", b.iterations),
+        ));
+    }
     let mut salted = Zeroizing::new(vec![0u8; n]);
     pbkdf2::pbkdf2_hmac::<D>(password, &b.salt, b.iterations, &mut salted);
     let mut mac = <Hmac<D> as KeyInit>::new_from_slice(&salted)
@@ -351,7 +435,9 @@ where
 ///
 /// # Errors
 /// [`SchemeError::Unsupported`] for an unknown scheme (or DES crypt),
-/// [`SchemeError::Malformed`] when the stored value is broken.
+/// [`SchemeError::Malformed`] when the stored value is broken,
+/// [`SchemeError::TooExpensive`] when it asks for more work than
+/// [`limits`] allow.
 pub fn verify(stored: &[u8], password: &[u8]) -> Result<bool, SchemeError> {
     let sp = StoredPassword::parse(stored);
     let body = sp.body;
@@ -537,6 +623,53 @@ pub fn scram_sha256_value(password: &[u8], iterations: u32) -> Result<String, Sc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Values that would pin a core for seconds (or hours) are refused
+    /// before any hashing; values within the limits still verify.
+    #[test]
+    fn hostile_costs_are_refused_before_hashing() {
+        let key = STANDARD.encode([7u8; 32]);
+        let hostile: [(&str, String); 6] = [
+            (
+                "sha512-crypt",
+                "{CRYPT}$6$rounds=999999999$saltsalt$0000000000000000000000".to_owned(),
+            ),
+            (
+                "sha256-crypt",
+                "{CRYPT}$5$rounds=600000$saltsalt$0000000000000000000000".to_owned(),
+            ),
+            (
+                "bcrypt",
+                "{CRYPT}$2b$31$abcdefghijklmnopqrstuu5s2v8.iXieOjg/.AySBTTZIIVFJeBui".to_owned(),
+            ),
+            (
+                "argon2",
+                "{ARGON2}$argon2id$v=19$m=4194304,t=10,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_owned(),
+            ),
+            ("pbkdf2", "{PBKDF2-SHA256}5000000$c2FsdA$aGFzaA".to_owned()),
+            (
+                "scram",
+                format!("{{SCRAM-SHA-256}}5000000:c2FsdHNhbHQ=${key}:{key}"),
+            ),
+        ];
+        for (what, value) in hostile {
+            assert!(
+                matches!(
+                    verify(value.as_bytes(), b"pw"),
+                    Err(SchemeError::TooExpensive(..))
+                ),
+                "{what}: {:?}",
+                verify(value.as_bytes(), b"pw")
+            );
+        }
+        // At the limits' edge a value is computed as usual.
+        let ok = NewScheme::Pbkdf2Sha256 { iterations: 1000 }
+            .hash(b"pw")
+            .unwrap();
+        assert_eq!(verify(ok.as_bytes(), b"pw"), Ok(true));
+        let crypt = NewScheme::Sha512Crypt { rounds: 5000 }.hash(b"pw").unwrap();
+        assert_eq!(verify(crypt.as_bytes(), b"pw"), Ok(true));
+    }
 
     #[test]
     fn split() {
