@@ -360,7 +360,11 @@ impl Pool {
                 match result.rc {
                     0 | 4 | 32 => Ok(Found {
                         more: result.rc == 4 || entries.len() > 1,
-                        entries: entries.into_iter().map(SearchEntry::construct).collect(),
+                        entries: entries
+                            .into_iter()
+                            .map(entry_of)
+                            .collect::<Result<_, _>>()
+                            .map_err(|e| Fault::Final(Error::Directory(e)))?,
                     }),
                     rc if SERVER_TROUBLE.contains(&rc) => {
                         Err(Fault::Server(format!("search rc={rc}")))
@@ -448,5 +452,159 @@ impl Pool {
             })
         })
         .await
+    }
+}
+
+/// A search result entry, read without trusting its shape: ldap3's
+/// `SearchEntry::construct` panics on a DN or attribute type that is not
+/// UTF-8, or on a malformed structure, which a broken or hostile server can
+/// send. Here each is an error naming what was wrong.
+pub(crate) fn entry_of(re: ldap3::ResultEntry) -> Result<SearchEntry, String> {
+    use std::collections::HashMap;
+
+    let bad = |what: &str| format!("malformed search result entry: {what}");
+    let mut tags =
+        re.0.match_id(4)
+            .and_then(ldap3::asn1::StructureTag::expect_constructed)
+            .ok_or_else(|| bad("not a SearchResultEntry"))?
+            .into_iter();
+    let dn = tags
+        .next()
+        .and_then(ldap3::asn1::StructureTag::expect_primitive)
+        .ok_or_else(|| bad("no DN"))?;
+    let dn = String::from_utf8(dn).map_err(|_| bad("the DN is not UTF-8"))?;
+    let attrs = tags
+        .next()
+        .and_then(ldap3::asn1::StructureTag::expect_constructed)
+        .ok_or_else(|| bad("no attribute list"))?;
+    let mut text: HashMap<String, Vec<String>> = HashMap::new();
+    let mut binary: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+    for attr in attrs {
+        let mut parts = attr
+            .expect_constructed()
+            .ok_or_else(|| bad("an attribute is not a sequence"))?
+            .into_iter();
+        let name = parts
+            .next()
+            .and_then(ldap3::asn1::StructureTag::expect_primitive)
+            .ok_or_else(|| bad("an attribute without a type"))?;
+        let name = String::from_utf8(name).map_err(|_| bad("an attribute type is not UTF-8"))?;
+        let values = parts
+            .next()
+            .and_then(ldap3::asn1::StructureTag::expect_constructed)
+            .ok_or_else(|| bad("an attribute without a value set"))?;
+        let mut raw = Vec::with_capacity(values.len());
+        for v in values {
+            raw.push(
+                v.expect_primitive()
+                    .ok_or_else(|| bad("a value is not an octet string"))?,
+            );
+        }
+        // As ldap3 does: an attribute with any non-UTF-8 value is binary.
+        if raw.iter().all(|v| std::str::from_utf8(v).is_ok()) {
+            let strings = raw
+                .into_iter()
+                .filter_map(|v| String::from_utf8(v).ok())
+                .collect();
+            text.insert(name, strings);
+        } else {
+            binary.insert(name, raw);
+        }
+    }
+    Ok(SearchEntry {
+        dn,
+        attrs: text,
+        bin_attrs: binary,
+    })
+}
+
+#[cfg(test)]
+mod entry_tests {
+    use ldap3::asn1::{PL, StructureTag, TagClass};
+
+    use super::entry_of;
+
+    fn octets(b: &[u8]) -> StructureTag {
+        StructureTag {
+            class: TagClass::Universal,
+            id: 4,
+            payload: PL::P(b.to_vec()),
+        }
+    }
+
+    fn seq(id: u64, class: TagClass, items: Vec<StructureTag>) -> StructureTag {
+        StructureTag {
+            class,
+            id,
+            payload: PL::C(items),
+        }
+    }
+
+    fn entry(dn: &[u8], attrs: Vec<StructureTag>) -> ldap3::ResultEntry {
+        ldap3::ResultEntry::new(seq(
+            4,
+            TagClass::Application,
+            vec![octets(dn), seq(16, TagClass::Universal, attrs)],
+        ))
+    }
+
+    fn attr(name: &[u8], values: &[&[u8]]) -> StructureTag {
+        seq(
+            16,
+            TagClass::Universal,
+            vec![
+                octets(name),
+                seq(
+                    17,
+                    TagClass::Universal,
+                    values.iter().map(|v| octets(v)).collect(),
+                ),
+            ],
+        )
+    }
+
+    #[test]
+    fn entries_read_as_ldap3_reads_them() {
+        let make = || {
+            entry(
+                b"uid=alice,o=example",
+                vec![
+                    attr(b"mail", &[b"alice@example.com"]),
+                    attr(b"jpegPhoto", &[b"\xff\xd8\xff"]),
+                ],
+            )
+        };
+        let ours = entry_of(make()).unwrap();
+        let theirs = ldap3::SearchEntry::construct(make());
+        assert_eq!(ours.dn, theirs.dn);
+        assert_eq!(ours.attrs, theirs.attrs);
+        assert_eq!(ours.bin_attrs, theirs.bin_attrs);
+    }
+
+    /// What makes ldap3's own reader panic is an error here.
+    #[test]
+    fn malformed_entries_are_errors_not_panics() {
+        let non_utf8_dn = entry(b"uid=\xff,o=example", vec![]);
+        assert!(
+            entry_of(non_utf8_dn)
+                .unwrap_err()
+                .contains("DN is not UTF-8")
+        );
+        let non_utf8_type = entry(b"o=example", vec![attr(b"\xfe", &[b"x"])]);
+        assert!(entry_of(non_utf8_type).is_err());
+        let flat_attr = entry(b"o=example", vec![octets(b"mail")]);
+        assert!(entry_of(flat_attr).is_err());
+        let no_values = entry(
+            b"o=example",
+            vec![seq(16, TagClass::Universal, vec![octets(b"mail")])],
+        );
+        assert!(entry_of(no_values).is_err());
+        let not_an_entry = ldap3::ResultEntry::new(octets(b"x"));
+        assert!(entry_of(not_an_entry).is_err());
+        // ldap3's reader panics on the first of these.
+        let panicked = std::panic::catch_unwind(|| {
+            ldap3::SearchEntry::construct(entry(b"uid=\xff,o=example", vec![]))
+        });
+        assert!(panicked.is_err());
     }
 }
