@@ -89,6 +89,15 @@ impl Drop for Conn<'_> {
     }
 }
 
+/// Whether a connection may go back to the idle list after an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reuse {
+    /// Still bound as the service account.
+    Keep,
+    /// Bound as someone else (a failed re-bind): closed, never reused.
+    Discard,
+}
+
 /// Result of a search: at most two entries are asked for, which is
 /// enough to tell "one" from "several".
 pub(crate) struct Found {
@@ -266,14 +275,16 @@ impl Pool {
     }
 
     /// Runs `op` on the first server that answers; a server that fails is
-    /// skipped for `hold` and the next one is tried.
+    /// skipped for `hold` and the next one is tried. `op` answers with its
+    /// result and whether the connection may go back to the pool (`false`
+    /// when it is no longer bound as the service account).
     async fn run<T>(
         &self,
         what: &str,
         mut op: impl for<'c> FnMut(
             &'c mut Ldap,
         ) -> std::pin::Pin<
-            Box<dyn Future<Output = Result<T, Fault>> + Send + 'c>,
+            Box<dyn Future<Output = Result<(T, Reuse), Fault>> + Send + 'c>,
         >,
     ) -> Result<T, Error> {
         let (servers, skipped, probing) = self.candidates();
@@ -293,7 +304,11 @@ impl Pool {
             };
             loop {
                 let mut why = match op(&mut conn.ldap).await {
-                    Ok(v) => {
+                    Ok((v, reuse)) => {
+                        if reuse == Reuse::Discard {
+                            conn.reusable = false;
+                            let _ = conn.ldap.unbind().await;
+                        }
                         if probing {
                             // The probe got through: the hold ends.
                             *server
@@ -358,14 +373,17 @@ impl Pool {
                     .await?;
                 let ldap3::SearchResult(entries, result) = res;
                 match result.rc {
-                    0 | 4 | 32 => Ok(Found {
-                        more: result.rc == 4 || entries.len() > 1,
-                        entries: entries
-                            .into_iter()
-                            .map(entry_of)
-                            .collect::<Result<_, _>>()
-                            .map_err(|e| Fault::Final(Error::Directory(e)))?,
-                    }),
+                    0 | 4 | 32 => Ok((
+                        Found {
+                            more: result.rc == 4 || entries.len() > 1,
+                            entries: entries
+                                .into_iter()
+                                .map(entry_of)
+                                .collect::<Result<_, _>>()
+                                .map_err(|e| Fault::Final(Error::Directory(e)))?,
+                        },
+                        Reuse::Keep,
+                    )),
                     rc if SERVER_TROUBLE.contains(&rc) => {
                         Err(Fault::Server(format!("search rc={rc}")))
                     }
@@ -407,16 +425,17 @@ impl Pool {
                     }
                 };
                 // Re-bind as the service account before the connection is
-                // reused; if that fails, close it so it is never reused.
+                // reused; if that fails, the connection is closed and never
+                // goes back to the pool (it would search as the user).
                 let rebound = ldap
                     .with_timeout(t)
                     .simple_bind(&service_dn, service_pw.expose())
                     .await
                     .is_ok_and(|r| r.rc == 0);
                 if !rebound {
-                    let _ = ldap.unbind().await;
+                    tracing::warn!("LDAP re-bind as the service account failed; connection closed");
                 }
-                Ok(ok)
+                Ok((ok, if rebound { Reuse::Keep } else { Reuse::Discard }))
             })
         })
         .await
@@ -440,7 +459,7 @@ impl Pool {
                     .modify(&dn, vec![Mod::Replace(attr, set)])
                     .await?;
                 match r.rc {
-                    0 => Ok(()),
+                    0 => Ok(((), Reuse::Keep)),
                     rc if SERVER_TROUBLE.contains(&rc) => {
                         Err(Fault::Server(format!("modify rc={rc}")))
                     }
