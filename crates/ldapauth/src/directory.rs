@@ -278,7 +278,7 @@ impl Directory {
         })
     }
 
-    fn status_check(entry: &Entry) -> Result<(), Reject> {
+    pub(crate) fn status_check(entry: &Entry) -> Result<(), Reject> {
         for attr in USER_STATUS {
             if let Some(v) = entry.first(attr) {
                 let ok = v.eq_ignore_ascii_case("active")

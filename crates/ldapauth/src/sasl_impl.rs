@@ -62,10 +62,17 @@ impl IdentityMapper for Directory {
                     let r = self.map_certificate(der).await;
                     verdict(r.map(|u| u.login), "map_identity", "(certificate)")
                 }
-                // A name from a lower layer must still exist in the directory.
+                // A name from a lower layer must still exist in the
+                // directory, and its account (and domain) be active, as on
+                // every other path.
                 ExternalIdentity::Name(name) => {
-                    let r = self.lookup(name).await;
-                    verdict(r.map(|_| name.clone()), "map_identity", name)
+                    let r = match self.lookup(name).await {
+                        Ok(entry) => Directory::status_check(&entry)
+                            .map(|()| name.clone())
+                            .map_err(Into::into),
+                        Err(e) => Err(e),
+                    };
+                    verdict(r, "map_identity", name)
                 }
                 _ => Verdict::Reject,
             }

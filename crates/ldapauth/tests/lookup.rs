@@ -427,3 +427,32 @@ async fn sasl_cram_md5_needs_plain_passwords() {
         assert_eq!(got.is_some(), want, "{plain} {user} {pw}");
     }
 }
+
+/// EXTERNAL with a name from a lower layer: the name must exist and its
+/// account be active, as on the password paths.
+#[tokio::test]
+async fn external_names_check_account_status() {
+    use portcullis_sasl::ExternalIdentity;
+
+    let slapd = Slapd::shared();
+    let d = std::sync::Arc::new(directory(settings(slapd)));
+    let mut backends = Backends::new(d.clone());
+    backends.identities = Some(d.clone());
+    for (name, ok) in [
+        ("alice@example.com", true),
+        // dave is inactive.
+        ("dave@example.com", false),
+        ("nobody@example.com", false),
+    ] {
+        let ctx = ServerContext::new(Service::Imap, "mail.example.com")
+            .with_external(ExternalIdentity::Name(name.to_owned()));
+        let mut session = ServerSession::new(Mechanism::External, &ctx).unwrap();
+        let first = session.start(Some(b"")).unwrap();
+        let auth = drive(&mut session, &backends, first).await;
+        assert_eq!(
+            auth.map(|a| a.identity().to_owned()).as_deref(),
+            ok.then_some(name),
+            "{name}"
+        );
+    }
+}
