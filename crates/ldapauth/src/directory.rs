@@ -477,15 +477,22 @@ impl Directory {
                     .map(|v| String::from_utf8_lossy(v).into_owned()),
             );
         }
+        // A conditional modify: exactly the values read at login are
+        // swapped, so a password changed meanwhile is never overwritten.
+        let new_values = new_values.into_iter().map(String::into_bytes).collect();
         match self
             .inner
             .pool
-            .replace(&entry.dn, "userPassword", new_values)
+            .swap_values(&entry.dn, "userPassword", stored.clone(), new_values)
             .await
         {
-            Ok(()) => {
+            Ok(true) => {
                 tracing::info!(dn = %entry.dn, "auto_transition: userPassword rewritten");
                 true
+            }
+            Ok(false) => {
+                tracing::info!(dn = %entry.dn, "auto_transition: userPassword changed meanwhile; left as it is");
+                false
             }
             Err(e) => {
                 tracing::warn!(dn = %entry.dn, error = %e, "auto_transition: write-back failed; login unaffected");
@@ -658,5 +665,93 @@ impl Directory {
         };
         Self::status_check(&entry)?;
         Ok(Self::user_of(&entry, &login))
+    }
+}
+
+#[cfg(test)]
+mod transition_tests {
+    use std::time::Duration;
+
+    use portcullis_test_support::slapd::Slapd;
+
+    use super::*;
+
+    fn add_user(slapd: &Slapd, uid: &str, password: &str) -> String {
+        let dn = format!("uid={uid},ou=People,o=example.com,{}", slapd.base_dn());
+        slapd
+            .add_ldif(&format!(
+                "dn: {dn}\nobjectClass: inetOrgPerson\nobjectClass: inetMailUser\n\
+                 objectClass: inetUser\nuid: {uid}\ncn: {uid}\nsn: Test\n\
+                 mail: {uid}@example.com\nmailUserStatus: active\nuserPassword: {password}\n"
+            ))
+            .expect("add user");
+        dn
+    }
+
+    fn directory(slapd: &Slapd) -> Directory {
+        let mut s = Settings::new(format!("127.0.0.1:{}", slapd.port()), slapd.base_dn());
+        s.bind_dn = slapd.service_dn().into();
+        s.bind_password = slapd.service_password().into();
+        s.connect_timeout = Duration::from_secs(3);
+        s.operation_timeout = Duration::from_secs(5);
+        s.auto_transition = true;
+        Directory::new(s).expect("settings")
+    }
+
+    fn passwords(entry: &Entry) -> Vec<String> {
+        entry
+            .values("userPassword")
+            .into_iter()
+            .map(|v| String::from_utf8(v).unwrap())
+            .collect()
+    }
+
+    /// A password changed between the login's lookup and the rewrite is
+    /// never overwritten; without a change, the rewrite happens.
+    #[tokio::test]
+    async fn auto_transition_never_overwrites_a_concurrent_change() {
+        let slapd = Slapd::shared();
+        let d = directory(slapd);
+        let pid = std::process::id();
+        let (raced, calm) = (format!("race{pid}"), format!("calm{pid}"));
+        let dn = add_user(slapd, &raced, "old-pw");
+        add_user(slapd, &calm, "old-pw");
+
+        // The login has read the entry; then someone sets a new password.
+        let stale = d
+            .lookup_with(&format!("{raced}@example.com"), true)
+            .await
+            .unwrap();
+        assert_eq!(passwords(&stale), ["old-pw"]);
+        slapd
+            .modify_ldif(&format!(
+                "dn: {dn}\nchangetype: modify\nreplace: userPassword\nuserPassword: new-pw\n"
+            ))
+            .unwrap();
+        assert!(!d.transition(&stale, &Password::new("old-pw")).await);
+        let now = d
+            .lookup_with(&format!("{raced}@example.com"), true)
+            .await
+            .unwrap();
+        assert_eq!(
+            passwords(&now),
+            ["new-pw"],
+            "the concurrent change was overwritten"
+        );
+
+        // No change meanwhile: the value is rewritten in the default scheme.
+        let entry = d
+            .lookup_with(&format!("{calm}@example.com"), true)
+            .await
+            .unwrap();
+        assert!(d.transition(&entry, &Password::new("old-pw")).await);
+        let now = d
+            .lookup_with(&format!("{calm}@example.com"), true)
+            .await
+            .unwrap();
+        let values = passwords(&now);
+        assert_eq!(values.len(), 1);
+        assert_ne!(values[0], "old-pw");
+        assert_eq!(scheme::verify(values[0].as_bytes(), b"old-pw"), Ok(true));
     }
 }

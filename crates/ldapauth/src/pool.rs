@@ -441,25 +441,41 @@ impl Pool {
         .await
     }
 
-    /// Replaces `attr` of `dn` with `values`.
-    pub(crate) async fn replace(
+    /// Replaces exactly the values `old` of `attr` with `new`, in one
+    /// modify (delete those values, add the new ones): if another change
+    /// removed or replaced any of `old` meanwhile, the server refuses the
+    /// whole modify (noSuchAttribute) and nothing is overwritten;
+    /// `Ok(false)` then.
+    pub(crate) async fn swap_values(
         &self,
         dn: &str,
         attr: &str,
-        values: Vec<String>,
-    ) -> Result<(), Error> {
+        old: Vec<Vec<u8>>,
+        new: Vec<Vec<u8>>,
+    ) -> Result<bool, Error> {
         let t = self.op_timeout;
         self.run("modify", |ldap| {
             let dn = dn.to_owned();
             let attr = attr.to_owned();
-            let set: HashSet<String> = values.iter().cloned().collect();
+            let old: HashSet<Vec<u8>> = old.iter().cloned().collect();
+            let new: HashSet<Vec<u8>> = new.iter().cloned().collect();
             Box::pin(async move {
                 let r = ldap
                     .with_timeout(t)
-                    .modify(&dn, vec![Mod::Replace(attr, set)])
+                    .modify(
+                        &dn,
+                        vec![
+                            Mod::Delete(attr.clone().into_bytes(), old),
+                            Mod::Add(attr.into_bytes(), new),
+                        ],
+                    )
                     .await?;
                 match r.rc {
-                    0 => Ok(((), Reuse::Keep)),
+                    0 => Ok((true, Reuse::Keep)),
+                    // noSuchAttribute: a value to delete is gone (changed
+                    // meanwhile); attributeOrValueExists: a new value was
+                    // set meanwhile.
+                    16 | 20 => Ok((false, Reuse::Keep)),
                     rc if SERVER_TROUBLE.contains(&rc) => {
                         Err(Fault::Server(format!("modify rc={rc}")))
                     }
