@@ -111,6 +111,9 @@ struct Inner {
     filter: FilterTemplate,
     domain_filter: FilterTemplate,
     cache: Option<Cache>,
+    /// A stored value in the default scheme, of a password nobody knows:
+    /// checked for unknown users so they cost what a wrong password does.
+    decoy_hash: Vec<u8>,
 }
 
 /// A directory to authenticate against. Cheap to clone; all clones share
@@ -140,6 +143,18 @@ impl Directory {
         let filter = FilterTemplate::parse(&settings.search_filter)?;
         let domain_filter = FilterTemplate::parse(&settings.domain_filter)?;
         let cache = settings.cache_ttl.map(Cache::new).transpose()?;
+        let mut secret = [0u8; 18];
+        getrandom::fill(&mut secret)
+            .map_err(|_| Error::Config("no randomness available".into()))?;
+        // In the default scheme (sha512-crypt unless configured), the
+        // directory's usual cost; a scheme that cannot hash falls back to
+        // the built-in default (auto-transition reports it when used).
+        let decoy_hash = settings
+            .transition_scheme
+            .hash(&secret)
+            .or_else(|_| scheme::NewScheme::default().hash(&secret))
+            .map_err(|e| Error::Config(format!("default password scheme: {e}")))?
+            .into_bytes();
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
@@ -147,6 +162,7 @@ impl Directory {
                 filter,
                 domain_filter,
                 cache,
+                decoy_hash,
             }),
         })
     }
@@ -392,7 +408,16 @@ impl Directory {
     async fn verify_uncached(&self, login: &str, password: &Password) -> Result<User, Error> {
         let s = &self.inner.settings;
         let need_pw = s.verify == VerifyMode::LocalHash || s.auto_transition;
-        let entry = self.lookup_with(login, need_pw).await?;
+        let entry = match self.lookup_with(login, need_pw).await {
+            Ok(entry) => entry,
+            Err(Error::Rejected(Reject::UnknownUser)) => {
+                // The same work as for a wrong password, so the answer's
+                // timing does not tell unknown users from real ones.
+                self.decoy_check(password).await;
+                return Err(Reject::UnknownUser.into());
+            }
+            Err(e) => return Err(e),
+        };
         match s.verify {
             VerifyMode::Bind => {
                 if !self
@@ -412,6 +437,25 @@ impl Directory {
             user.transitioned = self.transition(&entry, password).await;
         }
         Ok(user)
+    }
+
+    /// What a wrong password costs, done for an unknown user: by bind, a
+    /// bind that fails (to a DN that does not exist, so the same round
+    /// trips) and then the hash the server would have computed; by local
+    /// check, the check of the decoy value. Hashing runs on the blocking
+    /// pool; the outcome is ignored.
+    async fn decoy_check(&self, password: &Password) {
+        if self.inner.settings.verify == VerifyMode::Bind {
+            let dn = format!(
+                "uid=portcullis-no-such-user,{}",
+                self.inner.settings.base_dn
+            );
+            let _ = self.inner.pool.check_bind(&dn, password.expose()).await;
+        }
+        let stored = self.inner.decoy_hash.clone();
+        let password = password.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || scheme::verify(&stored, password.as_bytes())).await;
     }
 
     /// Rewrites `userPassword` in the default scheme (and SCRAM keys when
