@@ -39,6 +39,16 @@ fn verdict(set: &FilterSet, q: &Query) -> Verdict {
 
 /// The verdict with the lookups done as a server does them (here only the
 /// set's netgroup provider answers; names are given).
+/// `allow` as the Allow filters, `ALL: ALL` as the Deny filters, with the
+/// test netgroups.
+fn with_netgroups(allow: &str) -> FilterSet {
+    FilterSet::builder()
+        .filters("allow", parse_file(allow, Action::Allow).unwrap())
+        .filters("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
+        .netgroups(Arc::new(TestNetgroups))
+        .build()
+}
+
 fn decided(set: &FilterSet, q: &Query) -> Verdict {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -330,14 +340,7 @@ fn mostly_denying_23_7_3() {
     );
 
     // With one, members are allowed.
-    let set = FilterSet::builder()
-        .filters(
-            "allow",
-            parse_file("ALL: LOCAL @group0\n", Action::Allow).unwrap(),
-        )
-        .filters("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
-        .netgroups(Arc::new(TestNetgroups))
-        .build();
+    let set = with_netgroups("ALL: LOCAL @group0\n");
     assert_eq!(
         decided(&set, &named("imap", "h1.d0.test", "192.0.2.1")),
         Verdict::Allow
@@ -352,14 +355,7 @@ fn mostly_denying_23_7_3() {
         Verdict::Deny
     );
     // group1's provider fails temporarily: tempfail, never a guess.
-    let set = FilterSet::builder()
-        .filters(
-            "allow",
-            parse_file("ALL: @group1\n", Action::Allow).unwrap(),
-        )
-        .filters("deny", parse_file("ALL: ALL\n", Action::Deny).unwrap())
-        .netgroups(Arc::new(TestNetgroups))
-        .build();
+    let set = with_netgroups("ALL: @group1\n");
     assert_eq!(
         decided(&set, &named("imap", "h1.d0.test", "192.0.2.1")),
         Verdict::Tempfail
