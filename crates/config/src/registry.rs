@@ -174,6 +174,13 @@ parameters! {
         "Certificate nicknames for POP (at most one per key type); unset: \
          encryption.rsa.nssslpersonalityssl.",
     );
+    LOCAL_REDISURL: String = (
+        "local.redisurl",
+        Kind::String,
+        Some(""),
+        "redis:// (or rediss://) URL of a Redis that front ends share for failed-login \
+         penalties; empty: each process counts in memory.",
+    );
     LOCAL_SSLDBPATH: String = (
         "local.ssldbpath",
         Kind::String,
@@ -227,6 +234,27 @@ parameters! {
         "1: talk to the user/group directory over LDAPS; 0: plain LDAP (StartTLS when \
          configured).",
     );
+    MMP_AUTHFAILUREDELAY: i64 = (
+        "mmp.authfailuredelay",
+        NONNEG,
+        Some("2"),
+        "Seconds a client address waits before the reply to its first failed login; each \
+         further failure doubles it up to mmp.authfailuremaxdelay. 0: no penalty.",
+    );
+    MMP_AUTHFAILUREMAXDELAY: i64 = (
+        "mmp.authfailuremaxdelay",
+        NONNEG,
+        Some("15"),
+        "Longest failed-login delay in seconds (see mmp.authfailuredelay).",
+    );
+    MMP_AUTHFAILURESECRET: String = (
+        "mmp.authfailuresecret",
+        Kind::Secret,
+        Some(""),
+        "Key of the hash by which front ends recognise a repeated user and password without \
+         storing it; set the same value on front ends sharing local.redisurl. Empty: a \
+         random key per process.",
+    );
     MMP_AUTHSERVICETTL: i64 = (
         "mmp.authservicettl",
         SECONDS,
@@ -240,6 +268,14 @@ parameters! {
         Some("false"),
         "ClientLookup: do one reverse DNS lookup of the client at the proxy and pass the \
          name to the SMTP relay.",
+    );
+    MMP_CONNLIMITS: Vec<String> = (
+        "mmp.connlimits",
+        Kind::CommaList,
+        Some("0.0.0.0|0.0.0.0:20"),
+        "ConnLimits: IP|MASK:NUM realms, comma-separated: at most NUM connections from one \
+         client address in the realm; the most specific realm applies (IPv6 realms and \
+         masks too; IPv6 clients count by /64). Empty: no per-address limit.",
     );
     MMP_EHLOKEYWORDS: Vec<String> = (
         "mmp.ehlokeywords",
@@ -256,6 +292,21 @@ parameters! {
         "FailoverTimeout: seconds to wait for an SMTP relay before trying the next; a \
          failed relay is not tried again for this many minutes.",
     );
+    MMP_MAXAUTHATTEMPTS: i64 = (
+        "mmp.maxauthattempts",
+        Kind::Integer { min: 1, max: 1000 },
+        Some("3"),
+        "Failed logins allowed on one connection before it is closed.",
+    );
+    MMP_MAXCLIENTS: i64 = (
+        "mmp.maxclients",
+        Kind::Integer {
+            min: 1,
+            max: 1_000_000,
+        },
+        Some("10000"),
+        "Connections one daemon serves at once; more are refused before any TLS work.",
+    );
     MMP_POPBEFORESMTPKLUDGECHANNEL: String = (
         "mmp.popbeforesmtpkludgechannel",
         Kind::String,
@@ -270,6 +321,18 @@ parameters! {
         "PreAuth: authenticate POP users at the proxy and record their address for \
          POP-before-SMTP.",
     );
+    MMP_PREAUTHTIMEOUT: i64 = (
+        "mmp.preauthtimeout",
+        SECONDS,
+        Some("60"),
+        "Seconds from connection to successful login (the TLS handshake included).",
+    );
+    MMP_PROXYHEADERTIMEOUT: i64 = (
+        "mmp.proxyheadertimeout",
+        SECONDS,
+        Some("5"),
+        "Seconds a host of mmp.trustedproxies has to send its PROXY protocol header.",
+    );
     MMP_SMTPPROXYPASSWORD: String = (
         "mmp.smtpproxypassword",
         Kind::Secret,
@@ -282,6 +345,26 @@ parameters! {
         Kind::List,
         Some(""),
         "SmtpRelays: blank-separated host[:port] list of SMTP relays, used round robin.",
+    );
+    MMP_TIMEOUT: i64 = (
+        "mmp.timeout",
+        SECONDS,
+        Some("1800"),
+        "Timeout: seconds a logged-in connection may stay idle (IMAP needs at least 1800, \
+         RFC 9051).",
+    );
+    MMP_TRUSTEDNETWORKS: Vec<String> = (
+        "mmp.trustednetworks",
+        Kind::CommaList,
+        Some(""),
+        "Client networks (CIDR, comma-separated) exempt from failed-login delays.",
+    );
+    MMP_TRUSTEDPROXIES: Vec<String> = (
+        "mmp.trustedproxies",
+        Kind::CommaList,
+        Some(""),
+        "Load balancers (CIDR, comma-separated) that must open every connection with a \
+         PROXY protocol v1/v2 header; others may not send one. Empty: PROXY protocol off.",
     );
     SASL_DEFAULT_AUTO_TRANSITION: bool = (
         "sasl.default.auto_transition",
