@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod limits;
+pub mod net;
+pub mod penalty;
+pub mod proxy_protocol;
+
+pub use error::Error;
+pub use limits::{ConnLimits, ConnectionGate, Limits, Permit, Refusal};
+pub use net::{ClientKey, NetworkList};
+pub use penalty::Penalty;
+pub use proxy_protocol::{ProxyHeader, ProxyPolicy};
+
+pub use portcullis_config as config;
+pub use redis;
