@@ -98,13 +98,12 @@ impl Response {
         let rest = String::from_utf8_lossy(rest).into_owned();
         let mut code = None;
         let mut text = rest.as_str();
-        if let Some(after) = text.strip_prefix('[') {
-            if let Some(end) = after.find(']') {
-                if let Ok(c) = ResponseCode::parse(&after[..end]) {
-                    code = Some(c);
-                    text = after[end + 1..].trim_start_matches(' ');
-                }
-            }
+        if let Some(after) = text.strip_prefix('[')
+            && let Some(end) = after.find(']')
+            && let Ok(c) = ResponseCode::parse(&after[..end])
+        {
+            code = Some(c);
+            text = after[end + 1..].trim_start_matches(' ');
         }
         Ok(Self {
             ok,
