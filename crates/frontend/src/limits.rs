@@ -28,9 +28,9 @@ use hashbrown::HashMap;
 use ipnet::IpNet;
 use portcullis_config::{Config, params};
 
+use crate::Error;
 use crate::net::{ClientKey, canonical};
 use crate::proxy_protocol::seconds;
-use crate::Error;
 
 /// The least idle timeout an IMAP server may use after login: RFC 9051
 /// §5.4 says at least 30 minutes.
@@ -59,7 +59,13 @@ impl Realm {
 
 impl fmt::Display for Realm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}|{}:{}", self.net.network(), self.net.netmask(), self.max)
+        write!(
+            f,
+            "{}|{}:{}",
+            self.net.network(),
+            self.net.netmask(),
+            self.max
+        )
     }
 }
 
@@ -100,7 +106,12 @@ impl ConnLimits {
     pub fn parse<S: AsRef<str>>(entries: impl IntoIterator<Item = S>) -> Result<Self, Error> {
         let mut realms: Vec<Realm> = Vec::new();
         for entry in entries {
-            for text in entry.as_ref().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            for text in entry
+                .as_ref()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
                 let realm = parse_realm(text).map_err(|reason| Error::InvalidSetting {
                     name: "mmp.connlimits",
                     reason: format!("realm {text:?}: {reason}"),

@@ -125,7 +125,13 @@ mod tests {
         assert!(l.contains("2001:db8:ffff::1".parse().unwrap()));
         assert!(!l.contains("2001:db9::1".parse().unwrap()));
         assert!(NetworkList::parse("x", [""]).unwrap().is_empty());
-        for bad in ["10.0.0.0/33", "host.example", "10.0.0", "::/129", "10.0.0.0/"] {
+        for bad in [
+            "10.0.0.0/33",
+            "host.example",
+            "10.0.0",
+            "::/129",
+            "10.0.0.0/",
+        ] {
             let e = NetworkList::parse("mmp.trustedproxies", [bad]).unwrap_err();
             assert!(e.to_string().contains("mmp.trustedproxies"), "{bad}: {e}");
         }
@@ -143,6 +149,9 @@ mod tests {
             ClientKey::of("::ffff:192.0.2.1".parse().unwrap()),
             ClientKey::of("192.0.2.1".parse().unwrap())
         );
-        assert_eq!(ClientKey::of("192.0.2.1".parse().unwrap()).to_string(), "192.0.2.1");
+        assert_eq!(
+            ClientKey::of("192.0.2.1".parse().unwrap()).to_string(),
+            "192.0.2.1"
+        );
     }
 }

@@ -37,9 +37,9 @@ use sha2::Sha256;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
+use crate::Error;
 use crate::net::{ClientKey, NetworkList};
 use crate::proxy_protocol::seconds;
-use crate::Error;
 
 /// How long an address's count lives after its last failure.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(60 * 60);
@@ -97,7 +97,7 @@ impl MemoryStore {
         let now = Instant::now();
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if !inner.map.contains_key(&key) && inner.map.len() >= self.capacity {
-            Self::make_room(&mut inner, now);
+            Self::make_room(&mut inner, now, self.capacity);
         }
         let entry = inner.map.entry(key).or_insert(Entry {
             failures: 0,
@@ -117,16 +117,15 @@ impl MemoryStore {
 
     /// Drops expired entries (at most once a second: the scan is linear),
     /// else one arbitrary entry, so a flood of addresses cannot grow the map.
-    fn make_room(inner: &mut MemoryInner, now: Instant) {
+    fn make_room(inner: &mut MemoryInner, now: Instant, capacity: usize) {
         if now.duration_since(inner.last_purge) >= Duration::from_secs(1) {
             inner.last_purge = now;
             inner.map.retain(|_, e| e.expires > now);
         }
-        let len = inner.map.len();
-        if len > 0 {
-            if let Some(key) = inner.map.keys().next().copied() {
-                inner.map.remove(&key);
-            }
+        if inner.map.len() >= capacity
+            && let Some(key) = inner.map.keys().next().copied()
+        {
+            inner.map.remove(&key);
         }
     }
 
@@ -186,7 +185,9 @@ impl RedisStore {
         match tokio::time::timeout(self.op_timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(Error::StoreUnavailable(e.to_string())),
-            Err(_) => Err(Error::StoreUnavailable("Redis operation timed out".to_owned())),
+            Err(_) => Err(Error::StoreUnavailable(
+                "Redis operation timed out".to_owned(),
+            )),
         }
     }
 
@@ -198,7 +199,12 @@ impl RedisStore {
         Ok(n.unwrap_or(0))
     }
 
-    async fn record(&self, key: ClientKey, fp: Fingerprint, expiry: Duration) -> Result<u32, Error> {
+    async fn record(
+        &self,
+        key: ClientKey,
+        fp: Fingerprint,
+        expiry: Duration,
+    ) -> Result<u32, Error> {
         let ttl = expiry.as_secs().max(1);
         let (n_key, h_key) = (
             format!("{}{key}:n", self.prefix),
@@ -214,7 +220,13 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         pipe.atomic();
         if previous.as_deref() == Some(fp.as_str()) {
-            pipe.cmd("SET").arg(&n_key).arg(1).arg("NX").arg("EX").arg(ttl).ignore();
+            pipe.cmd("SET")
+                .arg(&n_key)
+                .arg(1)
+                .arg("NX")
+                .arg("EX")
+                .arg(ttl)
+                .ignore();
             pipe.cmd("EXPIRE").arg(&n_key).arg(ttl).ignore();
             pipe.cmd("GET").arg(&n_key);
         } else {
@@ -228,10 +240,12 @@ impl RedisStore {
 
 fn hex(bytes: &[u8]) -> String {
     use fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[derive(Debug)]

@@ -29,9 +29,9 @@ use std::time::Duration;
 use portcullis_config::{Config, params};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::Error;
 use crate::error::malformed;
 use crate::net::{NetworkList, canonical};
-use crate::Error;
 
 /// The 12 bytes that start every v2 header.
 pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
@@ -189,7 +189,13 @@ impl ProxyHeader {
         let mut body = Vec::new();
         let fam = match (self.command, self.addresses) {
             (Command::Local, _) | (Command::Proxy, Addresses::Unknown) => 0x00,
-            (Command::Proxy, Addresses::Tcp { source, destination }) => {
+            (
+                Command::Proxy,
+                Addresses::Tcp {
+                    source,
+                    destination,
+                },
+            ) => {
                 let (s, d) = (canonical(source.ip()), canonical(destination.ip()));
                 let fam = match (s, d) {
                     (IpAddr::V4(s), IpAddr::V4(d)) => {
@@ -304,7 +310,12 @@ fn decode_v1(buf: &[u8]) -> Result<Decoded, Error> {
             },
             b'\n' => return Err(malformed(i, "LF without CR in v1 header")),
             0x20..=0x7e => {}
-            _ => return Err(malformed(i, "v1 header holds a byte that is not printable ASCII")),
+            _ => {
+                return Err(malformed(
+                    i,
+                    "v1 header holds a byte that is not printable ASCII",
+                ));
+            }
         }
     }
     let Some(end) = end else {
@@ -340,12 +351,22 @@ fn v1_addresses(line: &[u8]) -> Result<Addresses, Error> {
     let mut offset = 0;
     for field in text.split(' ') {
         if field.is_empty() {
-            return Err(malformed(at(offset), "v1 fields are separated by exactly one space"));
+            return Err(malformed(
+                at(offset),
+                "v1 fields are separated by exactly one space",
+            ));
         }
         fields.push((offset, field));
         offset += field.len() + 1;
     }
-    let [(_, proto), (so, src), (dso, dst), (spo, sport), (dpo, dport)] = fields[..] else {
+    let [
+        (_, proto),
+        (so, src),
+        (dso, dst),
+        (spo, sport),
+        (dpo, dport),
+    ] = fields[..]
+    else {
         return Err(malformed(
             at(0),
             "v1 header needs TCP4|TCP6 src dst sport dport, or UNKNOWN",
@@ -353,14 +374,31 @@ fn v1_addresses(line: &[u8]) -> Result<Addresses, Error> {
     };
     let (source, destination): (IpAddr, IpAddr) = match proto {
         "TCP4" => (
-            IpAddr::V4(src.parse::<Ipv4Addr>().map_err(|_| malformed(at(so), "bad IPv4 source"))?),
-            IpAddr::V4(dst.parse::<Ipv4Addr>().map_err(|_| malformed(at(dso), "bad IPv4 destination"))?),
+            IpAddr::V4(
+                src.parse::<Ipv4Addr>()
+                    .map_err(|_| malformed(at(so), "bad IPv4 source"))?,
+            ),
+            IpAddr::V4(
+                dst.parse::<Ipv4Addr>()
+                    .map_err(|_| malformed(at(dso), "bad IPv4 destination"))?,
+            ),
         ),
         "TCP6" => (
-            IpAddr::V6(src.parse::<Ipv6Addr>().map_err(|_| malformed(at(so), "bad IPv6 source"))?),
-            IpAddr::V6(dst.parse::<Ipv6Addr>().map_err(|_| malformed(at(dso), "bad IPv6 destination"))?),
+            IpAddr::V6(
+                src.parse::<Ipv6Addr>()
+                    .map_err(|_| malformed(at(so), "bad IPv6 source"))?,
+            ),
+            IpAddr::V6(
+                dst.parse::<Ipv6Addr>()
+                    .map_err(|_| malformed(at(dso), "bad IPv6 destination"))?,
+            ),
         ),
-        _ => return Err(malformed(at(0), "v1 protocol must be TCP4, TCP6 or UNKNOWN")),
+        _ => {
+            return Err(malformed(
+                at(0),
+                "v1 protocol must be TCP4, TCP6 or UNKNOWN",
+            ));
+        }
     };
     let sport = v1_port(sport).ok_or_else(|| malformed(at(spo), "bad source port"))?;
     let dport = v1_port(dport).ok_or_else(|| malformed(at(dpo), "bad destination port"))?;
@@ -393,10 +431,10 @@ fn decode_v2(buf: &[u8]) -> Result<Decoded, Error> {
             return Err(malformed(12, "v2 command is neither LOCAL nor PROXY"));
         }
     }
-    if let Some(&fam) = buf.get(13) {
-        if fam >> 4 > 3 || fam & 0x0f > 2 {
-            return Err(malformed(13, "unknown v2 address family or protocol"));
-        }
+    if let Some(&fam) = buf.get(13)
+        && (fam >> 4 > 3 || fam & 0x0f > 2)
+    {
+        return Err(malformed(13, "unknown v2 address family or protocol"));
     }
     if buf.len() < V2_FIXED {
         return Ok(Decoded::Incomplete);
