@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::Error;
 use crate::error::malformed;
-use crate::net::{NetworkList, canonical};
+use crate::net::NetworkList;
 
 /// The 12 bytes that start every v2 header.
 pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
@@ -180,7 +180,8 @@ impl ProxyHeader {
 
     /// The header in the v2 binary form (whatever [`Self::version`] says),
     /// as the daemons send it to a store that expects one. Addresses of
-    /// different families are both written as IPv6 (IPv4-mapped).
+    /// different families are both written as IPv6 (the IPv4 one
+    /// IPv4-mapped).
     ///
     /// # Errors
     /// [`Error::ProxyEncode`] when the extensions do not fit the 16-bit
@@ -196,8 +197,7 @@ impl ProxyHeader {
                     destination,
                 },
             ) => {
-                let (s, d) = (canonical(source.ip()), canonical(destination.ip()));
-                let fam = match (s, d) {
+                let fam = match (source.ip(), destination.ip()) {
                     (IpAddr::V4(s), IpAddr::V4(d)) => {
                         body.extend_from_slice(&s.octets());
                         body.extend_from_slice(&d.octets());
