@@ -58,7 +58,7 @@ pub fn run(mechanism: Mechanism, mode: u8, initial: Option<&[u8]>, messages: &[V
                     refused = true;
                     Answer::Unavailable
                 }
-                _ => Answer::Accept,
+                _ => Answer::accept("fuzz-user"),
             }),
             Ok(Step::Done(auth)) => {
                 // A refused verification can never end in success.

@@ -1,12 +1,13 @@
 //! The directory: finding users, verifying passwords, account state,
 //! auto-transition, proxy rights and certificate mapping.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ldap3::{Scope, SearchEntry};
 use portcullis_certmap::escape::filter_value;
 use portcullis_certmap::{ClientCert, SearchBase};
-use portcullis_sasl::{Password, ScramAlgorithm, ScramSecret};
+use portcullis_sasl::{Account, Password, ScramAlgorithm, ScramSecret};
 use subtle::ConstantTimeEq;
 
 use crate::cache::Cache;
@@ -34,8 +35,68 @@ pub struct User {
     pub allowed_service_access: Option<String>,
     /// The domain's `mailDomainAllowedServiceAccess` (for accessfilter).
     pub domain_allowed_service_access: Option<String>,
+    /// `mailHost`: the user's message store.
+    pub mail_host: Option<String>,
+    /// The canonical identity (by default `uid@domain`): what logs, XCLIENT
+    /// `LOGIN` and IMAP `ID` receive, whatever the client typed.
+    pub canonical: String,
+    /// The extra attributes the settings ask for, by lower-case name.
+    pub attributes: BTreeMap<String, Vec<String>>,
     /// Whether this login rewrote the stored password (auto-transition).
     pub transitioned: bool,
+}
+
+impl User {
+    /// The account the sasl exchange ends with.
+    #[must_use]
+    pub fn account(&self) -> Account {
+        let mut a = Account::new(self.canonical.clone());
+        a.dn = Some(self.dn.clone());
+        a.domain.clone_from(&self.domain);
+        a.mail_host.clone_from(&self.mail_host);
+        a.allowed_service_access
+            .clone_from(&self.allowed_service_access);
+        a.domain_allowed_service_access
+            .clone_from(&self.domain_allowed_service_access);
+        for (k, v) in &self.attributes {
+            a.set_attribute(k, v.clone());
+        }
+        a
+    }
+}
+
+/// The canonical identity's default form: `%u` is the entry's `uid` (else
+/// the login's local part), `%d` the domain, `%m` the entry's `mail`. When
+/// a part is missing the form falls back to the uid alone.
+pub const DEFAULT_CANONICAL_FORM: &str = "%u@%d";
+
+/// Expands a canonical-identity form (see [`DEFAULT_CANONICAL_FORM`]).
+/// `%%` is a literal `%`. Falls back to `uid` when the form names a part the
+/// entry lacks.
+#[must_use]
+pub fn canonical_identity(form: &str, uid: &str, domain: Option<&str>, mail: Option<&str>) -> String {
+    let mut out = String::with_capacity(form.len() + uid.len() + 16);
+    let mut chars = form.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('u') => out.push_str(uid),
+            Some('d') => match domain {
+                Some(d) if !d.is_empty() => out.push_str(&d.to_ascii_lowercase()),
+                _ => return uid.to_owned(),
+            },
+            Some('m') => match mail {
+                Some(m) if !m.is_empty() => out.push_str(m),
+                _ => return uid.to_owned(),
+            },
+            Some('%') => out.push('%'),
+            _ => return uid.to_owned(),
+        }
+    }
+    if out.is_empty() { uid.to_owned() } else { out }
 }
 
 /// A user entry as looked up, before any password check.
@@ -180,14 +241,16 @@ impl Directory {
         self.inner.pool.status()
     }
 
-    fn user_attrs(&self, with_password: bool) -> Vec<&'static str> {
+    fn user_attrs(&self, with_password: bool) -> Vec<&str> {
         let mut a = vec![
             "uid",
             "mail",
+            "mailHost",
             "inetUserStatus",
             "mailUserStatus",
             "mailAllowedServiceAccess",
         ];
+        a.extend(self.extra_attributes().iter().map(String::as_str));
         if with_password {
             a.push("userPassword");
         }
@@ -322,20 +385,56 @@ impl Directory {
         Ok(())
     }
 
-    fn user_of(entry: &Entry, login: &str) -> User {
+    pub(crate) fn user_of(&self, entry: &Entry, login: &str) -> User {
+        let uid = entry.first("uid");
+        let mail = entry.first("mail");
+        let local = uid
+            .clone()
+            .unwrap_or_else(|| split_login(login).0.to_owned());
+        let canonical = canonical_identity(
+            self.canonical_form(),
+            &local,
+            entry.domain.as_deref(),
+            mail.as_deref(),
+        );
+        let attributes = self
+            .extra_attributes()
+            .iter()
+            .filter_map(|name| {
+                let v: Vec<String> = entry
+                    .values(name)
+                    .into_iter()
+                    .filter_map(|b| String::from_utf8(b).ok())
+                    .collect();
+                (!v.is_empty()).then(|| (name.to_ascii_lowercase(), v))
+            })
+            .collect();
         User {
             dn: entry.dn.clone(),
             login: login.to_owned(),
-            uid: entry.first("uid"),
-            mail: entry.first("mail"),
+            uid,
+            mail,
             domain: entry.domain.clone(),
             allowed_service_access: entry.first("mailAllowedServiceAccess"),
             domain_allowed_service_access: entry
                 .domain_attrs
                 .as_ref()
                 .and_then(|d| first(d, "mailDomainAllowedServiceAccess")),
+            mail_host: entry.first("mailHost"),
+            canonical,
+            attributes,
             transitioned: false,
         }
+    }
+
+    /// The attributes returned with every user beyond the built-in ones.
+    fn extra_attributes(&self) -> &[String] {
+        &[]
+    }
+
+    /// The canonical identity's form.
+    fn canonical_form(&self) -> &str {
+        DEFAULT_CANONICAL_FORM
     }
 
     /// Checks `password` locally against the entry's `userPassword`
@@ -432,7 +531,7 @@ impl Directory {
             VerifyMode::LocalHash => Self::local_check(&entry, password).await?,
         }
         Self::status_check(&entry)?;
-        let mut user = Self::user_of(&entry, login);
+        let mut user = self.user_of(&entry, login);
         if s.auto_transition {
             user.transitioned = self.transition(&entry, password).await;
         }
@@ -567,7 +666,7 @@ impl Directory {
                     .flatten()
             })
             .ok_or(Reject::NoUsablePassword)?;
-        Ok((Self::user_of(&entry, login), Password::new(pw)))
+        Ok((self.user_of(&entry, login), Password::new(pw)))
     }
 
     /// The user's stored SCRAM keys for `algorithm` (a `{SCRAM-SHA-256}` /
@@ -598,7 +697,7 @@ impl Directory {
                 ScramSecret::new(algorithm, b.iterations, b.salt, b.stored_key, b.server_key).ok()
             })
             .ok_or(Reject::NoUsablePassword)?;
-        Ok((Self::user_of(&entry, login), secret))
+        Ok((self.user_of(&entry, login), secret))
     }
 
     /// Whether `login` belongs to the administrators group and so may act
@@ -708,7 +807,7 @@ impl Directory {
             domain_attrs,
         };
         Self::status_check(&entry)?;
-        Ok(Self::user_of(&entry, &login))
+        Ok(self.user_of(&entry, &login))
     }
 }
 

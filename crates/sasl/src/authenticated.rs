@@ -1,6 +1,6 @@
 //! The proof that an exchange succeeded.
 
-use crate::{ChannelBindingType, Mechanism};
+use crate::{Account, ChannelBindingType, Mechanism};
 
 /// A successfully authenticated (and, for proxying, authorized) identity.
 ///
@@ -14,6 +14,7 @@ pub struct Authenticated {
     pub(crate) mechanism: Mechanism,
     pub(crate) trace: Option<String>,
     pub(crate) channel_binding: Option<ChannelBindingType>,
+    pub(crate) account: Option<Account>,
 }
 
 impl Authenticated {
@@ -26,7 +27,14 @@ impl Authenticated {
             mechanism,
             trace: None,
             channel_binding: None,
+            account: None,
         }
+    }
+
+    /// The same, carrying the account the credential store returned.
+    pub(crate) fn with_account(mut self, account: Account) -> Self {
+        self.account = Some(account);
+        self
     }
 
     /// The authentication identity: whose credentials were checked.
@@ -40,14 +48,29 @@ impl Authenticated {
         self.authzid.as_deref()
     }
 
-    /// The identity the session acts as: the authzid if one was granted,
-    /// else the authcid. Empty for an ANONYMOUS login, which has no user
-    /// (no user login can have an empty identity, so an anonymous session
-    /// can never act as a directory user, not even one named
-    /// `anonymous`); see [`Authenticated::is_anonymous`] and
+    /// The identity the session acts as: the canonical name of the
+    /// [`Authenticated::account`] (the directory's `uid@domain`, say, not
+    /// what the client typed) when the credential store returned one, else
+    /// the authzid if one was granted, else the authcid. This is what logs,
+    /// XCLIENT `LOGIN` and IMAP `ID` should receive.
+    ///
+    /// Empty for an ANONYMOUS login, which has no user (no user login can
+    /// have an empty identity, so an anonymous session can never act as a
+    /// directory user, not even one named `anonymous`); see
+    /// [`Authenticated::is_anonymous`] and
     /// [`Authenticated::anonymous_trace`].
     pub fn identity(&self) -> &str {
-        self.authzid.as_deref().unwrap_or(&self.authcid)
+        match &self.account {
+            Some(a) if !a.name.is_empty() => &a.name,
+            _ => self.authzid.as_deref().unwrap_or(&self.authcid),
+        }
+    }
+
+    /// The account of the user the session acts as (after proxy
+    /// authorization, the authzid's), with its message store and access
+    /// filters. `None` only for ANONYMOUS.
+    pub fn account(&self) -> Option<&Account> {
+        self.account.as_ref()
     }
 
     /// The mechanism used.

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::{ExternalIdentity, Mechanism, Password, ScramAlgorithm, ScramSecret, Service};
+use crate::{Account, ExternalIdentity, Mechanism, Password, ScramAlgorithm, ScramSecret, Service};
 
 /// A boxed, `Send` future, so the traits below can be used as `dyn` objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -196,92 +196,97 @@ pub enum Request {
     FetchScramSecret(FetchScramSecret),
     /// Map the client certificate to a user. Answer [`Answer::Identity`].
     MapIdentity(MapIdentity),
-    /// Proxy authorization. Answer [`Answer::Accept`].
+    /// Proxy authorization. Answer [`Answer::Accept`] with the account of
+    /// the user acted as.
     Authorize(Authorize),
 }
 
+/// A value and the account it belongs to.
+pub type WithAccount<T> = (T, Account);
+
 /// The caller's answer to a [`Request`].
 ///
-/// [`Answer::Reject`] and [`Answer::Unavailable`] answer any request. An
-/// answer of the wrong kind is [`crate::Error::ApiMisuse`].
+/// Every accepting answer carries the user's [`Account`], which ends up in
+/// [`crate::Authenticated::account`]. [`Answer::Reject`] and
+/// [`Answer::Unavailable`] answer any request. An answer of the wrong kind
+/// is [`crate::Error::ApiMisuse`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Answer {
-    /// The password is right / the proxy authorization is allowed.
-    Accept,
+    /// The password is right / the proxy authorization is allowed (with
+    /// the account of the user acted as).
+    Accept(Account),
     /// The user's cleartext password.
-    Password(Password),
+    Password(Password, Account),
     /// The user's stored SCRAM secret for the requested algorithm.
-    ScramSecret(ScramSecret),
-    /// The user name the external identity maps to.
-    Identity(String),
+    ScramSecret(ScramSecret, Account),
+    /// The account the external identity maps to.
+    Identity(Account),
     /// Bad credentials, unknown user, no mapping, or not allowed.
     Reject,
     /// Temporarily unavailable.
     Unavailable,
 }
 
-impl From<Verdict> for Answer {
-    fn from(v: Verdict) -> Self {
-        match v {
-            Verdict::Accept(()) => Self::Accept,
-            Verdict::Reject => Self::Reject,
-            Verdict::Unavailable => Self::Unavailable,
-        }
+impl Answer {
+    /// [`Answer::Accept`] with an account that has only a name.
+    #[must_use]
+    pub fn accept(name: impl Into<String>) -> Self {
+        Self::Accept(Account::new(name))
     }
 }
 
-impl From<Verdict<Password>> for Answer {
-    fn from(v: Verdict<Password>) -> Self {
-        match v {
-            Verdict::Accept(p) => Self::Password(p),
-            Verdict::Reject => Self::Reject,
-            Verdict::Unavailable => Self::Unavailable,
+macro_rules! answer_from_verdict {
+    ($t:ty, $v:pat => $answer:expr) => {
+        impl From<Verdict<$t>> for Answer {
+            fn from(v: Verdict<$t>) -> Self {
+                match v {
+                    Verdict::Accept($v) => $answer,
+                    Verdict::Reject => Self::Reject,
+                    Verdict::Unavailable => Self::Unavailable,
+                }
+            }
         }
-    }
+    };
 }
 
-impl From<Verdict<ScramSecret>> for Answer {
-    fn from(v: Verdict<ScramSecret>) -> Self {
-        match v {
-            Verdict::Accept(s) => Self::ScramSecret(s),
-            Verdict::Reject => Self::Reject,
-            Verdict::Unavailable => Self::Unavailable,
-        }
-    }
-}
+answer_from_verdict!(Account, a => Self::Accept(a));
+answer_from_verdict!(WithAccount<Password>, (p, a) => Self::Password(p, a));
+answer_from_verdict!(WithAccount<ScramSecret>, (s, a) => Self::ScramSecret(s, a));
 
-impl From<Verdict<String>> for Answer {
-    fn from(v: Verdict<String>) -> Self {
-        match v {
-            Verdict::Accept(s) => Self::Identity(s),
-            Verdict::Reject => Self::Reject,
-            Verdict::Unavailable => Self::Unavailable,
-        }
+pub(crate) fn identity_answer(v: Verdict<Account>) -> Answer {
+    match v {
+        Verdict::Accept(a) => Answer::Identity(a),
+        Verdict::Reject => Answer::Reject,
+        Verdict::Unavailable => Answer::Unavailable,
     }
 }
 
 /// Checks passwords and hands out stored secrets (ldapauth implements it
 /// against the directory).
 pub trait CredentialVerifier: fmt::Debug + Send + Sync {
-    /// Checks a cleartext password (PLAIN, LOGIN).
-    fn verify_password<'a>(&'a self, request: &'a VerifyPassword) -> BoxFuture<'a, Verdict>;
+    /// Checks a cleartext password (PLAIN, LOGIN, protocol logins) and
+    /// returns the user's account.
+    fn verify_password<'a>(&'a self, request: &'a VerifyPassword)
+    -> BoxFuture<'a, Verdict<Account>>;
 
-    /// Returns the cleartext password (CRAM-MD5, DIGEST-MD5, APOP). The
-    /// default rejects: the store holds no cleartext passwords.
+    /// Returns the cleartext password (CRAM-MD5, DIGEST-MD5, APOP) and the
+    /// account. The default rejects: the store holds no cleartext
+    /// passwords.
     fn fetch_password<'a>(
         &'a self,
         request: &'a FetchPassword,
-    ) -> BoxFuture<'a, Verdict<Password>> {
+    ) -> BoxFuture<'a, Verdict<WithAccount<Password>>> {
         let _ = request;
         Box::pin(std::future::ready(Verdict::Reject))
     }
 
-    /// Returns the stored SCRAM secret (RFC 5803). The default rejects.
+    /// Returns the stored SCRAM secret (RFC 5803) and the account. The
+    /// default rejects.
     fn fetch_scram_secret<'a>(
         &'a self,
         request: &'a FetchScramSecret,
-    ) -> BoxFuture<'a, Verdict<ScramSecret>> {
+    ) -> BoxFuture<'a, Verdict<WithAccount<ScramSecret>>> {
         let _ = request;
         Box::pin(std::future::ready(Verdict::Reject))
     }
@@ -290,15 +295,17 @@ pub trait CredentialVerifier: fmt::Debug + Send + Sync {
 /// Maps an external identity (TLS client certificate) to a user name
 /// (certmap / ldapauth implement it).
 pub trait IdentityMapper: fmt::Debug + Send + Sync {
-    /// Returns the user name the identity maps to.
-    fn map_identity<'a>(&'a self, request: &'a MapIdentity) -> BoxFuture<'a, Verdict<String>>;
+    /// Returns the account the identity maps to.
+    fn map_identity<'a>(&'a self, request: &'a MapIdentity) -> BoxFuture<'a, Verdict<Account>>;
 }
 
 /// Decides whether an authenticated user may act as another (ldapauth
 /// implements it with the store administrators' group).
 pub trait ProxyAuthorizer: fmt::Debug + Send + Sync {
-    /// Whether `request.authcid()` may act as `request.authzid()`.
-    fn authorize<'a>(&'a self, request: &'a Authorize) -> BoxFuture<'a, Verdict>;
+    /// Whether `request.authcid()` may act as `request.authzid()`; accepts
+    /// with the account of `request.authzid()` (the user acted as, whose
+    /// store and filters apply).
+    fn authorize<'a>(&'a self, request: &'a Authorize) -> BoxFuture<'a, Verdict<Account>>;
 }
 
 /// A [`ProxyAuthorizer`] that allows nobody to proxy.
@@ -306,7 +313,7 @@ pub trait ProxyAuthorizer: fmt::Debug + Send + Sync {
 pub struct NoProxy;
 
 impl ProxyAuthorizer for NoProxy {
-    fn authorize<'a>(&'a self, _request: &'a Authorize) -> BoxFuture<'a, Verdict> {
+    fn authorize<'a>(&'a self, _request: &'a Authorize) -> BoxFuture<'a, Verdict<Account>> {
         Box::pin(std::future::ready(Verdict::Reject))
     }
 }
@@ -339,7 +346,7 @@ impl Backends {
             Request::FetchPassword(r) => self.credentials.fetch_password(r).await.into(),
             Request::FetchScramSecret(r) => self.credentials.fetch_scram_secret(r).await.into(),
             Request::MapIdentity(r) => match &self.identities {
-                Some(m) => m.map_identity(r).await.into(),
+                Some(m) => identity_answer(m.map_identity(r).await),
                 None => Answer::Reject,
             },
             Request::Authorize(r) => self.proxy.authorize(r).await.into(),

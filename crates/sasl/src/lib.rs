@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod account;
 mod authenticated;
 mod backend;
 mod channel_binding;
@@ -24,10 +25,12 @@ mod server;
 mod unknown_user;
 mod util;
 
+pub use account::Account;
 pub use authenticated::Authenticated;
 pub use backend::{
     Answer, Authorize, Backends, BoxFuture, CredentialVerifier, FetchPassword, FetchScramSecret,
     IdentityMapper, MapIdentity, NoProxy, ProxyAuthorizer, Request, Verdict, VerifyPassword,
+    WithAccount,
 };
 pub use client::ClientSession;
 pub use context::{

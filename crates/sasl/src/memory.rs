@@ -4,15 +4,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::backend::{
     Answer, Authorize, BoxFuture, CredentialVerifier, FetchPassword, FetchScramSecret,
-    IdentityMapper, MapIdentity, ProxyAuthorizer, Request, Verdict, VerifyPassword,
+    IdentityMapper, MapIdentity, ProxyAuthorizer, Request, Verdict, VerifyPassword, WithAccount,
 };
 use crate::util::saslprep;
-use crate::{Error, ExternalIdentity, MIN_ITERATIONS, Password, ScramAlgorithm, ScramSecret};
+use crate::{Account, Error, ExternalIdentity, MIN_ITERATIONS, Password, ScramAlgorithm, ScramSecret};
 
 #[derive(Debug, Clone, Default)]
 struct User {
     password: Option<Password>,
     scram: Vec<ScramSecret>,
+    account: Option<Account>,
 }
 
 /// Users, certificates and proxy rights held in memory; answers every
@@ -48,14 +49,28 @@ impl MemoryBackend {
             .into_iter()
             .map(|a| ScramSecret::generate(a, &password, MIN_ITERATIONS))
             .collect::<Result<Vec<_>, _>>()?;
-        self.users.insert(
-            saslprep(name)?,
-            User {
-                password: Some(password),
-                scram,
-            },
-        );
+        let name = saslprep(name)?;
+        let user = self.users.entry(name).or_default();
+        user.password = Some(password);
+        user.scram = scram;
         Ok(self)
+    }
+
+    /// Sets the account a user's logins end with (by default one with
+    /// only the user's name), e.g. to give it a canonical name or a
+    /// message store.
+    #[must_use]
+    pub fn with_account(mut self, name: &str, account: Account) -> Self {
+        self.users.entry(name.to_owned()).or_default().account = Some(account);
+        self
+    }
+
+    /// The account of a user name (the default one if none was set).
+    fn account(&self, name: &str) -> Account {
+        self.users
+            .get(name)
+            .and_then(|u| u.account.clone())
+            .unwrap_or_else(|| Account::new(name))
     }
 
     /// Adds (or replaces) a stored SCRAM secret for a user, without a
@@ -88,45 +103,45 @@ impl MemoryBackend {
         self.unavailable = unavailable;
     }
 
-    fn verify(&self, r: &VerifyPassword) -> Verdict {
+    fn verify(&self, r: &VerifyPassword) -> Verdict<Account> {
         match self
             .users
             .get(r.authcid())
             .and_then(|u| u.password.as_ref())
         {
-            Some(p) if p.ct_eq(r.password()) => Verdict::Accept(()),
+            Some(p) if p.ct_eq(r.password()) => Verdict::Accept(self.account(r.authcid())),
             _ => Verdict::Reject,
         }
     }
 
-    fn password(&self, r: &FetchPassword) -> Verdict<Password> {
+    fn password(&self, r: &FetchPassword) -> Verdict<WithAccount<Password>> {
         match self.users.get(r.authcid()).and_then(|u| u.password.clone()) {
-            Some(p) => Verdict::Accept(p),
+            Some(p) => Verdict::Accept((p, self.account(r.authcid()))),
             None => Verdict::Reject,
         }
     }
 
-    fn scram(&self, r: &FetchScramSecret) -> Verdict<ScramSecret> {
+    fn scram(&self, r: &FetchScramSecret) -> Verdict<WithAccount<ScramSecret>> {
         let found = self
             .users
             .get(r.authcid())
             .and_then(|u| u.scram.iter().find(|s| s.algorithm() == r.algorithm()));
         match found {
-            Some(s) => Verdict::Accept(s.clone()),
+            Some(s) => Verdict::Accept((s.clone(), self.account(r.authcid()))),
             None => Verdict::Reject,
         }
     }
 
-    fn map(&self, r: &MapIdentity) -> Verdict<String> {
+    fn map(&self, r: &MapIdentity) -> Verdict<Account> {
         match self.certificates.iter().find(|(i, _)| i == r.identity()) {
-            Some((_, u)) => Verdict::Accept(u.clone()),
+            Some((_, u)) => Verdict::Accept(self.account(u)),
             None => Verdict::Reject,
         }
     }
 
-    fn authorize(&self, r: &Authorize) -> Verdict {
+    fn authorize(&self, r: &Authorize) -> Verdict<Account> {
         if self.proxies.contains(r.authcid()) {
-            Verdict::Accept(())
+            Verdict::Accept(self.account(r.authzid()))
         } else {
             Verdict::Reject
         }
@@ -141,7 +156,7 @@ impl MemoryBackend {
             Request::VerifyPassword(r) => self.verify(r).into(),
             Request::FetchPassword(r) => self.password(r).into(),
             Request::FetchScramSecret(r) => self.scram(r).into(),
-            Request::MapIdentity(r) => self.map(r).into(),
+            Request::MapIdentity(r) => crate::backend::identity_answer(self.map(r)),
             Request::Authorize(r) => self.authorize(r).into(),
         }
     }
@@ -156,33 +171,36 @@ impl MemoryBackend {
 }
 
 impl CredentialVerifier for MemoryBackend {
-    fn verify_password<'a>(&'a self, request: &'a VerifyPassword) -> BoxFuture<'a, Verdict> {
+    fn verify_password<'a>(
+        &'a self,
+        request: &'a VerifyPassword,
+    ) -> BoxFuture<'a, Verdict<Account>> {
         Box::pin(std::future::ready(self.gate(self.verify(request))))
     }
 
     fn fetch_password<'a>(
         &'a self,
         request: &'a FetchPassword,
-    ) -> BoxFuture<'a, Verdict<Password>> {
+    ) -> BoxFuture<'a, Verdict<WithAccount<Password>>> {
         Box::pin(std::future::ready(self.gate(self.password(request))))
     }
 
     fn fetch_scram_secret<'a>(
         &'a self,
         request: &'a FetchScramSecret,
-    ) -> BoxFuture<'a, Verdict<ScramSecret>> {
+    ) -> BoxFuture<'a, Verdict<WithAccount<ScramSecret>>> {
         Box::pin(std::future::ready(self.gate(self.scram(request))))
     }
 }
 
 impl IdentityMapper for MemoryBackend {
-    fn map_identity<'a>(&'a self, request: &'a MapIdentity) -> BoxFuture<'a, Verdict<String>> {
+    fn map_identity<'a>(&'a self, request: &'a MapIdentity) -> BoxFuture<'a, Verdict<Account>> {
         Box::pin(std::future::ready(self.gate(self.map(request))))
     }
 }
 
 impl ProxyAuthorizer for MemoryBackend {
-    fn authorize<'a>(&'a self, request: &'a Authorize) -> BoxFuture<'a, Verdict> {
+    fn authorize<'a>(&'a self, request: &'a Authorize) -> BoxFuture<'a, Verdict<Account>> {
         Box::pin(std::future::ready(self.gate(self.authorize(request))))
     }
 }

@@ -174,7 +174,9 @@ impl ServerSession {
                 self.advance(r)
             }
             State::Authorize { auth, final_data } => match answer {
-                Answer::Accept => self.finish(auth, final_data),
+                // The session acts as the authzid: its account (store,
+                // filters) is the one that applies.
+                Answer::Accept(account) => self.finish(auth.with_account(account), final_data),
                 Answer::Reject => Err(Error::AuthorizationFailed),
                 Answer::Unavailable => Err(Error::Unavailable),
                 _ => {

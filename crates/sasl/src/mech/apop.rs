@@ -65,7 +65,7 @@ impl ServerMech for Server {
         if let Some(e) = reject_or_unavailable(&answer) {
             return Err(e);
         }
-        let (Answer::Password(password), Some((user, digest))) = (answer, self.pending.take())
+        let (Answer::Password(password, account), Some((user, digest))) = (answer, self.pending.take())
         else {
             return Err(Error::ApiMisuse(
                 "APOP needs Password, Reject or Unavailable",
@@ -74,7 +74,7 @@ impl ServerMech for Server {
         let expected = hex(&md5(&[self.timestamp.as_bytes(), password.as_bytes()]));
         if ct_eq(expected.as_bytes(), &digest) {
             Ok(Inner::Success {
-                auth: Authenticated::new(M, user, None),
+                auth: Authenticated::new(M, user, None).with_account(account),
                 final_data: None,
             })
         } else {

@@ -60,7 +60,7 @@ impl ServerMech for Server {
         if let Some(e) = reject_or_unavailable(&answer) {
             return Err(e);
         }
-        let (Answer::Password(password), Some((user, digest))) = (answer, self.pending.take())
+        let (Answer::Password(password, account), Some((user, digest))) = (answer, self.pending.take())
         else {
             return Err(Error::ApiMisuse(
                 "CRAM-MD5 needs Password, Reject or Unavailable",
@@ -72,7 +72,7 @@ impl ServerMech for Server {
         )));
         if ct_eq(expected.as_bytes(), &digest) {
             Ok(Inner::Success {
-                auth: Authenticated::new(M, user, None),
+                auth: Authenticated::new(M, user, None).with_account(account),
                 final_data: None,
             })
         } else {

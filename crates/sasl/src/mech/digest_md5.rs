@@ -393,7 +393,7 @@ impl ServerMech for Server {
         if let Some(e) = reject_or_unavailable(&answer) {
             return Err(e);
         }
-        let (Answer::Password(password), Some(p)) = (answer, self.pending.take()) else {
+        let (Answer::Password(password, account), Some(p)) = (answer, self.pending.take()) else {
             return Err(Error::ApiMisuse(
                 "DIGEST-MD5 needs Password, Reject or Unavailable",
             ));
@@ -446,7 +446,7 @@ impl ServerMech for Server {
         }
         let rspauth = rspauth.ok_or(Error::BadCredentials)?;
         Ok(Inner::Success {
-            auth: Authenticated::new(M, p.authcid, p.authzid),
+            auth: Authenticated::new(M, p.authcid, p.authzid).with_account(account),
             final_data: Some(format!("rspauth={rspauth}").into_bytes()),
         })
     }

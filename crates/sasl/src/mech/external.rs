@@ -66,8 +66,9 @@ impl ServerMech for Server {
             return Err(e);
         }
         match answer {
-            Answer::Identity(user) if !user.is_empty() => Ok(Inner::Success {
-                auth: Authenticated::new(M, user, self.authzid.take()),
+            Answer::Identity(account) if !account.name.is_empty() => Ok(Inner::Success {
+                auth: Authenticated::new(M, account.name.clone(), self.authzid.take())
+                    .with_account(account),
                 final_data: None,
             }),
             Answer::Identity(_) => Err(Error::BadCredentials),

@@ -97,8 +97,8 @@ pub(crate) fn password_verdict(
         return Err(e);
     }
     match (answer, pending) {
-        (Answer::Accept, Some((authcid, authzid))) => Ok(Inner::Success {
-            auth: Authenticated::new(m, authcid, authzid),
+        (Answer::Accept(account), Some((authcid, authzid))) => Ok(Inner::Success {
+            auth: Authenticated::new(m, authcid, authzid).with_account(account),
             final_data: None,
         }),
         _ => Err(Error::ApiMisuse(

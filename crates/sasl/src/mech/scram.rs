@@ -85,7 +85,8 @@ enum ServerState {
         /// The user's secret, or the made-up one of an unknown user.
         secret: ScramSecret,
         /// Whether the user exists.
-        known: bool,
+        /// The user's account; `None` for an unknown user.
+        account: Option<crate::Account>,
     },
     Done,
 }
@@ -234,21 +235,21 @@ impl Server {
             Some(s) => s.decoy(self.alg, &authcid),
             None => process_secret()?.decoy(self.alg, &authcid),
         };
-        let (secret, known) = match answer {
-            Answer::ScramSecret(s) if s.algorithm() == self.alg => {
+        let (secret, account) = match answer {
+            Answer::ScramSecret(s, account) if s.algorithm() == self.alg => {
                 // The made-up secret is derived for real users too (and
                 // dropped), so the two paths cost the same.
                 std::hint::black_box(decoy()?);
-                (s, true)
+                (s, Some(account))
             }
-            Answer::ScramSecret(_) => {
+            Answer::ScramSecret(..) => {
                 return Err(Error::ApiMisuse("SCRAM secret of the wrong algorithm"));
             }
             // Unknown user: carry on with a made-up secret (salt, count and
             // keys from the server's unknown-user secret, the same each
             // time for the same name, as a real user's would be), do the
             // same work at the proof, and fail there.
-            Answer::Reject => (decoy()?, false),
+            Answer::Reject => (decoy()?, None),
             Answer::Unavailable => return Err(Error::Unavailable),
             _ => {
                 return Err(Error::ApiMisuse(
@@ -274,7 +275,7 @@ impl Server {
             authcid,
             authzid,
             secret,
-            known,
+            account,
         };
         Ok(Inner::Challenge(server_first.into_bytes()))
     }
@@ -289,7 +290,7 @@ impl Server {
             authcid,
             authzid,
             secret,
-            known,
+            account,
         } = std::mem::replace(&mut self.state, ServerState::Done)
         else {
             return Err(Error::ApiMisuse("no client-final message expected"));
@@ -338,11 +339,12 @@ impl Server {
         let client_key = zeroize::Zeroizing::new(xor(&proof, &client_signature));
         // The same work for an unknown user; only then the answer differs.
         let matches = ct_eq(&hash(self.alg, &client_key), secret.stored_key());
-        if !(matches && known) {
-            return Err(Error::BadCredentials);
-        }
+        let account = match account {
+            Some(a) if matches => a,
+            _ => return Err(Error::BadCredentials),
+        };
         let server_signature = hmac(self.alg, secret.server_key(), &[auth_message.as_bytes()]);
-        let mut auth = Authenticated::new(m, authcid, authzid);
+        let mut auth = Authenticated::new(m, authcid, authzid).with_account(account);
         auth.channel_binding = self.cb.as_ref().map(|(k, _)| *k);
         Ok(Inner::Success {
             auth,
