@@ -178,6 +178,13 @@ pub fn refusal_greeting(code: Option<&ResponseCode>, text: &str) -> Vec<u8> {
     wire::greeting(false, code, text)
 }
 
+fn capitalized(text: &str) -> String {
+    let mut c = text.chars();
+    c.next()
+        .map(|first| first.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 impl ServerSession {
     /// Starts a session; the greeting is the first output.
     ///
@@ -440,12 +447,12 @@ impl ServerSession {
             Err(e) => {
                 let tag = tag_of(message);
                 let text = match e {
-                    Error::Syntax(what) => what,
-                    _ => "Syntax error",
+                    Error::Syntax(what) => capitalized(what),
+                    _ => "Syntax error".to_owned(),
                 };
                 #[cfg(feature = "tracing")]
                 tracing::debug!(error = %e, "imap command refused");
-                return self.bad(tag.as_ref(), None, text);
+                return self.bad(tag.as_ref(), None, &text);
             }
         };
         #[cfg(feature = "tracing")]
