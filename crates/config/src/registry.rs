@@ -139,6 +139,27 @@ const NONNEG: Kind = Kind::Integer {
 const PORT: Kind = Kind::Integer { min: 1, max: 65535 };
 
 parameters! {
+    ENCRYPTION_NSSSL3CIPHERS: String = (
+        "encryption.nsssl3ciphers",
+        Kind::String,
+        Some(""),
+        "TLS cipher suites, most preferred first, separated by commas, colons or blanks: \
+         IANA (TLS_AES_128_GCM_SHA256), OpenSSL (ECDHE-RSA-AES128-GCM-SHA256) or rustls names \
+         of the TLS 1.2 and 1.3 AEAD suites. The original's ciphers (rsa_rc4_128_md5, \
+         rsa_3des_sha, rsa_des_sha, rsa_rc4_40_md5, rsa_rc2_40_md5, rsa_null_md5), and any \
+         RC4, DES, 3DES, RC2, export, NULL, MD5 or CBC suite, are refused with the reason. \
+         Empty: every supported suite.",
+    );
+    ENCRYPTION_NSSSLCLIENTAUTH: String = (
+        "encryption.nssslclientauth",
+        Kind::String,
+        Some("auto"),
+        "When the servers ask for a client certificate: auto (asked for, not required, \
+         whenever the certificate database holds a CA trusted for client authentication, \
+         flag T), off (never), request (always asked for; a trusted CA must exist), require \
+         (a valid certificate is required). allowed and required are accepted as the \
+         original spelt them.",
+    );
     ENCRYPTION_RSA_NSSSLPERSONALITYSSL: Vec<String> = (
         "encryption.rsa.nssslpersonalityssl",
         Kind::CommaList,
@@ -181,12 +202,77 @@ parameters! {
         "redis:// (or rediss://) URL of a Redis that front ends share for failed-login \
          penalties; empty: each process counts in memory.",
     );
+    LOCAL_SSLCRLFILES: Vec<String> = (
+        "local.sslcrlfiles",
+        Kind::CommaList,
+        None,
+        "CRL files (PEM or DER) or directories of them, relative to the configuration file's \
+         directory, checked for client certificates; once set, every client CA needs a \
+         current CRL (one past its nextUpdate fails verification). Unset: no revocation check.",
+    );
     LOCAL_SSLDBPATH: String = (
         "local.ssldbpath",
         Kind::String,
         Some("certdb"),
         "Directory of the certificate database (msgcert -d overrides it); relative paths \
          are taken from the configuration file's directory.",
+    );
+    LOCAL_SSLHANDSHAKETIMEOUT: i64 = (
+        "local.sslhandshaketimeout",
+        SECONDS,
+        Some("30"),
+        "Seconds a client has to finish the TLS handshake (implicit TLS or after STARTTLS) \
+         before the connection is closed.",
+    );
+    LOCAL_SSLMAXVERSION: String = (
+        "local.sslmaxversion",
+        Kind::String,
+        Some("TLSv1.3"),
+        "Newest TLS version offered: TLSv1.2 or TLSv1.3.",
+    );
+    LOCAL_SSLMINVERSION: String = (
+        "local.sslminversion",
+        Kind::String,
+        Some("TLSv1.2"),
+        "Oldest TLS version accepted: TLSv1.2 or TLSv1.3. SSL 2/3 (sslv3) and TLS 1.0/1.1 \
+         (tls1) are refused with the reason.",
+    );
+    LOCAL_SSLSESSIONTICKETS: bool = (
+        "local.sslsessiontickets",
+        BOOL,
+        Some("true"),
+        "Issue TLS session tickets so clients resume without a full handshake; off: only \
+         the servers' own session cache resumes.",
+    );
+    LOCAL_SSLSNIMAP: String = (
+        "local.sslsnimap",
+        Kind::String,
+        Some(""),
+        "Certificates by server name (SNI): entries separated by ';', each 'names = \
+         nicknames' with comma lists on both sides, e.g. 'mail.example.com = ex-ec, ex-rsa; \
+         *.example.org = org'. Names not listed get the service's own certificate.",
+    );
+    LOCAL_SSLSNISTRICT: bool = (
+        "local.sslsnistrict",
+        BOOL,
+        Some("false"),
+        "Refuse a client that names a host neither local.sslsnimap nor the service's \
+         certificate covers.",
+    );
+    LOCAL_SSLSTRICTALPN: bool = (
+        "local.sslstrictalpn",
+        BOOL,
+        Some("true"),
+        "Refuse a TLS client that offers ALPN protocols but not the service's own (imap, \
+         pop3, http/1.1; any for SMTP), the ALPACA cross-protocol defence. Clients offering \
+         no ALPN are always served.",
+    );
+    LOCAL_SSLTICKETLIFETIME: i64 = (
+        "local.sslticketlifetime",
+        SECONDS,
+        Some("21600"),
+        "Seconds one session ticket key issues tickets; a ticket is accepted for at most \
+         twice this.",
     );
     LOCAL_STATEDIR: String = (
         "local.statedir",
