@@ -4,6 +4,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod accept;
+#[cfg(any(feature = "certdb", feature = "pkcs11"))]
 mod blocking;
 #[cfg(feature = "certdb")]
 pub mod certdb;

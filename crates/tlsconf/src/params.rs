@@ -5,7 +5,7 @@
 //! string, when unset), e.g. `|name| config.string(name).ok()` over the
 //! Portcullis configuration. [`ServerSettings::from_parameters`] maps the
 //! parameters of [`SERVER_PARAMETERS`] onto [`ServerSettings`];
-//! [`TlsServer::from_parameters`] (feature `certdb`) goes on to a ready
+//! [`TlsServer::from_parameters`](crate::TlsServer::from_parameters) (feature `certdb`) goes on to a ready
 //! server over the certificate database `local.ssldbpath`. Every refused
 //! value is an [`Error::Parameter`] naming the parameter.
 
@@ -50,7 +50,7 @@ pub const SNI_STRICT: &str = "local.sslsnistrict";
 pub const HANDSHAKE_TIMEOUT: &str = "local.sslhandshaketimeout";
 
 /// Every parameter [`ServerSettings::from_parameters`] and
-/// [`TlsServer::from_parameters`] read.
+/// [`TlsServer::from_parameters`](crate::TlsServer::from_parameters) read.
 pub const SERVER_PARAMETERS: [&str; 17] = [
     "local.imta.sslnicknames",
     "local.imap.sslnicknames",
