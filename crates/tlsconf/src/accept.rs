@@ -234,7 +234,7 @@ impl TlsServer {
     ///
     /// The proof cannot be made any other way:
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0451
     /// use portcullis_tlsconf::TlsServer;
     /// use portcullis_tlsconf::starttls::Upgrade;
     ///

@@ -83,6 +83,16 @@ impl<F: Fn(&str) -> Option<String>> Parameters<F> {
             .filter(|v| !v.is_empty())
     }
 
+    /// The parameter `service`'s certificate list comes from.
+    fn nickname_parameter(&self, service: Service) -> &'static str {
+        let own = service.nicknames_parameter();
+        if self.value(own).is_some() {
+            own
+        } else {
+            PERSONALITY
+        }
+    }
+
     fn boolean(&self, name: &'static str) -> Result<Option<bool>, Error> {
         self.value(name)
             .map(|v| match v.to_ascii_lowercase().as_str() {
@@ -204,10 +214,8 @@ impl ServerSettings {
     ) -> Result<Self, Error> {
         let p = Parameters { get };
         let own = service.nicknames_parameter();
-        let (list_parameter, list) = match p.value(own) {
-            Some(v) => (own, Some(v)),
-            None => (PERSONALITY, p.value(PERSONALITY)),
-        };
+        let list_parameter = p.nickname_parameter(service);
+        let list = p.value(list_parameter);
         let nicknames = match list {
             Some(l) => parse_nickname_list(&l).map_err(|e| e.in_parameter(list_parameter))?,
             None => Vec::new(),
@@ -276,7 +284,9 @@ impl crate::TlsServer {
     ///
     /// # Errors
     /// As [`ServerSettings::from_parameters`], then any error of building
-    /// the configuration (unknown nickname, unreadable database or CRL).
+    /// the configuration; one a parameter is to blame for (an unknown or
+    /// duplicate nickname, an unreadable CRL file or database) comes as
+    /// [`Error::Parameter`] naming it.
     pub fn from_parameters(
         service: Service,
         get: impl Fn(&str) -> Option<String>,
@@ -284,8 +294,32 @@ impl crate::TlsServer {
     ) -> Result<Self, Error> {
         let settings = ServerSettings::from_parameters(service, &get, config_dir)?;
         let source = crate::certdb::CertDbSource::new(certificate_database(&get, config_dir));
-        Self::new(std::sync::Arc::new(source), settings)
+        let list_parameter = Parameters { get: &get }.nickname_parameter(service);
+        Self::new(std::sync::Arc::new(source), settings.clone())
+            .map_err(|e| blame(e, &settings, list_parameter))
     }
+}
+
+/// Names the parameter behind a build error where one is to blame: a
+/// nickname no certificate answers to (the service's list or the SNI
+/// map), a CRL file, the certificate database.
+#[cfg(feature = "certdb")]
+fn blame(e: Error, settings: &ServerSettings, list_parameter: &'static str) -> Error {
+    let crl = |p: &Path| settings.client_auth.crls.iter().any(|c| p.starts_with(c));
+    let parameter = match &e {
+        Error::UnknownNickname(n) | Error::DuplicateKeyType { second: n, .. } => {
+            if settings.nicknames.iter().any(|k| k.to_string() == *n) {
+                list_parameter
+            } else {
+                SNI_MAP
+            }
+        }
+        Error::Io { path, .. } if crl(path) => CRL_FILES,
+        Error::BadMaterial { what: "CRL", .. } => CRL_FILES,
+        Error::Source(_) => DATABASE,
+        _ => return e,
+    };
+    e.in_parameter(parameter)
 }
 
 #[cfg(test)]

@@ -341,23 +341,51 @@ async fn client_certificate_mode_from_parameters() {
 }
 
 #[test]
-fn build_errors_of_parameters() {
+fn build_errors_name_the_parameter() {
     let db = database();
-    // A nickname the database does not hold.
-    let e = server(&db, "local.imap.sslnicknames = \"nope\"\n").unwrap_err();
-    assert!(matches!(e, Error::UnknownNickname(_)), "{e}");
-    // A missing CRL file names the file.
-    let e = server(
-        &db,
-        "local.imap.sslnicknames = \"imap-ec\"\nlocal.sslcrlfiles = \"missing.crl\"\n",
-    )
-    .unwrap_err();
-    assert!(e.to_string().contains("missing.crl"), "{e}");
-    // Another database directory.
-    let e = server(
-        &db,
-        "local.imap.sslnicknames = \"imap-ec\"\nlocal.ssldbpath = \"elsewhere\"\n",
-    )
-    .unwrap_err();
-    assert!(e.to_string().contains("elsewhere"), "{e}");
+    for (text, parameter, detail) in [
+        // A nickname the database does not hold, in the service's list,
+        // in the global one, in the SNI map.
+        (
+            "local.imap.sslnicknames = \"nope\"\n",
+            "local.imap.sslnicknames",
+            "\"nope\"",
+        ),
+        (
+            "encryption.rsa.nssslpersonalityssl = \"gone\"\n",
+            "encryption.rsa.nssslpersonalityssl",
+            "\"gone\"",
+        ),
+        (
+            "local.imap.sslnicknames = \"imap-ec\"\nlocal.sslsnimap = \"x.example.com = absent\"\n",
+            "local.sslsnimap",
+            "\"absent\"",
+        ),
+        // Two ECDSA certificates in one list.
+        (
+            "local.imap.sslnicknames = \"imap-ec, other\"\n",
+            "local.imap.sslnicknames",
+            "both hold a ECDSA key",
+        ),
+        // A missing CRL file names the file.
+        (
+            "local.imap.sslnicknames = \"imap-ec\"\nlocal.sslcrlfiles = \"missing.crl\"\n",
+            "local.sslcrlfiles",
+            "missing.crl",
+        ),
+        // Another database directory, which does not exist.
+        (
+            "local.imap.sslnicknames = \"imap-ec\"\nlocal.ssldbpath = \"elsewhere\"\n",
+            "local.ssldbpath",
+            "elsewhere",
+        ),
+    ] {
+        let e = server(&db, text).unwrap_err();
+        let message = e.to_string();
+        assert!(
+            matches!(&e, Error::Parameter { parameter: p, .. } if *p == parameter),
+            "{text}: {message}"
+        );
+        assert!(message.contains(detail), "{text}: {message}");
+    }
 }
