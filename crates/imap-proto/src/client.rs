@@ -276,10 +276,17 @@ impl ClientSession {
             }
             match self.reader.next() {
                 Frame::Incomplete => return ClientEvent::NeedMoreInput,
-                Frame::Literal { .. } => {
-                    // Server-to-client literals need no continuation;
-                    // the reader's message bound still applies.
-                    self.reader.accept_literal();
+                Frame::Literal { length, .. } => {
+                    // Server-to-client literals need no continuation, but
+                    // are bounded like everything the store sends.
+                    if self.reader.fits(length) {
+                        self.reader.accept_literal();
+                    } else {
+                        self.finish(ClientEvent::Failed(Error::TooBig {
+                            length,
+                            limit: MAX_STORE_RESPONSE as u64,
+                        }));
+                    }
                 }
                 Frame::BadLine { too_long: true, .. } | Frame::TooBig { .. } => {
                     self.finish(ClientEvent::Failed(Error::LineTooLong {
@@ -408,7 +415,9 @@ impl ClientSession {
             State::Login => {
                 self.pending.clear();
                 self.auth_response = None;
-                if matches!(body.code, Some(Code::Capability(_))) {
+                // Capabilities from the OK's code or an untagged
+                // CAPABILITY sent with the login's answer.
+                if !self.capabilities.is_empty() {
                     self.finish(ClientEvent::LoggedIn);
                 } else {
                     self.capabilities.clear();
@@ -512,5 +521,7 @@ impl ClientSession {
         };
         self.send(body);
         self.state = State::Login;
+        // What the store says after the login replaces these.
+        self.capabilities.clear();
     }
 }

@@ -199,6 +199,23 @@ fn out_of_protocol_replies_fail() {
     }
     let (event, _, _) = run(master_without_id(), &[GREETING, b"X9 OK wrong tag\r\n"]);
     assert!(matches!(event, ClientEvent::Failed(_)));
+    // A huge literal from the store is not read.
+    let (event, _, _) = run(
+        master_without_id(),
+        &[GREETING, b"* ID (\"name\" {1073741824}\r\n", &[b'x'; 4096]],
+    );
+    assert!(matches!(event, ClientEvent::Failed(Error::TooBig { .. })));
+    // An untagged CAPABILITY with the login's OK is used as it is.
+    let (event, out, s) = run(
+        master_without_id(),
+        &[
+            GREETING,
+            b"* CAPABILITY IMAP4rev1 MOVE\r\nP1 OK Logged in\r\n",
+        ],
+    );
+    assert_eq!(event, ClientEvent::LoggedIn);
+    assert!(!out.contains("CAPABILITY"), "{out}");
+    assert_eq!(s.capabilities(), ["IMAP4REV1", "MOVE"]);
     let mut long = b"* OK ".to_vec();
     long.extend(std::iter::repeat_n(b'x', 70_000));
     let (event, _, _) = run(master_without_id(), &[&long]);
