@@ -28,6 +28,7 @@ use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::LazyConfigAcceptor;
+use tokio_rustls::client::TlsStream as ClientTlsStream;
 use tokio_rustls::server::TlsStream;
 
 use crate::TlsServer;
@@ -281,23 +282,28 @@ impl TlsServer {
     }
 }
 
-/// A server connection that is plain or TLS, for daemons that start in
-/// plaintext and may upgrade with STARTTLS. Reads and writes go to
-/// whichever it is.
+/// A connection that is plain or TLS, for daemons that start in plaintext
+/// and may upgrade with STARTTLS. Reads and writes go to whichever it is.
+///
+/// `T` is the TLS stream: a server's by default; with
+/// `tokio_rustls::client::TlsStream<IO>` the same type serves outgoing
+/// connections (a store or relay reached with or without TLS).
 #[derive(Debug)]
-pub enum MaybeTls<IO> {
+pub enum MaybeTls<IO, T = TlsStream<IO>> {
     /// Not (yet) encrypted.
     Plain(IO),
     /// TLS (boxed: a TLS stream is much larger than a socket).
-    Tls(Box<TlsStream<IO>>),
+    Tls(Box<T>),
 }
 
-impl<IO> MaybeTls<IO> {
+impl<IO, T> MaybeTls<IO, T> {
     /// Whether the connection is encrypted.
     pub fn is_tls(&self) -> bool {
         matches!(self, Self::Tls(_))
     }
+}
 
+impl<IO> MaybeTls<IO> {
     /// The rustls connection, when TLS.
     pub fn tls_connection(&self) -> Option<&ServerConnection> {
         match self {
@@ -307,6 +313,24 @@ impl<IO> MaybeTls<IO> {
     }
 
     /// The transport underneath (for its peer address and such).
+    pub fn transport(&self) -> &IO {
+        match self {
+            Self::Plain(io) => io,
+            Self::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl<IO> MaybeTls<IO, ClientTlsStream<IO>> {
+    /// The rustls connection, when TLS.
+    pub fn tls_connection(&self) -> Option<&rustls::ClientConnection> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Tls(s) => Some(s.get_ref().1),
+        }
+    }
+
+    /// The transport underneath.
     pub fn transport(&self) -> &IO {
         match self {
             Self::Plain(io) => io,
@@ -344,13 +368,23 @@ impl<IO> From<TlsStream<IO>> for MaybeTls<IO> {
     }
 }
 
+impl<IO> From<ClientTlsStream<IO>> for MaybeTls<IO, ClientTlsStream<IO>> {
+    fn from(stream: ClientTlsStream<IO>) -> Self {
+        Self::Tls(Box::new(stream))
+    }
+}
+
 impl<IO> From<Accepted<IO>> for MaybeTls<IO> {
     fn from(accepted: Accepted<IO>) -> Self {
         accepted.stream.into()
     }
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<IO> {
+impl<IO, T> AsyncRead for MaybeTls<IO, T>
+where
+    IO: AsyncRead + Unpin,
+    T: AsyncRead + Unpin,
+{
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -363,7 +397,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<IO> {
     }
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<IO> {
+impl<IO, T> AsyncWrite for MaybeTls<IO, T>
+where
+    IO: AsyncWrite + Unpin,
+    T: AsyncWrite + Unpin,
+{
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -173,3 +173,45 @@ async fn a_stalled_handshake_ends_by_the_timeout() {
     assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
     guard.failed(proof);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_type_carries_outgoing_connections() {
+    let f = fixture(Duration::from_secs(20));
+    let mut srv = common::TestServer::start(Arc::clone(&f.tls)).await;
+    let tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(rust_client_config(&f.ca.cert_der));
+    let tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let mut io: MaybeTls<TcpStream, tokio_rustls::client::TlsStream<TcpStream>> = tls.into();
+    assert!(io.is_tls());
+    assert!(io.tls_connection().unwrap().peer_certificates().is_some());
+    assert!(io.transport().peer_addr().is_ok());
+    io.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), io.read_to_end(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(reply.ends_with(b"ok\n"));
+    srv.next().await.result.unwrap();
+
+    // Plain, the same type.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let echo = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut b = [0u8; 5];
+        tcp.read_exact(&mut b).await.unwrap();
+        tcp.write_all(&b).await.unwrap();
+    });
+    let mut io: MaybeTls<TcpStream, tokio_rustls::client::TlsStream<TcpStream>> =
+        MaybeTls::Plain(TcpStream::connect(addr).await.unwrap());
+    assert!(!io.is_tls() && io.tls_connection().is_none());
+    io.write_all(b"hello").await.unwrap();
+    let mut b = [0u8; 5];
+    io.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"hello");
+    echo.await.unwrap();
+}
