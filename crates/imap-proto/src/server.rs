@@ -253,6 +253,13 @@ impl ServerSession {
         caps
     }
 
+    /// Replaces the SASL mechanisms to advertise, e.g. after the TLS
+    /// handshake that followed [`Self::starttls_ok`] (the policy offers
+    /// more over TLS).
+    pub fn set_sasl_mechanisms(&mut self, mechanisms: Vec<String>) {
+        self.config.sasl_mechanisms = mechanisms;
+    }
+
     /// Adds bytes read from the client.
     pub fn feed(&mut self, data: &[u8]) {
         if self.state != State::Closed {

@@ -38,6 +38,15 @@ fn commands_pipelined_after_starttls_are_discarded() {
     assert!(matches!(s.poll(), Event::NeedMoreInput));
     assert!(s.tls_active());
     assert_eq!(out(&mut s), "");
+    // Over TLS the policy offers PLAIN.
+    s.set_sasl_mechanisms(vec!["PLAIN".into(), "SCRAM-SHA-256".into()]);
+    s.feed(b"a4 CAPABILITY\r\n");
+    assert!(matches!(s.poll(), Event::NeedMoreInput));
+    assert_eq!(
+        out(&mut s),
+        "* CAPABILITY IMAP4REV1 AUTH=PLAIN AUTH=SCRAM-SHA-256 SASL-IR LITERAL- ID\r\n\
+         a4 OK CAPABILITY completed\r\n"
+    );
 }
 
 #[test]
