@@ -60,6 +60,37 @@ pub enum Login {
     },
 }
 
+/// The client's identity as the store should see it, sent with ID
+/// (the fields Dovecot believes from its `login_trusted_networks`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyId {
+    /// The client's address and port (`x-originating-ip`/`-port`).
+    pub originating: std::net::SocketAddr,
+    /// The address and port the client connected to (`x-connected-ip`/`-port`).
+    pub connected: std::net::SocketAddr,
+    /// Our session id (`x-session-id`), shown in the store's logs.
+    pub session_id: String,
+    /// How many more proxies may forward the session (`x-proxy-ttl`).
+    pub ttl: u8,
+}
+
+impl ProxyId {
+    /// The ID fields, in the order above.
+    pub fn fields(&self) -> Vec<(String, String)> {
+        [
+            ("x-originating-ip", self.originating.ip().to_string()),
+            ("x-originating-port", self.originating.port().to_string()),
+            ("x-connected-ip", self.connected.ip().to_string()),
+            ("x-connected-port", self.connected.port().to_string()),
+            ("x-session-id", self.session_id.clone()),
+            ("x-proxy-ttl", self.ttl.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
 /// How a client session logs in.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

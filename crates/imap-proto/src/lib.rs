@@ -11,7 +11,7 @@ mod reader;
 pub mod server;
 mod wire;
 
-pub use client::{ClientConfig, ClientEvent, ClientSession, Login};
+pub use client::{ClientConfig, ClientEvent, ClientSession, Login, ProxyId};
 pub use code::{ResponseCode, Status, StatusKind};
 pub use command::Command;
 pub use error::Error;

@@ -4,7 +4,8 @@
 //! codes, split at every byte.
 
 use portcullis_imap_proto::{
-    ClientConfig, ClientEvent, ClientSession, Error, Login, Password, ResponseCode, StatusKind,
+    ClientConfig, ClientEvent, ClientSession, Error, Login, Password, ProxyId, ResponseCode,
+    StatusKind,
 };
 
 const GREETING: &[u8] =
@@ -223,4 +224,23 @@ fn out_of_protocol_replies_fail() {
         event,
         ClientEvent::Failed(Error::LineTooLong { .. })
     ));
+}
+
+#[test]
+fn proxy_id_fields() {
+    let id = ProxyId {
+        originating: "[2001:db8::7]:51000".parse().expect("addr"),
+        connected: "192.0.2.1:993".parse().expect("addr"),
+        session_id: "Kx3f".into(),
+        ttl: 4,
+    };
+    let mut c = master();
+    c.id = id.fields();
+    let (_, out, _) = run(c, &[GREETING]);
+    assert_eq!(
+        out,
+        "P1 ID (\"x-originating-ip\" \"2001:db8::7\" \"x-originating-port\" \"51000\" \
+         \"x-connected-ip\" \"192.0.2.1\" \"x-connected-port\" \"993\" \
+         \"x-session-id\" \"Kx3f\" \"x-proxy-ttl\" \"4\")\r\n"
+    );
 }
