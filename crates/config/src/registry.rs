@@ -139,6 +139,27 @@ const NONNEG: Kind = Kind::Integer {
 const PORT: Kind = Kind::Integer { min: 1, max: 65535 };
 
 parameters! {
+    ENCRYPTION_NSSSL3CIPHERS: String = (
+        "encryption.nsssl3ciphers",
+        Kind::String,
+        Some(""),
+        "TLS cipher suites, most preferred first, separated by commas, colons or blanks: \
+         IANA (TLS_AES_128_GCM_SHA256), OpenSSL (ECDHE-RSA-AES128-GCM-SHA256) or rustls names \
+         of the TLS 1.2 and 1.3 AEAD suites. The original's ciphers (rsa_rc4_128_md5, \
+         rsa_3des_sha, rsa_des_sha, rsa_rc4_40_md5, rsa_rc2_40_md5, rsa_null_md5), and any \
+         RC4, DES, 3DES, RC2, export, NULL, MD5 or CBC suite, are refused with the reason. \
+         Empty: every supported suite.",
+    );
+    ENCRYPTION_NSSSLCLIENTAUTH: String = (
+        "encryption.nssslclientauth",
+        Kind::String,
+        Some("auto"),
+        "When the servers ask for a client certificate: auto (asked for, not required, \
+         whenever the certificate database holds a CA trusted for client authentication, \
+         flag T), off (never), request (always asked for; a trusted CA must exist), require \
+         (a valid certificate is required). allowed and required are accepted as the \
+         original spelt them.",
+    );
     ENCRYPTION_RSA_NSSSLPERSONALITYSSL: Vec<String> = (
         "encryption.rsa.nssslpersonalityssl",
         Kind::CommaList,
@@ -181,12 +202,77 @@ parameters! {
         "redis:// (or rediss://) URL of a Redis that front ends share for failed-login \
          penalties; empty: each process counts in memory.",
     );
+    LOCAL_SSLCRLFILES: Vec<String> = (
+        "local.sslcrlfiles",
+        Kind::CommaList,
+        None,
+        "CRL files (PEM or DER) or directories of them, relative to the configuration file's \
+         directory, checked for client certificates; once set, every client CA needs a \
+         current CRL (one past its nextUpdate fails verification). Unset: no revocation check.",
+    );
     LOCAL_SSLDBPATH: String = (
         "local.ssldbpath",
         Kind::String,
         Some("certdb"),
         "Directory of the certificate database (msgcert -d overrides it); relative paths \
          are taken from the configuration file's directory.",
+    );
+    LOCAL_SSLHANDSHAKETIMEOUT: i64 = (
+        "local.sslhandshaketimeout",
+        SECONDS,
+        Some("30"),
+        "Seconds a client has to finish the TLS handshake (implicit TLS or after STARTTLS) \
+         before the connection is closed.",
+    );
+    LOCAL_SSLMAXVERSION: String = (
+        "local.sslmaxversion",
+        Kind::String,
+        Some("TLSv1.3"),
+        "Newest TLS version offered: TLSv1.2 or TLSv1.3.",
+    );
+    LOCAL_SSLMINVERSION: String = (
+        "local.sslminversion",
+        Kind::String,
+        Some("TLSv1.2"),
+        "Oldest TLS version accepted: TLSv1.2 or TLSv1.3. SSL 2/3 (sslv3) and TLS 1.0/1.1 \
+         (tls1) are refused with the reason.",
+    );
+    LOCAL_SSLSESSIONTICKETS: bool = (
+        "local.sslsessiontickets",
+        BOOL,
+        Some("true"),
+        "Issue TLS session tickets so clients resume without a full handshake; off: only \
+         the servers' own session cache resumes.",
+    );
+    LOCAL_SSLSNIMAP: String = (
+        "local.sslsnimap",
+        Kind::String,
+        Some(""),
+        "Certificates by server name (SNI): entries separated by ';', each 'names = \
+         nicknames' with comma lists on both sides, e.g. 'mail.example.com = ex-ec, ex-rsa; \
+         *.example.org = org'. Names not listed get the service's own certificate.",
+    );
+    LOCAL_SSLSNISTRICT: bool = (
+        "local.sslsnistrict",
+        BOOL,
+        Some("false"),
+        "Refuse a client that names a host neither local.sslsnimap nor the service's \
+         certificate covers.",
+    );
+    LOCAL_SSLSTRICTALPN: bool = (
+        "local.sslstrictalpn",
+        BOOL,
+        Some("true"),
+        "Refuse a TLS client that offers ALPN protocols but not the service's own (imap, \
+         pop3, http/1.1; any for SMTP), the ALPACA cross-protocol defence. Clients offering \
+         no ALPN are always served.",
+    );
+    LOCAL_SSLTICKETLIFETIME: i64 = (
+        "local.sslticketlifetime",
+        SECONDS,
+        Some("21600"),
+        "Seconds one session ticket key issues tickets; a ticket is accepted for at most \
+         twice this.",
     );
     LOCAL_STATEDIR: String = (
         "local.statedir",
@@ -213,6 +299,45 @@ parameters! {
         Some(""),
         "DN of the service account the servers bind as to search the user/group directory.",
     );
+    LOCAL_UGLDAPCAFILE: String = (
+        "local.ugldapcafile",
+        Kind::String,
+        Some(""),
+        "PEM file of the CA certificates trusted for the user/group directory's certificate \
+         (LDAPS or StartTLS); relative to the configuration file. Empty: only the CAs the \
+         daemon takes from the certificate database.",
+    );
+    LOCAL_UGLDAPCANONICALFORM: String = (
+        "local.ugldapcanonicalform",
+        Kind::String,
+        Some("%u@%d"),
+        "Template of the canonical login identity, which logs and the message stores \
+         (XCLIENT LOGIN, IMAP ID) receive instead of the name the client typed: %u the \
+         entry's uid, %d the login's domain (or service.defaultdomain), %m the entry's mail, \
+         %% a percent sign. It must contain %u or %m.",
+    );
+    LOCAL_UGLDAPCONNECTTIMEOUT: i64 = (
+        "local.ugldapconnecttimeout",
+        SECONDS,
+        Some("5"),
+        "Seconds to connect to a user/group directory server (TCP and TLS handshake) before \
+         the next one is tried.",
+    );
+    LOCAL_UGLDAPEXTRAATTRS: Vec<String> = (
+        "local.ugldapextraattrs",
+        Kind::List,
+        Some(""),
+        "Attributes read with the user's entry besides those the login needs, handed to \
+         the daemon for routing and policy (blank-separated names, e.g. mailHost); \
+         userPassword is refused.",
+    );
+    LOCAL_UGLDAPFAILOVERHOLD: i64 = (
+        "local.ugldapfailoverhold",
+        NONNEG,
+        Some("60"),
+        "Seconds a user/group directory server that failed is skipped; when every server \
+         is skipped, the one whose hold ends first is tried.",
+    );
     LOCAL_UGLDAPHOST: Vec<String> = (
         "local.ugldaphost",
         Kind::List,
@@ -220,12 +345,40 @@ parameters! {
         "User/group directory server(s): blank-separated host[:port] list, tried in order \
          with failover.",
     );
+    LOCAL_UGLDAPIDLECHECK: i64 = (
+        "local.ugldapidlecheck",
+        NONNEG,
+        Some("5"),
+        "Seconds a pooled directory connection may stay idle before it gets a liveness \
+         check (a WhoAmI request) when next used; a dead one is replaced by a fresh \
+         connection. 0: check at every reuse.",
+    );
+    LOCAL_UGLDAPOPERATIONTIMEOUT: i64 = (
+        "local.ugldapoperationtimeout",
+        SECONDS,
+        Some("10"),
+        "Seconds each directory operation (search, bind, modify) may take before the \
+         server counts as failed.",
+    );
+    LOCAL_UGLDAPPOOLSIZE: i64 = (
+        "local.ugldappoolsize",
+        Kind::Integer { min: 1, max: 1024 },
+        Some("8"),
+        "Connections kept open to each user/group directory server.",
+    );
     LOCAL_UGLDAPPORT: i64 = (
         "local.ugldapport",
         PORT,
         Some("389"),
         "Port of the user/group directory for hosts that name none (636 is usual with \
          local.ugldapusessl = 1).",
+    );
+    LOCAL_UGLDAPSTARTTLS: bool = (
+        "local.ugldapstarttls",
+        FLAG,
+        Some("0"),
+        "1: upgrade plain LDAP connections to the user/group directory with StartTLS \
+         (ignored with local.ugldapusessl = 1).",
     );
     LOCAL_UGLDAPUSESSL: bool = (
         "local.ugldapusessl",
@@ -373,6 +526,35 @@ parameters! {
         "When a user logs in with a plaintext password, rewrite the stored password in the \
          directory's default storage scheme.",
     );
+    SASL_DEFAULT_LDAP_ADMINGROUPDN: String = (
+        "sasl.default.ldap.admingroupdn",
+        Kind::String,
+        Some(""),
+        "DN of the group whose members may log in on behalf of other users (proxy \
+         authorization). Empty: nobody may.",
+    );
+    SASL_DEFAULT_LDAP_CERTMAPBASEDN: String = (
+        "sasl.default.ldap.certmapbasedn",
+        Kind::String,
+        Some(""),
+        "Search base for mapping client certificates to entries. Empty: \
+         local.ugldapbasedn.",
+    );
+    SASL_DEFAULT_LDAP_CERTMAPFILE: String = (
+        "sasl.default.ldap.certmapfile",
+        Kind::String,
+        Some(""),
+        "certmap.conf that maps client certificates to directory entries; relative to the \
+         configuration file. Empty: the certificate's e-mail address is matched against \
+         mail.",
+    );
+    SASL_DEFAULT_LDAP_DOMAINFILTER: String = (
+        "sasl.default.ldap.domainfilter",
+        Kind::String,
+        Some("(associatedDomain=%D)"),
+        "Filter that finds a login's domain entry (with \
+         sasl.default.ldap.searchfordomain = 1): %D the domain.",
+    );
     SASL_DEFAULT_LDAP_HAS_PLAIN_PASSWORDS: bool = (
         "sasl.default.ldap.has_plain_passwords",
         BOOL,
@@ -391,6 +573,13 @@ parameters! {
         Some("1"),
         "1: look up the login's domain first and search the user under it (with the \
          domain's inetDomainSearchFilter if it has one); 0: search under local.ugldapbasedn.",
+    );
+    SASL_DEFAULT_LDAP_VERIFY: String = (
+        "sasl.default.ldap.verify",
+        Kind::String,
+        Some("bind"),
+        "How passwords are checked: bind (bind to the directory as the user) or localhash \
+         (read userPassword with the service account and check it here).",
     );
     SASL_DEFAULT_MECH_LIST: Vec<String> = (
         "sasl.default.mech_list",
@@ -418,6 +607,35 @@ parameters! {
          users; share it between front ends so the answers agree. Relative to the \
          configuration file. Empty: scram-unknown-user.secret in local.statedir, made on \
          first start.",
+    );
+    SASL_DEFAULT_TRANSITION_SCHEME: String = (
+        "sasl.default.transition_scheme",
+        Kind::String,
+        Some("SHA512-CRYPT"),
+        "Scheme sasl.default.auto_transition writes passwords in: SSHA, SSHA256, SSHA512, \
+         SHA512-CRYPT[:rounds], SHA256-CRYPT[:rounds], PBKDF2-SHA256[:iterations], ARGON2 \
+         or CLEARTEXT. Unknown users are checked against a value in this scheme too.",
+    );
+    SASL_DEFAULT_TRANSITION_SCRAM: bool = (
+        "sasl.default.transition_scram",
+        BOOL,
+        Some("false"),
+        "With sasl.default.auto_transition, also store SCRAM-SHA-256 keys (an extra \
+         userPassword value, sasl.default.scram.iterations iterations) so the user can \
+         log in with SCRAM.",
+    );
+    SERVICE_AUTHCACHETTL: i64 = (
+        "service.authcachettl",
+        NONNEG,
+        Some("0"),
+        "Seconds a successful directory lookup and login is remembered; a password change \
+         is seen once this time has passed. 0: no cache.",
+    );
+    SERVICE_DEFAULTDOMAIN: String = (
+        "service.defaultdomain",
+        Kind::String,
+        Some(""),
+        "Domain of logins that name none (user instead of user@domain).",
     );
     SERVICE_HTTP_DOMAINALLOWED: FilterValue = (
         "service.http.domainallowed",

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use ldap3::exop::WhoAmI;
 use ldap3::{
     Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry, SearchOptions,
 };
@@ -17,10 +18,20 @@ use crate::{Error, Settings};
 /// unavailable (52), other (80).
 const SERVER_TROUBLE: &[u32] = &[51, 52, 80];
 
+/// Longest wait for the answer to a liveness check (shorter when the
+/// operation timeout is).
+const LIVENESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A connection waiting in the idle list, and since when.
+struct Idle {
+    ldap: Ldap,
+    since: Instant,
+}
+
 struct Server {
     url: String,
     down_until: Mutex<Option<Instant>>,
-    idle: Mutex<Vec<Ldap>>,
+    idle: Mutex<Vec<Idle>>,
     permits: Semaphore,
 }
 
@@ -65,6 +76,7 @@ pub(crate) struct Pool {
     bind_password: portcullis_sasl::Password,
     op_timeout: Duration,
     hold: Duration,
+    idle_check_after: Duration,
 }
 
 /// A checked-out connection, bound as the service account.
@@ -84,7 +96,10 @@ impl Drop for Conn<'_> {
                 .idle
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(self.ldap.clone());
+                .push(Idle {
+                    ldap: self.ldap.clone(),
+                    since: Instant::now(),
+                });
         }
     }
 }
@@ -165,6 +180,7 @@ impl Pool {
             bind_password: settings.bind_password.clone(),
             op_timeout: settings.operation_timeout,
             hold: settings.failover_hold,
+            idle_check_after: settings.idle_check_after,
         })
     }
 
@@ -218,7 +234,21 @@ impl Pool {
         Ok(())
     }
 
-    /// A connection to `server`, from the idle list or new.
+    /// Whether the server still answers on `ldap`: a WhoAmI request
+    /// (RFC 4532) with a short timeout. Any LDAP answer counts, even a
+    /// refusal from a server that does not know the operation; only a
+    /// closed connection or silence fails.
+    async fn alive(&self, ldap: &mut Ldap) -> bool {
+        ldap.with_timeout(self.op_timeout.min(LIVENESS_TIMEOUT))
+            .extended(WhoAmI)
+            .await
+            .is_ok()
+    }
+
+    /// A connection to `server`, from the idle list or new. An idle
+    /// connection the server closed is dropped; one idle for
+    /// `idle_check_after` or longer is checked first ([`Pool::alive`]),
+    /// and dropped, with every one idle longer, when it fails the check.
     async fn checkout<'a>(&'a self, server: &'a Server) -> Result<Conn<'a>, Fault> {
         let permit = tokio::time::timeout(self.op_timeout, server.permits.acquire())
             .await
@@ -230,17 +260,29 @@ impl Pool {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .pop();
-            let Some(mut l) = idle else { break };
-            // Health check: a connection the server closed is dropped.
-            if !l.is_closed() {
-                return Ok(Conn {
-                    ldap: l,
-                    server,
-                    _permit: permit,
-                    reusable: true,
-                    pooled: true,
-                });
+            let Some(Idle { mut ldap, since }) = idle else {
+                break;
+            };
+            if ldap.is_closed() {
+                continue;
             }
+            if since.elapsed() >= self.idle_check_after && !self.alive(&mut ldap).await {
+                tracing::debug!(server = %server.url, "idle LDAP connection failed its liveness check; dropping it");
+                // Those idle longer most likely share its fate.
+                server
+                    .idle
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .retain(|i| i.since > since);
+                continue;
+            }
+            return Ok(Conn {
+                ldap,
+                server,
+                _permit: permit,
+                reusable: true,
+                pooled: true,
+            });
         }
         let ldap = self.connect(server).await?;
         Ok(Conn {
@@ -641,5 +683,73 @@ mod entry_tests {
             ldap3::SearchEntry::construct(entry(b"uid=\xff,o=example", vec![]))
         });
         assert!(panicked.is_err());
+    }
+}
+
+#[cfg(test)]
+mod liveness_tests {
+    use std::time::Duration;
+
+    use ldap3::Scope;
+    use portcullis_test_support::slapd::Slapd;
+
+    use super::{Conn, Fault, Pool};
+    use crate::Settings;
+
+    fn pool(slapd: &Slapd, idle_check_after: Duration) -> Pool {
+        let mut s = Settings::new(format!("127.0.0.1:{}", slapd.port()), slapd.base_dn());
+        s.bind_dn = slapd.service_dn().into();
+        s.bind_password = slapd.service_password().into();
+        s.pool_size = 1;
+        s.idle_check_after = idle_check_after;
+        Pool::new(&s).unwrap()
+    }
+
+    async fn root_dse(pool: &Pool) {
+        let found = pool
+            .search("", Scope::Base, "(objectClass=*)", &["1.1"])
+            .await
+            .unwrap();
+        assert_eq!(found.entries.len(), 1);
+    }
+
+    async fn checkout(pool: &Pool) -> Conn<'_> {
+        match pool.checkout(&pool.servers[0]).await {
+            Ok(c) => c,
+            Err(Fault::Server(why)) => panic!("checkout failed: {why}"),
+            Err(_) => panic!("checkout failed"),
+        }
+    }
+
+    /// On one thread, so that while the test blocks in the restart, the
+    /// connections' drivers cannot notice the server closed them: the
+    /// idle connections then look open, and only the check tells.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dead_idle_connection_is_replaced_before_reuse() {
+        let mut slapd = Slapd::start().unwrap();
+        let checked = pool(&slapd, Duration::ZERO);
+        let unchecked = pool(&slapd, Duration::from_secs(3600));
+        root_dse(&checked).await;
+        root_dse(&unchecked).await;
+
+        // A live idle connection passes the check and is reused.
+        let c = checkout(&checked).await;
+        assert!(c.pooled);
+        drop(c);
+
+        slapd.restart().unwrap();
+
+        // The control: not checked (idle for less than the threshold), the
+        // dead connection is handed out as if alive.
+        let c = checkout(&unchecked).await;
+        assert!(c.pooled);
+        drop(c);
+
+        // Checked, it is dropped and a fresh connection made.
+        let c = checkout(&checked).await;
+        assert!(!c.pooled, "a dead idle connection was handed out");
+        drop(c);
+        root_dse(&checked).await;
+        assert!(checked.status().iter().all(|(_, up)| *up));
     }
 }

@@ -9,6 +9,8 @@ use portcullis_sasl::Password;
 use crate::Error;
 use crate::scheme::NewScheme;
 
+mod parameters;
+
 /// How a password is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -95,12 +97,30 @@ pub struct Settings {
     pub certmap: Option<CertMapConfig>,
     /// Search base for certificate mapping (default `base_dn`).
     pub certmap_base_dn: Option<String>,
+    /// A pooled connection idle at least this long gets a cheap liveness
+    /// check (a WhoAmI request, RFC 4532) before it is reused; one that
+    /// fails it is dropped and a fresh connection is made instead. Zero
+    /// checks every reuse.
+    pub idle_check_after: Duration,
+    /// `local.ugldapextraattrs`: attributes returned with the user's entry
+    /// besides those the login needs, for the daemon's routing and policy
+    /// (e.g. `mailHost`). Default empty.
+    pub extra_attributes: Vec<String>,
+    /// `local.ugldapcanonicalform`: the template of the canonical login
+    /// identity, the name logs and back ends receive instead of what the
+    /// client typed. `%u` is the entry's `uid`, `%d` the login's domain
+    /// (or the default domain), `%m` the entry's `mail`, `%%` a `%`.
+    /// Default [`Settings::DEFAULT_CANONICAL_FORM`] (`%u@%d`).
+    pub canonical_form: String,
 }
 
 /// `sasl.default.ldap.searchfilter`'s default.
 pub const DEFAULT_SEARCH_FILTER: &str = "(&(uid=%U)(objectclass=inetmailuser))";
 
 impl Settings {
+    /// `local.ugldapcanonicalform`'s default: `uid@domain`.
+    pub const DEFAULT_CANONICAL_FORM: &str = "%u@%d";
+
     /// Defaults for everything but the servers and the base DN.
     #[must_use]
     pub fn new(hosts: impl Into<String>, base_dn: impl Into<String>) -> Self {
@@ -132,6 +152,9 @@ impl Settings {
             cache_ttl: None,
             certmap: None,
             certmap_base_dn: None,
+            idle_check_after: Duration::from_secs(5),
+            extra_attributes: Vec::new(),
+            canonical_form: Self::DEFAULT_CANONICAL_FORM.to_owned(),
         }
     }
 

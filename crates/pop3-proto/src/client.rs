@@ -3,6 +3,8 @@
 //! ```text
 //! S: +OK ready [<timestamp>]          C: CAPA
 //! S: +OK ... STLS ... XCLIENT ... .   C: STLS        (when asked for)
+//!    (XCLIENT is offered in CAPA, or as Dovecot does, by an `[XCLIENT]`
+//!    code in the greeting)
 //! S: +OK                              (caller upgrades to TLS; CAPA again)
 //!                                     C: XCLIENT ADDR=192.0.2.1 PORT=51000
 //! S: +OK                              C: USER u / PASS p, or
@@ -114,6 +116,9 @@ pub struct ClientSession {
     output: Zeroizing<Vec<u8>>,
     capabilities: Vec<String>,
     apop_timestamp: Option<String>,
+    /// The greeting carried `[XCLIENT]` (Dovecot offers XCLIENT to trusted
+    /// networks there, not in CAPA).
+    greeting_xclient: bool,
     outcome: Option<ClientEvent>,
 }
 
@@ -127,6 +132,7 @@ impl ClientSession {
             output: Zeroizing::new(Vec::new()),
             capabilities: Vec::new(),
             apop_timestamp: None,
+            greeting_xclient: false,
             outcome: None,
         }
     }
@@ -260,6 +266,10 @@ impl ClientSession {
         match self.state {
             State::Greeting => {
                 self.apop_timestamp = timestamp(&response.text);
+                self.greeting_xclient = matches!(
+                    &response.code,
+                    Some(crate::ResponseCode::Other(c)) if c.eq_ignore_ascii_case("XCLIENT")
+                );
                 self.send(&Command::Capa);
                 self.state = State::Capa { in_list: false };
             }
@@ -296,7 +306,7 @@ impl ClientSession {
             return None;
         }
         if !self.config.xclient.is_empty() {
-            if !self.has_capability("XCLIENT") {
+            if !self.greeting_xclient && !self.has_capability("XCLIENT") {
                 self.finish(ClientEvent::Failed(Error::UnexpectedReply(
                     "the store does not offer XCLIENT",
                 )));

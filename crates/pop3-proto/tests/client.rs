@@ -116,3 +116,24 @@ fn missing_xclient_or_stls_fails_and_long_lines_bounded() {
     let (e, _) = run(master(), &[b"-ERR [SYS/TEMP] busy\r\n"]);
     assert!(matches!(e, ClientEvent::Refused(ref r) if r.code == Some(ResponseCode::SysTemp)));
 }
+
+#[test]
+fn xclient_offered_in_the_greeting_as_dovecot_does() {
+    // Dovecot 2.3 to a client of login_trusted_networks: `[XCLIENT]` in the
+    // greeting, not in CAPA.
+    let greeting: &[u8] = b"+OK [XCLIENT] Dovecot (Debian) ready.\r\n";
+    let capa: &[u8] = b"+OK\r\nCAPA\r\nTOP\r\nUSER\r\nSASL PLAIN LOGIN\r\n.\r\n";
+    let (event, out) = run(
+        master(),
+        &[greeting, capa, b"+OK Updated\r\n", b"+OK Logged in.\r\n"],
+    );
+    assert_eq!(event, ClientEvent::LoggedIn);
+    assert!(
+        String::from_utf8(out)
+            .expect("utf8")
+            .contains("XCLIENT ADDR=192.0.2.7 PORT=51000\r\n")
+    );
+    // Without the code and without CAPA's keyword: refused as before.
+    let (event, _) = run(master(), &[b"+OK Dovecot ready.\r\n", capa]);
+    assert!(matches!(event, ClientEvent::Failed(_)), "{event:?}");
+}

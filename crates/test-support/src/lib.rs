@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod ca;
+pub mod dovecot;
 pub mod postfix;
 mod process;
 pub mod redis;

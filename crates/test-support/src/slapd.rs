@@ -269,6 +269,45 @@ access to *
         self.process.stop();
     }
 
+    /// Stops slapd (if it runs) and starts it again on the same ports over
+    /// the same database, as an administrator's restart does: clients'
+    /// connections are cut, the entries stay.
+    ///
+    /// # Errors
+    /// For the [`Slapd::shared`] instance (stopping it removes its folder),
+    /// or when slapd does not listen on its ports again.
+    pub fn restart(&mut self) -> Result<(), FixtureError> {
+        if self._tmp.is_none() {
+            return Err(FixtureError::Command {
+                what: "restarting slapd".to_owned(),
+                detail: "only an instance of its own (Slapd::start) can be restarted".to_owned(),
+            });
+        }
+        self.process.stop();
+        let slapd = require("slapd", "Debian package slapd")?;
+        let urls = format!(
+            "ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{}/",
+            self.port, self.ldaps_port
+        );
+        let conf = self.dir.join("slapd.conf").to_string_lossy().into_owned();
+        let process = Guarded::spawn(
+            "slapd",
+            &slapd,
+            &["-d", "0", "-h", &urls, "-f", &conf],
+            &[],
+            &self.dir.join("slapd.log"),
+        )?;
+        if !(wait_for_port_of(self.port, &process) && wait_for_port_of(self.ldaps_port, &process)) {
+            return Err(FixtureError::NotReady {
+                what: "slapd (restarted)".to_owned(),
+                secs: crate::START_WAIT.as_secs(),
+                log: process.log_tail(),
+            });
+        }
+        self.process = process;
+        Ok(())
+    }
+
     /// Adds entries with `ldapadd`, bound as the root DN.
     ///
     /// # Errors

@@ -39,6 +39,10 @@ pub enum ClientAuthMode {
     /// authentication; otherwise do not ask.
     #[default]
     Auto,
+    /// Ask (without requiring) on every connection; building fails when no
+    /// CA is trusted for client authentication, as nothing could be
+    /// verified then.
+    Requested,
     /// Require a valid client certificate; building fails when no CA is
     /// trusted for client authentication.
     Required,
@@ -154,10 +158,14 @@ pub(crate) fn verifier(
     }
     let cas = source.client_auth_roots()?;
     if cas.is_empty() {
-        if settings.mode == ClientAuthMode::Required {
-            return Err(Error::Config(
+        match settings.mode {
+            ClientAuthMode::Required => return Err(Error::Config(
                 "client certificates are required but no CA is trusted for client authentication (flag T)".into(),
-            ));
+            )),
+            ClientAuthMode::Requested => return Err(Error::Config(
+                "client certificates are requested but no CA is trusted for client authentication (flag T)".into(),
+            )),
+            _ => {}
         }
         return Ok((None, None));
     }
@@ -176,7 +184,10 @@ pub(crate) fn verifier(
             b = b.allow_unknown_revocation_status();
         }
     }
-    if settings.mode == ClientAuthMode::Auto {
+    if matches!(
+        settings.mode,
+        ClientAuthMode::Auto | ClientAuthMode::Requested
+    ) {
         b = b.allow_unauthenticated();
     }
     Ok((Some(b.build()?), Some(digest)))

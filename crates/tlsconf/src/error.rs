@@ -77,6 +77,14 @@ pub enum Error {
     /// The certificate source (for example the certdb) failed.
     #[error("certificate source: {0}")]
     Source(String),
+    /// A configuration parameter's value is refused; `source` says why.
+    #[error("{parameter}: {source}")]
+    Parameter {
+        /// The parameter's name (`local.sslminversion`, ...).
+        parameter: &'static str,
+        /// What is wrong with its value.
+        source: Box<Error>,
+    },
     /// rustls refused the configuration.
     #[error("rustls: {0}")]
     Rustls(#[from] rustls::Error),
@@ -90,6 +98,14 @@ impl Error {
         Self::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// Wraps `self` as the error of `parameter`.
+    pub(crate) fn in_parameter(self, parameter: &'static str) -> Self {
+        Self::Parameter {
+            parameter,
+            source: Box::new(self),
         }
     }
 

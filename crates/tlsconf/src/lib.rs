@@ -3,6 +3,8 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod accept;
+#[cfg(any(feature = "certdb", feature = "pkcs11"))]
 mod blocking;
 #[cfg(feature = "certdb")]
 pub mod certdb;
@@ -10,6 +12,7 @@ mod client;
 mod client_auth;
 mod error;
 mod nickname;
+pub mod params;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 mod reload;
@@ -20,17 +23,20 @@ pub mod starttls;
 pub mod suites;
 mod tickets;
 
+#[cfg(feature = "sasl")]
+pub use portcullis_sasl as sasl;
 pub use rustls;
 pub use rustls_pki_types as pki_types;
 pub use tokio_rustls;
 
+pub use accept::{Accepted, MaybeTls, TlsInfo};
 pub use client::{ClientAction, ClientSettings, TlsClient, TlsRequirement};
 pub use client_auth::{ClientAuth, ClientAuthMode, ClientCertificate, load_crls};
 pub use error::Error;
 pub use nickname::{Nickname, Service, parse_nickname_list};
 pub use reload::{TlsServer, Watch};
 pub use resolver::{KeySet, ServerCertResolver};
-pub use server::{Alpn, ServerSettings, SniEntry, build_server_config};
+pub use server::{Alpn, DEFAULT_HANDSHAKE_TIMEOUT, ServerSettings, SniEntry, build_server_config};
 pub use source::{
     CertificateSource, Credential, MemorySource, PemFileSource, certificates_from_pem,
 };

@@ -18,10 +18,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::ServerConfig;
-use rustls::server::{Acceptor, ClientHello};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_rustls::LazyConfigAcceptor;
-use tokio_rustls::server::TlsStream;
+use rustls::server::ClientHello;
 
 use crate::Error;
 use crate::client_auth::watched_crl_paths;
@@ -96,6 +93,11 @@ impl TlsServer {
         Arc::clone(&built.config)
     }
 
+    /// The handshake timeout of the current settings.
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        self.current.load().handshake_timeout
+    }
+
     /// How many configurations have been installed (1 after `new`).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
@@ -105,21 +107,6 @@ impl TlsServer {
     /// configuration stayed), whether asked for directly or by a watch.
     pub fn refused_reloads(&self) -> u64 {
         self.refused.load(Ordering::SeqCst)
-    }
-
-    /// Accepts a TLS connection on `io` (a fresh connection or one after
-    /// STARTTLS), with the configuration current when its ClientHello
-    /// arrives.
-    ///
-    /// # Errors
-    /// The I/O or TLS error (as `InvalidData`) of the handshake.
-    pub async fn accept<IO>(&self, io: IO) -> std::io::Result<TlsStream<IO>>
-    where
-        IO: AsyncRead + AsyncWrite + Unpin,
-    {
-        let start = LazyConfigAcceptor::new(Acceptor::default(), io).await?;
-        let config = self.config_for(&start.client_hello());
-        start.into_stream(config).await
     }
 
     fn lock(&self) -> MutexGuard<'_, Inputs> {

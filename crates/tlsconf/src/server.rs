@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
@@ -79,12 +80,18 @@ pub struct ServerSettings {
     pub alpn: Alpn,
     /// Session resumption.
     pub resumption: Resumption,
+    /// How long [`crate::TlsServer::accept`] waits for a handshake to
+    /// finish before giving up with [`std::io::ErrorKind::TimedOut`].
+    pub handshake_timeout: Duration,
 }
+
+/// The handshake timeout of [`ServerSettings::new`].
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl ServerSettings {
     /// Settings serving `nicknames` with the defaults: TLS 1.2–1.3, all
     /// suites, client certificates asked for when a CA is trusted for it,
-    /// no ALPN, tickets on.
+    /// no ALPN, tickets on, a 30 s handshake timeout.
     pub fn new(nicknames: Vec<Nickname>) -> Self {
         Self {
             nicknames,
@@ -96,6 +103,7 @@ impl ServerSettings {
             client_auth: ClientAuth::default(),
             alpn: Alpn::default(),
             resumption: Resumption::default(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 
@@ -125,6 +133,7 @@ pub(crate) struct Built {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) without_alpn: Option<Arc<ServerConfig>>,
     pub(crate) trust: TrustDigest,
+    pub(crate) handshake_timeout: Duration,
 }
 
 impl Built {
@@ -139,6 +148,7 @@ impl Built {
             config: swap(&self.config),
             without_alpn: self.without_alpn.as_ref().map(swap),
             trust: self.trust.clone(),
+            handshake_timeout: self.handshake_timeout,
         }
     }
 }
@@ -205,6 +215,11 @@ pub(crate) fn build(
     };
     let mut config = builder.with_cert_resolver(resolver);
     config.ignore_client_order = settings.prefer_server_order;
+    // TLS 1.2 without the extended master secret (RFC 7627) is refused:
+    // without it a man in the middle can make two sessions share keys (the
+    // triple handshake), which breaks tls-exporter and tls-unique channel
+    // bindings (RFC 9266 §3).
+    config.require_ems = true;
     config.alpn_protocols = settings.alpn.protocols.clone();
     if settings.alpn.strict && config.alpn_protocols.is_empty() {
         // A service with no registered ALPN ID (SMTP) in strict mode: a
@@ -227,6 +242,7 @@ pub(crate) fn build(
         config: Arc::new(config),
         without_alpn,
         trust,
+        handshake_timeout: settings.handshake_timeout,
     })
 }
 

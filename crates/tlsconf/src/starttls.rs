@@ -1,7 +1,9 @@
 //! STARTTLS done safely (RFC 3207 §4.2, RFC 9051 §6.2.1, RFC 2595 §4).
 //!
 //! The protocol core parses `STARTTLS`, asks [`StartTls::begin`], sends the
-//! reply it maps the answer to, and the edge runs the handshake. `begin`
+//! reply it maps the answer to, and the edge runs the handshake with the
+//! [`Upgrade`] proof `begin` returned ([`crate::TlsServer::accept_starttls`],
+//! [`crate::MaybeTls::start_tls`]: neither runs without one). `begin`
 //! throws away whatever the client sent after the command line, before the
 //! handshake: bytes that arrived in plaintext must never be read as if they
 //! came through TLS (CVE-2011-0411, the "STARTTLS command injection" class).
@@ -97,7 +99,9 @@ impl<R: AsyncRead + Unpin> PendingInput for BufReader<R> {
 }
 
 /// Permission to run the TLS handshake, proof that the pending input was
-/// cleared. Only [`StartTls::begin`] makes one.
+/// cleared. Only [`StartTls::begin`] (and [`StartTls::begin_buffered`])
+/// makes one, and the upgrade handshake
+/// ([`crate::TlsServer::accept_starttls`]) takes it.
 #[derive(Debug)]
 #[must_use = "run the handshake, then call StartTls::established"]
 pub struct Upgrade {
@@ -183,6 +187,25 @@ impl StartTls {
         }
         self.state = State::Negotiating;
         Ok(Upgrade { discarded })
+    }
+
+    /// [`StartTls::begin`] for a connection read through a [`BufReader`]:
+    /// takes the reader, empties its buffer and hands back the transport
+    /// under it with the proof, so the handshake runs on exactly the
+    /// stream whose buffered plaintext was discarded. A refusal gives the
+    /// reader back.
+    ///
+    /// # Errors
+    /// As [`StartTls::begin`], with the reader.
+    pub fn begin_buffered<R: AsyncRead + Unpin>(
+        &mut self,
+        authenticated: bool,
+        mut reader: BufReader<R>,
+    ) -> Result<(R, Upgrade), (BufReader<R>, StartTlsRefusal)> {
+        match self.begin(authenticated, &mut reader) {
+            Ok(upgrade) => Ok((reader.into_inner(), upgrade)),
+            Err(refusal) => Err((reader, refusal)),
+        }
     }
 
     /// Called when the handshake has finished; the core then forgets any
@@ -274,5 +297,29 @@ mod tests {
         assert_eq!(r.pending(), 0);
         let inner = r.into_inner();
         assert!(inner.is_empty());
+    }
+
+    #[tokio::test]
+    async fn begin_buffered_returns_the_transport() {
+        use tokio::io::AsyncBufReadExt;
+        let data: &[u8] = b"STARTTLS\r\nINJECTED\r\n";
+        let mut r = BufReader::new(data);
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        // Refused (after AUTH): the reader comes back with its buffer.
+        let mut st = StartTls::new(PipelinedInput::Discard);
+        let (mut r, refusal) = st.begin_buffered(true, r).unwrap_err();
+        assert_eq!(refusal, StartTlsRefusal::AfterAuthentication);
+        assert_eq!(r.pending(), 10);
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "INJECTED\r\n");
+
+        let mut r = BufReader::new(data);
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        let (inner, up) = st.begin_buffered(false, r).unwrap();
+        assert_eq!(up.discarded(), 10);
+        assert!(inner.is_empty(), "the transport holds nothing more");
     }
 }

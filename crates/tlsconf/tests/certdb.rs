@@ -8,19 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    Ca, Issued, Kind, Leaf, TestServer, rust_client_config, rust_handshake, s_client, write,
+    Ca, Kind, Leaf, TestServer, add_to_db as add, rust_client_config, rust_handshake, s_client,
+    write,
 };
 use portcullis_tlsconf::certdb::CertDbSource;
-use portcullis_tlsconf::certdb::certdb::{CertDb, KdfParams, Password, PrivateKey, TrustFlags};
+use portcullis_tlsconf::certdb::certdb::{CertDb, KdfParams, Password};
 use portcullis_tlsconf::{
     ClientSettings, Error, ServerSettings, Service, TlsClient, TlsRequirement, TlsServer,
 };
-
-fn add(db: &mut CertDb, pw: &Password, alias: &str, who: &Issued) {
-    let key = PrivateKey::from_pkcs8_der(who.key_der().secret_der()).unwrap();
-    db.add_with_key(pw, alias, &who.cert_der, &key, TrustFlags::default(), &[])
-        .unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn certdb_nicknames_trust_flags_and_reload() {

@@ -65,10 +65,10 @@ async fn serve(tls: Arc<TlsServer>, tcp: TcpStream, policy: PipelinedInput, guar
                         io.write_all(b"220 2.0.0 ready to start TLS\r\n")
                             .await
                             .unwrap();
-                        let Ok(stream) = tls.accept(io).await else {
+                        let Ok(accepted) = tls.accept_starttls(io, &upgrade).await else {
                             return;
                         };
-                        io = Box::new(stream);
+                        io = Box::new(accepted.stream);
                         guard.established(upgrade);
                         plain = None;
                         continue;

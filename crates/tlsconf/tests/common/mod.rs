@@ -250,6 +250,19 @@ pub fn write(dir: &Path, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
     p
 }
 
+/// Adds `who` (certificate and key) to the database under `alias`.
+pub fn add_to_db(
+    db: &mut portcullis_tlsconf::certdb::certdb::CertDb,
+    pw: &portcullis_tlsconf::certdb::certdb::Password,
+    alias: &str,
+    who: &Issued,
+) {
+    use portcullis_tlsconf::certdb::certdb::{PrivateKey, TrustFlags};
+    let key = PrivateKey::from_pkcs8_der(who.key_der().secret_der()).unwrap();
+    db.add_with_key(pw, alias, &who.cert_der, &key, TrustFlags::default(), &[])
+        .unwrap();
+}
+
 /// What the server saw of one connection.
 #[derive(Debug)]
 pub struct Seen {
