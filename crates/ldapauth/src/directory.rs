@@ -65,16 +65,25 @@ impl User {
     }
 }
 
-/// The canonical identity's default form: `%u` is the entry's `uid` (else
-/// the login's local part), `%d` the domain, `%m` the entry's `mail`. When
-/// a part is missing the form falls back to the uid alone.
-pub const DEFAULT_CANONICAL_FORM: &str = "%u@%d";
-
-/// Expands a canonical-identity form (see [`DEFAULT_CANONICAL_FORM`]).
-/// `%%` is a literal `%`. Falls back to `uid` when the form names a part the
-/// entry lacks.
+/// Expands a canonical-identity form ([`Settings::canonical_form`]): `%u`
+/// is the entry's `uid` (else the login's local part), `%d` the domain in
+/// lower case, `%m` the entry's `mail`, `%%` a `%`. Falls back to the uid
+/// alone when the form names a part the entry lacks (a login without a
+/// domain and no default domain, say).
+///
+/// ```
+/// use portcullis_ldapauth::canonical_identity;
+/// assert_eq!(canonical_identity("%u@%d", "alice", Some("Example.COM"), None), "alice@example.com");
+/// assert_eq!(canonical_identity("%u@%d", "alice", None, None), "alice");
+/// assert_eq!(canonical_identity("%m", "alice", None, Some("a@example.org")), "a@example.org");
+/// ```
 #[must_use]
-pub fn canonical_identity(form: &str, uid: &str, domain: Option<&str>, mail: Option<&str>) -> String {
+pub fn canonical_identity(
+    form: &str,
+    uid: &str,
+    domain: Option<&str>,
+    mail: Option<&str>,
+) -> String {
     let mut out = String::with_capacity(form.len() + uid.len() + 16);
     let mut chars = form.chars();
     while let Some(c) = chars.next() {
@@ -429,12 +438,12 @@ impl Directory {
 
     /// The attributes returned with every user beyond the built-in ones.
     fn extra_attributes(&self) -> &[String] {
-        &[]
+        &self.inner.settings.extra_attributes
     }
 
     /// The canonical identity's form.
     fn canonical_form(&self) -> &str {
-        DEFAULT_CANONICAL_FORM
+        &self.inner.settings.canonical_form
     }
 
     /// Checks `password` locally against the entry's `userPassword`

@@ -12,7 +12,7 @@ mod sasl_impl;
 pub mod scheme;
 mod settings;
 
-pub use directory::{DEFAULT_CANONICAL_FORM, Directory, Entry, User, canonical_identity};
+pub use directory::{Directory, Entry, User, canonical_identity};
 pub use error::{Error, Reject};
 pub use filter::{FilterTemplate, parse_filter};
 pub use portcullis_certmap as certmap;

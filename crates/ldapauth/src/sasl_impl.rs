@@ -101,7 +101,9 @@ impl ProxyAuthorizer for Directory {
             let target = match self.lookup(request.authzid()).await {
                 Ok(entry) => match Directory::status_check(&entry) {
                     Ok(()) => self.user_of(&entry, request.authzid()).account(),
-                    Err(r) => return verdict(Err(r.into()), "authorize (target)", request.authzid()),
+                    Err(r) => {
+                        return verdict(Err(r.into()), "authorize (target)", request.authzid());
+                    }
                 },
                 Err(e) => return verdict(Err(e), "authorize (target)", request.authzid()),
             };

@@ -267,8 +267,10 @@ pub(crate) fn identity_answer(v: Verdict<Account>) -> Answer {
 pub trait CredentialVerifier: fmt::Debug + Send + Sync {
     /// Checks a cleartext password (PLAIN, LOGIN, protocol logins) and
     /// returns the user's account.
-    fn verify_password<'a>(&'a self, request: &'a VerifyPassword)
-    -> BoxFuture<'a, Verdict<Account>>;
+    fn verify_password<'a>(
+        &'a self,
+        request: &'a VerifyPassword,
+    ) -> BoxFuture<'a, Verdict<Account>>;
 
     /// Returns the cleartext password (CRAM-MD5, DIGEST-MD5, APOP) and the
     /// account. The default rejects: the store holds no cleartext

@@ -7,7 +7,9 @@ use crate::backend::{
     IdentityMapper, MapIdentity, ProxyAuthorizer, Request, Verdict, VerifyPassword, WithAccount,
 };
 use crate::util::saslprep;
-use crate::{Account, Error, ExternalIdentity, MIN_ITERATIONS, Password, ScramAlgorithm, ScramSecret};
+use crate::{
+    Account, Error, ExternalIdentity, MIN_ITERATIONS, Password, ScramAlgorithm, ScramSecret,
+};
 
 #[derive(Debug, Clone, Default)]
 struct User {

@@ -107,7 +107,8 @@ fn apop_and_protocol_logins_end_with_the_account() {
     let auth = common::drive(&mut s, Ok(step), &backend, |_| panic!("no challenge")).unwrap();
     assert_eq!(auth.identity(), "bob@example.com");
     assert_eq!(
-        auth.account().and_then(|a| a.attribute("PREFERREDLANGUAGE")),
+        auth.account()
+            .and_then(|a| a.attribute("PREFERREDLANGUAGE")),
         Some(&["fr".to_owned()][..])
     );
 }

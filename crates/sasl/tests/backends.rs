@@ -86,7 +86,8 @@ fn backends_dispatch_every_request() {
         fn verify_password<'a>(
             &'a self,
             _r: &'a portcullis_sasl::VerifyPassword,
-        ) -> portcullis_sasl::BoxFuture<'a, portcullis_sasl::Verdict<portcullis_sasl::Account>> {
+        ) -> portcullis_sasl::BoxFuture<'a, portcullis_sasl::Verdict<portcullis_sasl::Account>>
+        {
             Box::pin(async { portcullis_sasl::Verdict::Accept(portcullis_sasl::Account::new("x")) })
         }
     }

@@ -1174,7 +1174,9 @@ fn answers_of_the_wrong_kind_are_api_misuse() {
     let mut server = ServerSession::new(Mechanism::Plain, &ctx()).unwrap();
     let _ = server.start(Some(b"\0alice\0alice-pw")).unwrap();
     assert!(matches!(
-        server.answer(portcullis_sasl::Answer::Identity(portcullis_sasl::Account::new("x"))),
+        server.answer(portcullis_sasl::Answer::Identity(
+            portcullis_sasl::Account::new("x")
+        )),
         Err(Error::ApiMisuse(_))
     ));
     let mut server = ServerSession::new(Mechanism::Plain, &ctx()).unwrap();

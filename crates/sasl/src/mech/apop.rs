@@ -65,7 +65,8 @@ impl ServerMech for Server {
         if let Some(e) = reject_or_unavailable(&answer) {
             return Err(e);
         }
-        let (Answer::Password(password, account), Some((user, digest))) = (answer, self.pending.take())
+        let (Answer::Password(password, account), Some((user, digest))) =
+            (answer, self.pending.take())
         else {
             return Err(Error::ApiMisuse(
                 "APOP needs Password, Reject or Unavailable",

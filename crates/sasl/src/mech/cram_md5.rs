@@ -60,7 +60,8 @@ impl ServerMech for Server {
         if let Some(e) = reject_or_unavailable(&answer) {
             return Err(e);
         }
-        let (Answer::Password(password, account), Some((user, digest))) = (answer, self.pending.take())
+        let (Answer::Password(password, account), Some((user, digest))) =
+            (answer, self.pending.take())
         else {
             return Err(Error::ApiMisuse(
                 "CRAM-MD5 needs Password, Reject or Unavailable",

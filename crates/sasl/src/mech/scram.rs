@@ -86,7 +86,7 @@ enum ServerState {
         secret: ScramSecret,
         /// Whether the user exists.
         /// The user's account; `None` for an unknown user.
-        account: Option<crate::Account>,
+        account: Option<Box<crate::Account>>,
     },
     Done,
 }
@@ -240,7 +240,7 @@ impl Server {
                 // The made-up secret is derived for real users too (and
                 // dropped), so the two paths cost the same.
                 std::hint::black_box(decoy()?);
-                (s, Some(account))
+                (s, Some(Box::new(account)))
             }
             Answer::ScramSecret(..) => {
                 return Err(Error::ApiMisuse("SCRAM secret of the wrong algorithm"));
@@ -340,7 +340,7 @@ impl Server {
         // The same work for an unknown user; only then the answer differs.
         let matches = ct_eq(&hash(self.alg, &client_key), secret.stored_key());
         let account = match account {
-            Some(a) if matches => a,
+            Some(a) if matches => *a,
             _ => return Err(Error::BadCredentials),
         };
         let server_signature = hmac(self.alg, secret.server_key(), &[auth_message.as_bytes()]);
