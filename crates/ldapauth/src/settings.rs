@@ -23,7 +23,7 @@ pub enum VerifyMode {
 }
 
 /// Settings for [`crate::Directory`]. Each field names the configuration
-/// parameter it mirrors; the binary maps the configuration file onto it.
+/// parameter it mirrors; [`Settings::from_parameters`] reads them all.
 ///
 /// ```
 /// use portcullis_ldapauth::Settings;
@@ -46,11 +46,13 @@ pub struct Settings {
     pub port: Option<u16>,
     /// `local.ugldapusessl`: connect with LDAPS.
     pub use_ssl: bool,
-    /// Upgrade plain connections with StartTLS (ignored with `use_ssl`).
+    /// `local.ugldapstarttls`: upgrade plain connections with StartTLS
+    /// (ignored with `use_ssl`).
     pub starttls: bool,
-    /// PEM file of trust roots for LDAPS / StartTLS.
+    /// `local.ugldapcafile`: PEM file of trust roots for LDAPS / StartTLS.
     pub ca_file: Option<PathBuf>,
-    /// More trust roots (DER), e.g. from the certificate database.
+    /// More trust roots (DER), e.g. from the certificate database (not a
+    /// parameter: the daemon adds them).
     pub ca_certs: Vec<Vec<u8>>,
     /// `local.ugldapbinddn`: the service account.
     pub bind_dn: String,
@@ -62,9 +64,10 @@ pub struct Settings {
     pub search_filter: String,
     /// `sasl.default.ldap.searchfordomain` (default true).
     pub search_for_domain: bool,
-    /// The domain for logins without `@domain`.
+    /// `service.defaultdomain`: the domain for logins without `@domain`.
     pub default_domain: Option<String>,
-    /// Filter that finds a domain entry (`%D` is the domain).
+    /// `sasl.default.ldap.domainfilter`: filter that finds a domain entry
+    /// (`%D` is the domain).
     pub domain_filter: String,
     /// `sasl.default.ldap.has_plain_passwords`: cleartext may be fetched
     /// for CRAM-MD5 / DIGEST-MD5 / APOP.
@@ -72,32 +75,42 @@ pub struct Settings {
     /// `sasl.default.auto_transition`: rewrite `userPassword` in
     /// `transition_scheme` after a successful plaintext login.
     pub auto_transition: bool,
-    /// The directory's default storage scheme (auto-transition target).
+    /// `sasl.default.transition_scheme`: the directory's default storage
+    /// scheme (auto-transition target).
     pub transition_scheme: NewScheme,
-    /// With auto-transition, also store SCRAM-SHA-256 keys (as a
+    /// `sasl.default.transition_scram`: with auto-transition, also store
+    /// SCRAM-SHA-256 keys (as a
     /// `{SCRAM-SHA-256}` `userPassword` value).
     pub transition_scram: bool,
-    /// PBKDF2 iterations for new SCRAM keys.
+    /// `sasl.default.scram.iterations`: PBKDF2 iterations for new SCRAM
+    /// keys.
     pub scram_iterations: u32,
-    /// How passwords are checked.
+    /// `sasl.default.ldap.verify`: how passwords are checked.
     pub verify: VerifyMode,
-    /// Members of this group may act as other users (proxy authorization).
+    /// `sasl.default.ldap.admingroupdn`: members of this group may act as
+    /// other users (proxy authorization).
     pub admin_group_dn: Option<String>,
-    /// TCP + TLS connection timeout (always set).
+    /// `local.ugldapconnecttimeout`: TCP + TLS connection timeout (always
+    /// set).
     pub connect_timeout: Duration,
-    /// Timeout of each LDAP operation (always set).
+    /// `local.ugldapoperationtimeout`: timeout of each LDAP operation
+    /// (always set).
     pub operation_timeout: Duration,
-    /// Connections kept per server.
+    /// `local.ugldappoolsize`: connections kept per server.
     pub pool_size: usize,
-    /// How long a failed server is skipped.
+    /// `local.ugldapfailoverhold`: how long a failed server is skipped.
     pub failover_hold: Duration,
-    /// Result cache lifetime; `None` (default) disables the cache.
+    /// `service.authcachettl`: result cache lifetime; `None` (default, or
+    /// 0 seconds) disables the cache.
     pub cache_ttl: Option<Duration>,
-    /// Parsed `certmap.conf`; `None` uses the built-in e-mail mapping.
+    /// `sasl.default.ldap.certmapfile`, parsed; `None` uses the built-in
+    /// e-mail mapping.
     pub certmap: Option<CertMapConfig>,
-    /// Search base for certificate mapping (default `base_dn`).
+    /// `sasl.default.ldap.certmapbasedn`: search base for certificate
+    /// mapping (default `base_dn`).
     pub certmap_base_dn: Option<String>,
-    /// A pooled connection idle at least this long gets a cheap liveness
+    /// `local.ugldapidlecheck`: a pooled connection idle at least this long
+    /// gets a cheap liveness
     /// check (a WhoAmI request, RFC 4532) before it is reused; one that
     /// fails it is dropped and a fresh connection is made instead. Zero
     /// checks every reuse.
