@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use portcullis_certdb::{
     CertDb, Error, KdfParams, KeyType, Password, Subject, SubjectFields, TrustFlags, Validity,
-    describe, expiring, format_list, list_tokens, request_pem,
+    describe, expiring, format_list, list_tokens, request_pem, terminal_safe,
 };
 use time::OffsetDateTime;
 
@@ -200,8 +200,8 @@ enum Cmd {
     AddSelfsignCert {
         #[command(flatten)]
         name: NameOpts,
-        /// Validity in days (default: three months).
-        #[arg(long, value_name = "DAYS")]
+        /// Validity in days, 1 to 36525 (default: three months).
+        #[arg(long, value_name = "DAYS", value_parser = days_parser(1))]
         validity: Option<u32>,
         #[command(flatten)]
         key: KeyOpts,
@@ -277,8 +277,8 @@ enum Cmd {
     /// Renews a selfsign certificate (same key, new serial, new validity).
     #[command(name = "renew-selfsign-cert")]
     RenewSelfsignCert {
-        /// Validity in days (default: three months).
-        #[arg(long, value_name = "DAYS")]
+        /// Validity in days, 1 to 36525 (default: three months).
+        #[arg(long, value_name = "DAYS", value_parser = days_parser(1))]
         validity: Option<u32>,
         /// Alias or MODULE:ALIAS.
         alias: String,
@@ -360,8 +360,8 @@ enum Cmd {
     /// Exits 1 when a certificate expires within N days (for monitoring).
     #[command(name = "check-expiry")]
     CheckExpiry {
-        /// Days ahead.
-        #[arg(long, value_name = "N")]
+        /// Days ahead, 0 to 36525.
+        #[arg(long, value_name = "N", value_parser = days_parser(0))]
         days: u32,
     },
 }
@@ -434,6 +434,15 @@ fn open_for_write(g: &Global) -> Result<(CertDb, Password), Error> {
     let pw = db_password(g)?;
     db.verify_password(&pw)?;
     Ok((db, pw))
+}
+
+/// The longest span a day count may give: a hundred years.
+const MAX_DAYS: u32 = 36_525;
+
+/// A day count from `min` to [`MAX_DAYS`]; anything else is a usage error
+/// (exit 2), never an overflow.
+fn days_parser(min: u32) -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(i64::from(min)..=i64::from(MAX_DAYS))
 }
 
 fn validity(days: Option<u32>) -> Validity {
@@ -526,7 +535,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             };
             let input = read_input(&cert_file)?;
             for a in db.add_certificates(&alias, &input, flags)? {
-                println!("Certificate {a} added");
+                println!("Certificate {} added", terminal_safe(&a));
             }
         }
         Cmd::AddSelfsignCert {
@@ -571,7 +580,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             let data = read_input(&cert_file)?;
             let p12pw = p12_password(&p12_password_file, false)?;
             for a in db.import_pkcs12(&pw, &data, &p12pw, alias.as_deref(), self_signed)? {
-                println!("Certificate {a} imported");
+                println!("Certificate {} imported", terminal_safe(&a));
             }
         }
         Cmd::ListCerts { ca } => {
@@ -738,9 +747,9 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             for e in soon {
                 let when = e.info.not_after.format(&f).unwrap_or_default();
                 if e.info.is_expired(now) {
-                    println!("{}: expired on {when}", e.nickname);
+                    println!("{}: expired on {when}", terminal_safe(&e.nickname));
                 } else {
-                    println!("{}: expires on {when}", e.nickname);
+                    println!("{}: expires on {when}", terminal_safe(&e.nickname));
                 }
             }
             return Ok(ExitCode::from(1));

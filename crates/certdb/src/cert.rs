@@ -1,5 +1,6 @@
 //! Reading certificates (PEM or DER) and describing them.
 
+use crate::text::terminal_safe;
 use std::fmt::Write as _;
 
 use der::{Decode, Encode};
@@ -212,7 +213,7 @@ pub fn describe(alias: &str, der: &[u8], trust: TrustFlags) -> Result<String> {
     let info = CertInfo::from_parsed(der, &c)?;
     let tbs = c.tbs_certificate();
     let mut o = String::new();
-    let _ = writeln!(o, "Certificate: {alias}");
+    let _ = writeln!(o, "Certificate: {}", terminal_safe(alias));
     let _ = writeln!(o, "    Data:");
     let v = match tbs.version() {
         x509_cert::certificate::Version::V1 => 0,
@@ -227,11 +228,11 @@ pub fn describe(alias: &str, der: &[u8], trust: TrustFlags) -> Result<String> {
         "        Signature Algorithm: {}",
         oid_name(&tbs.signature().oid)
     );
-    let _ = writeln!(o, "        Issuer: \"{}\"", info.issuer);
+    let _ = writeln!(o, "        Issuer: \"{}\"", terminal_safe(&info.issuer));
     let _ = writeln!(o, "        Validity:");
     let _ = writeln!(o, "            Not Before: {}", fmt_time(info.not_before));
     let _ = writeln!(o, "            Not After : {}", fmt_time(info.not_after));
-    let _ = writeln!(o, "        Subject: \"{}\"", info.subject);
+    let _ = writeln!(o, "        Subject: \"{}\"", terminal_safe(&info.subject));
     let _ = writeln!(o, "        Subject Public Key Info:");
     let spki = tbs.subject_public_key_info();
     let _ = writeln!(
@@ -316,7 +317,7 @@ pub fn describe(alias: &str, der: &[u8], trust: TrustFlags) -> Result<String> {
             match text {
                 Some(lines) => {
                     for l in lines {
-                        let _ = writeln!(o, "                {l}");
+                        let _ = writeln!(o, "                {}", terminal_safe(&l));
                     }
                 }
                 None => {

@@ -1102,7 +1102,7 @@ fn sweep(dir: &Path, index: &Index) {
 
 /// Expiry check: entries whose validity ends before `now + days`.
 pub fn expiring(entries: &[CertEntry], now: OffsetDateTime, days: u32) -> Vec<&CertEntry> {
-    let limit = now + time::Duration::days(i64::from(days));
+    let limit = crate::x509gen::add_days(now, days);
     entries
         .iter()
         .filter(|e| e.info.not_after < limit)

@@ -12,6 +12,7 @@ mod password;
 mod pkcs11;
 mod pkcs12;
 mod signer;
+mod text;
 mod trust;
 mod x509gen;
 
@@ -27,8 +28,9 @@ pub use password::{INTERNAL_TOKEN, PASSWORD_FILE, Password, PasswordFile};
 pub use pkcs11::{Token, TokenDescription, TokenSigner, list_tokens};
 pub use pkcs12::{MAX_PKCS12_INPUT, Pkcs12Entry, build_pkcs12, parse_pkcs12};
 pub use signer::{Identity, KeyLocation, SignatureScheme, Signer, SoftwareSigner, verify};
+pub use text::terminal_safe;
 pub use trust::{TrustFlags, TrustSet};
 pub use x509gen::{
-    CSR_PEM_LABEL, Subject, SubjectFields, Validity, add_months, certificate_request,
-    random_serial, renew_self_signed, request_pem, self_signed,
+    CSR_PEM_LABEL, Subject, SubjectFields, Validity, add_days, add_months, certificate_request,
+    latest_not_after, random_serial, renew_self_signed, request_pem, self_signed,
 };

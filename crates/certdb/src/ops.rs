@@ -1,6 +1,7 @@
 //! The operations behind `msgcert`'s subcommands, spanning the directory
 //! and PKCS#11 tokens.
 
+use crate::text::terminal_safe;
 use std::fmt::Write as _;
 
 use time::OffsetDateTime;
@@ -436,15 +437,15 @@ pub fn format_list(entries: &[CertEntry], now: OffsetDateTime) -> String {
         .iter()
         .map(|e| {
             [
-                e.nickname.clone(),
+                terminal_safe(&e.nickname).into_owned(),
                 list_date(e.info.not_before),
                 list_date(e.info.not_after),
                 if e.info.self_signed { "y" } else { "n" }.to_owned(),
-                e.info.issuer.clone(),
+                terminal_safe(&e.info.issuer).into_owned(),
                 if e.info.subject_der == e.info.issuer_der {
                     "Same as issuer".to_owned()
                 } else {
-                    e.info.subject.clone()
+                    terminal_safe(&e.info.subject).into_owned()
                 },
             ]
         })

@@ -203,6 +203,28 @@ pub struct Validity {
     pub not_after: OffsetDateTime,
 }
 
+/// 9999-12-31T23:59:59Z, the last time a certificate can express
+/// (RFC 5280 §4.1.2.5: GeneralizedTime, four-digit years).
+#[must_use]
+pub fn latest_not_after() -> OffsetDateTime {
+    Date::from_calendar_date(9999, time::Month::December, 31)
+        .ok()
+        .and_then(|d| d.with_hms(23, 59, 59).ok())
+        .map_or(
+            OffsetDateTime::UNIX_EPOCH,
+            time::PrimitiveDateTime::assume_utc,
+        )
+}
+
+/// `t` plus `days`, never past [`latest_not_after`] (no overflow, whatever
+/// `days` is).
+#[must_use]
+pub fn add_days(t: OffsetDateTime, days: u32) -> OffsetDateTime {
+    let latest = latest_not_after();
+    t.checked_add(time::Duration::days(i64::from(days)))
+        .map_or(latest, |end| end.min(latest))
+}
+
 /// Adds calendar months, clamping the day (Jan 31 + 1 month = Feb 28/29).
 pub fn add_months(t: OffsetDateTime, months: u32) -> OffsetDateTime {
     let total = i64::from(t.month() as u8) - 1 + i64::from(months);
@@ -222,12 +244,13 @@ pub fn add_months(t: OffsetDateTime, months: u32) -> OffsetDateTime {
 }
 
 impl Validity {
-    /// From `now` (truncated to seconds) for `days` days.
+    /// From `now` (truncated to seconds) for `days` days, ending at the
+    /// latest at [`latest_not_after`] (X.509's last representable time).
     pub fn days(now: OffsetDateTime, days: u32) -> Self {
         let start = now.replace_nanosecond(0).unwrap_or(now);
         Validity {
             not_before: start,
-            not_after: start + time::Duration::days(i64::from(days)),
+            not_after: add_days(start, days),
         }
     }
 
