@@ -387,6 +387,15 @@ parameters! {
         "1: talk to the user/group directory over LDAPS; 0: plain LDAP (StartTLS when \
          configured).",
     );
+    LOCAL_USERFILE: String = (
+        "local.userfile",
+        Kind::String,
+        Some(""),
+        "Users file in Dovecot's passwd-file format (user:{SCHEME}hash:uid:gid::home::extra \
+         fields mailhost=, mail=, mailalternateaddress=, allowedserviceaccess=, status=, \
+         admin=), relative to the configuration file. When set it replaces the directory as \
+         the user source; it is re-read when it changes. Empty: the LDAP directory.",
+    );
     MMP_AUTHFAILUREDELAY: i64 = (
         "mmp.authfailuredelay",
         NONNEG,
