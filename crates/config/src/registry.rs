@@ -387,6 +387,15 @@ parameters! {
         "1: talk to the user/group directory over LDAPS; 0: plain LDAP (StartTLS when \
          configured).",
     );
+    LOCAL_USERFILE: String = (
+        "local.userfile",
+        Kind::String,
+        Some(""),
+        "Users file in Dovecot's passwd-file format (user:{SCHEME}hash:uid:gid::home::extra \
+         fields mailhost=, mail=, mailalternateaddress=, allowedserviceaccess=, status=, \
+         admin=), relative to the configuration file. When set it replaces the directory as \
+         the user source; it is re-read when it changes. Empty: the LDAP directory.",
+    );
     MMP_AUTHFAILUREDELAY: i64 = (
         "mmp.authfailuredelay",
         NONNEG,
@@ -414,6 +423,30 @@ parameters! {
         Some("900"),
         "AuthServiceTTL: seconds a successful POP login authorizes SMTP relaying from the \
          same client address.",
+    );
+    MMP_BACKSIDECAFILE: String = (
+        "mmp.backsidecafile",
+        Kind::String,
+        Some(""),
+        "PEM file of the CA certificates that sign the message stores' certificates \
+         (relative to the configuration file); empty: the certificate database's CAs \
+         trusted for server authentication.",
+    );
+    MMP_BACKSIDETLS: String = (
+        "mmp.backsidetls",
+        Kind::String,
+        Some("starttls"),
+        "TLS toward the message stores: none (plaintext; a warning at start for a store \
+         that is not on loopback), starttls (STARTTLS/STLS on the plain port) or tls \
+         (implicit TLS; set the backside ports to 993/995).",
+    );
+    MMP_BACKSIDEVERIFY: bool = (
+        "mmp.backsideverify",
+        FLAG,
+        Some("1"),
+        "1: verify the store's certificate (chain to a trusted CA and the store's host \
+         name); 0: accept any certificate (dangerous: anyone on the path can read the \
+         session).",
     );
     MMP_CLIENTLOOKUP: bool = (
         "mmp.clientlookup",
@@ -445,6 +478,12 @@ parameters! {
         "FailoverTimeout: seconds to wait for an SMTP relay before trying the next; a \
          failed relay is not tried again for this many minutes.",
     );
+    MMP_IMAP_BACKSIDEPORT: i64 = (
+        "mmp.imap.backsideport",
+        PORT,
+        Some("143"),
+        "Port of the IMAP message stores for hosts that name none.",
+    );
     MMP_MAXAUTHATTEMPTS: i64 = (
         "mmp.maxauthattempts",
         Kind::Integer { min: 1, max: 1000 },
@@ -459,6 +498,12 @@ parameters! {
         },
         Some("10000"),
         "Connections one daemon serves at once; more are refused before any TLS work.",
+    );
+    MMP_POP_BACKSIDEPORT: i64 = (
+        "mmp.pop.backsideport",
+        PORT,
+        Some("110"),
+        "Port of the POP3 message stores for hosts that name none.",
     );
     MMP_POPBEFORESMTPKLUDGECHANNEL: String = (
         "mmp.popbeforesmtpkludgechannel",
@@ -498,6 +543,48 @@ parameters! {
         Kind::List,
         Some(""),
         "SmtpRelays: blank-separated host[:port] list of SMTP relays, used round robin.",
+    );
+    MMP_STOREADMIN: String = (
+        "mmp.storeadmin",
+        Kind::String,
+        Some(""),
+        "Store administrator (a Dovecot master user) for the master-user login: SASL \
+         PLAIN with this authentication identity and the user as authorization identity.",
+    );
+    MMP_STORECONNECTTIMEOUT: i64 = (
+        "mmp.storeconnecttimeout",
+        SECONDS,
+        Some("10"),
+        "Seconds to connect to one message store before trying the next of the list.",
+    );
+    MMP_STOREHOSTS: Vec<String> = (
+        "mmp.storehosts",
+        Kind::List,
+        Some(""),
+        "Message stores for users without a mailHost: blank-separated host[:port] list \
+         (IPv6 as [addr]:port), tried in order when a connection fails.",
+    );
+    MMP_STORELOGIN: String = (
+        "mmp.storelogin",
+        Kind::String,
+        Some("auto"),
+        "How the proxy logs in to the store: auto (replay the client's password after a \
+         cleartext login, the master-user form after CRAM-MD5, SCRAM, APOP, EXTERNAL...), \
+         replay (always the client's password; logins without one fail) or master \
+         (always mmp.storeadmin).",
+    );
+    MMP_STORELOGINTIMEOUT: i64 = (
+        "mmp.storelogintimeout",
+        SECONDS,
+        Some("30"),
+        "Seconds from connecting to a store to being logged in there (greeting, TLS, \
+         login).",
+    );
+    MMP_STOREPASSWORD: String = (
+        "mmp.storepassword",
+        Kind::Secret,
+        Some(""),
+        "Password of mmp.storeadmin.",
     );
     MMP_TIMEOUT: i64 = (
         "mmp.timeout",

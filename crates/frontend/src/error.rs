@@ -41,9 +41,82 @@ pub enum Error {
     /// The penalty store (Redis) could not be reached or answered badly.
     #[error("penalty store unavailable: {0}")]
     StoreUnavailable(String),
+    /// No message store accepted a connection (a temporary refusal to the
+    /// client).
+    #[error("no message store reachable ({tried})")]
+    NoStore {
+        /// Each store tried and why it failed.
+        tried: String,
+    },
+    /// TLS to the store failed, its certificate not verifying included.
+    #[error("TLS to the store {store} failed: {source}")]
+    StoreTls {
+        /// The store (`host:port`).
+        store: String,
+        /// The handshake's error.
+        source: io::Error,
+    },
+    /// The store refused the greeting, TLS, the client identity or the
+    /// login.
+    #[error("the store {store} refused: {}{text}", code.as_ref().map(|c| format!("[{c}] ")).unwrap_or_default())]
+    StoreRefused {
+        /// The store (`host:port`).
+        store: String,
+        /// Its response code (`AUTH`, `SYS/TEMP`, `AUTHENTICATIONFAILED`, …).
+        code: Option<String>,
+        /// Its text.
+        text: String,
+    },
+    /// The store spoke out of protocol or closed during the login.
+    #[error("the store {store} misbehaved: {reason}")]
+    StoreProtocol {
+        /// The store (`host:port`).
+        store: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The store did not finish the login in time.
+    #[error("the store {store} did not finish the login within {after:?}")]
+    StoreTimeout {
+        /// The store (`host:port`).
+        store: String,
+        /// How long it had.
+        after: std::time::Duration,
+    },
+    /// There is nothing to log in to the store with (caller or
+    /// configuration fault).
+    #[error("cannot log in to the store: {0}")]
+    StoreCredentials(&'static str),
+    /// A TLS setting or certificate cannot be used.
+    #[error(transparent)]
+    Tls(#[from] portcullis_tlsconf::Error),
     /// Reading from or writing to the connection failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+impl Error {
+    /// Whether the client should hear a temporary refusal (`[UNAVAILABLE]`,
+    /// `[SYS/TEMP]`, `421`): the store side is down or misbehaving, or it
+    /// said so itself. A store's refusal of the user's credentials or a
+    /// configuration fault is not temporary.
+    #[must_use]
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Self::NoStore { .. }
+            | Self::StoreTls { .. }
+            | Self::StoreProtocol { .. }
+            | Self::StoreTimeout { .. }
+            | Self::StoreUnavailable(_)
+            | Self::Io(_) => true,
+            Self::StoreRefused { code, .. } => code.as_deref().is_some_and(|c| {
+                ["SYS/TEMP", "IN-USE", "LOGIN-DELAY", "UNAVAILABLE", "INUSE"]
+                    .iter()
+                    .any(|t| c.eq_ignore_ascii_case(t))
+            }),
+            _ => false,
+        }
+    }
 }
 
 /// Shorthand for a `ProxyHeader` error.

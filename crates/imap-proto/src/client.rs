@@ -207,9 +207,14 @@ impl ClientSession {
         }
     }
 
-    /// Adds bytes read from the store.
+    /// Adds bytes read from the store. Before login, unread input is
+    /// bounded (twice [`MAX_STORE_RESPONSE`]); beyond it the login fails.
     pub fn feed(&mut self, data: &[u8]) {
         self.reader.feed(data);
+        if self.outcome.is_none() && self.reader.unread() > 2 * MAX_STORE_RESPONSE {
+            self.reader.discard();
+            self.fail("more input than any answer before login");
+        }
     }
 
     /// Takes the bytes to write to the store (wiped on drop: they may hold

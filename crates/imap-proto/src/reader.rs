@@ -119,6 +119,11 @@ impl MessageReader {
         self.input.extend_from_slice(data);
     }
 
+    /// Octets fed and not yet looked at as part of a message.
+    pub(crate) fn unread(&self) -> usize {
+        self.input.len()
+    }
+
     /// Reads lines only (no literal announcements) until switched back.
     pub(crate) fn set_lines_only(&mut self, lines_only: bool) {
         self.lines_only = lines_only;

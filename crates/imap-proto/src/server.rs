@@ -90,7 +90,8 @@ impl Default for ServerConfig {
 pub enum Event {
     /// Feed more input (after writing [`ServerSession::take_output`]).
     NeedMoreInput,
-    /// An answer to the last event is due; nothing more is read until then.
+    /// An answer to the last event is due; nothing more is read until then
+    /// (the edge should stop reading from the client meanwhile).
     Waiting,
     /// LOGIN: check the password, log in to the store, then answer.
     Login {
@@ -260,11 +261,26 @@ impl ServerSession {
         self.config.sasl_mechanisms = mechanisms;
     }
 
-    /// Adds bytes read from the client.
+    /// Adds bytes read from the client. Before login, unread input is
+    /// bounded ([`Self::max_unread`]): a client that sends more than that
+    /// ahead of the answers gets `* BYE` and [`Event::Close`].
     pub fn feed(&mut self, data: &[u8]) {
-        if self.state != State::Closed {
-            self.reader.feed(data);
+        if self.state == State::Closed {
+            return;
         }
+        self.reader.feed(data);
+        if self.state != State::LoggedIn && self.reader.unread() > self.max_unread() {
+            self.bye("Too much input ahead of the answers");
+        }
+    }
+
+    /// The bound on input fed before login and not yet read: four whole
+    /// commands and 64 KiB for the edge's read buffer.
+    pub fn max_unread(&self) -> usize {
+        self.config
+            .max_command
+            .saturating_mul(4)
+            .saturating_add(65536)
     }
 
     /// Takes the bytes to write to the client.

@@ -244,3 +244,12 @@ fn proxy_id_fields() {
          \"x-session-id\" \"Kx3f\" \"x-proxy-ttl\" \"4\")\r\n"
     );
 }
+
+#[test]
+fn store_input_ahead_of_the_login_is_bounded() {
+    let mut s = ClientSession::new(master_without_id());
+    s.feed(GREETING);
+    let flood = b"* OK noise\r\n".repeat(50_000);
+    s.feed(&flood);
+    assert!(matches!(s.poll(), ClientEvent::Failed(_)));
+}

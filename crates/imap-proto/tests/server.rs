@@ -401,3 +401,28 @@ fn split_at_every_byte_gives_the_same_session() {
         );
     }
 }
+
+#[test]
+fn input_ahead_of_the_answers_is_bounded() {
+    let mut s = session(|c| c.tls_active = true);
+    s.feed(b"a1 LOGIN a b\r\n");
+    assert!(matches!(s.poll(), Event::Login { .. }));
+    // The daemon is busy; the client keeps sending.
+    let chunk = b"a2 NOOP\r\n".repeat(1000);
+    let mut fed = 0;
+    while fed <= s.max_unread() {
+        s.feed(&chunk);
+        fed += chunk.len();
+    }
+    assert!(matches!(s.poll(), Event::Close));
+    assert_eq!(out(&mut s), "* BYE Too much input ahead of the answers\r\n");
+    // After login, bytes are the relay's and not bounded here.
+    let mut s = session(|c| c.tls_active = true);
+    s.feed(b"a1 LOGIN a b\r\n");
+    assert!(matches!(s.poll(), Event::Login { .. }));
+    s.login_ok(&[]).expect("ok");
+    let big = vec![b'x'; s.max_unread() + 1];
+    s.feed(&big);
+    assert!(matches!(s.poll(), Event::LoggedIn));
+    assert_eq!(s.take_pending_input().len(), big.len());
+}
