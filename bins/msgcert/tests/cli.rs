@@ -92,26 +92,7 @@ fn generate_list_show() {
     let err = env.fails(&["generate-certDB", "--insecure-fast-kdf"]);
     assert!(err.contains("already exists"), "{err}");
     // --help for every subcommand.
-    for sub in [
-        "add-cert",
-        "add-selfsign-cert",
-        "export-cert",
-        "generate-certDB",
-        "import-cert",
-        "import-selfsign-cert",
-        "list-certs",
-        "remove-cert",
-        "renew-cert",
-        "renew-selfsign-cert",
-        "request-cert",
-        "show-cert",
-        "modify-trust",
-        "list-modules",
-        "add-module",
-        "list-tokens",
-        "generate-key",
-        "check-expiry",
-    ] {
+    for sub in common::SUBCOMMANDS {
         // The seed's GLOBAL_OPTS: -?, --help.
         for flag in ["--help", "-?"] {
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_msgcert"))

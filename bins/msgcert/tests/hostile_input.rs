@@ -79,26 +79,7 @@ fn numbers_out_of_range_are_usage_errors() {
 #[test]
 fn every_subcommand_refuses_malformed_arguments_without_a_panic() {
     let env = Env::new();
-    for cmd in [
-        "add-cert",
-        "add-selfsign-cert",
-        "export-cert",
-        "generate-certDB",
-        "import-cert",
-        "import-selfsign-cert",
-        "list-certs",
-        "remove-cert",
-        "renew-cert",
-        "renew-selfsign-cert",
-        "request-cert",
-        "show-cert",
-        "modify-trust",
-        "list-modules",
-        "add-module",
-        "list-tokens",
-        "generate-key",
-        "check-expiry",
-    ] {
+    for cmd in common::SUBCOMMANDS {
         usage_error(&env, &[cmd, "--no-such-option"]);
         usage_error(&env, &[cmd, "--validity", "-5", "a", "b", "c", "d"]);
     }
@@ -145,10 +126,7 @@ fn certificate_text_is_escaped_for_the_terminal() {
     assert_no_controls("show-cert", &show.stdout);
     let text = String::from_utf8(show.stdout).unwrap();
     // Escaped, not dropped: the operator still sees what is there.
-    assert!(
-        text.contains("\\x9b31m\\u{202e}moc.elpmaxe"),
-        "{text}"
-    );
+    assert!(text.contains("\\x9b31m\\u{202e}moc.elpmaxe"), "{text}");
     assert!(text.contains("a\\x1b[31m.example"), "{text}");
     assert!(text.contains("bell\\x07@example.com"), "{text}");
     assert!(text.contains("\\x0d\\x0a"), "{text}");

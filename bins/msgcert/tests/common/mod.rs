@@ -17,6 +17,28 @@ pub struct Env {
     pub pw: PathBuf,
 }
 
+/// Every msgcert subcommand.
+pub const SUBCOMMANDS: [&str; 18] = [
+    "add-cert",
+    "add-selfsign-cert",
+    "export-cert",
+    "generate-certDB",
+    "import-cert",
+    "import-selfsign-cert",
+    "list-certs",
+    "remove-cert",
+    "renew-cert",
+    "renew-selfsign-cert",
+    "request-cert",
+    "show-cert",
+    "modify-trust",
+    "list-modules",
+    "add-module",
+    "list-tokens",
+    "generate-key",
+    "check-expiry",
+];
+
 pub const DB_PASSWORD: &str = "password22";
 
 impl Env {
