@@ -3,14 +3,14 @@
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::response::Capability;
 
-/// The capabilities as imap-codec values; `None` when the list is empty or
-/// a name is not an atom.
+/// The capabilities as imap-codec values, leaving out names that are not
+/// atoms; `None` when none is left.
 pub(crate) fn to_codec(capabilities: &[String]) -> Option<Vec1<Capability<'static>>> {
-    let caps: Option<Vec<Capability<'static>>> = capabilities
+    let caps: Vec<Capability<'static>> = capabilities
         .iter()
-        .map(|c| Capability::try_from(c.clone()).ok())
+        .filter_map(|c| Capability::try_from(c.clone()).ok())
         .collect();
-    Vec1::try_from(caps?).ok()
+    Vec1::try_from(caps).ok()
 }
 
 /// Whether `capabilities` holds `name` (case-insensitive).

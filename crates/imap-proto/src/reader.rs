@@ -46,6 +46,9 @@ pub(crate) enum Frame {
     TooBig {
         /// The start of the message (up to 64 octets).
         head: Vec<u8>,
+        /// The refused line announced a literal of this kind (its octets
+        /// are on their way when non-synchronizing).
+        announced: Option<LiteralMode>,
     },
     /// No complete message or announcement yet.
     Incomplete,
@@ -249,7 +252,12 @@ impl MessageReader {
             self.message.extend_from_slice(&line[..line.len().min(64)]);
             let h = self.message_head();
             self.message.clear();
-            return Frame::TooBig { head: h };
+            let announced = if self.lines_only {
+                None
+            } else {
+                announcement(body).map(|(_, mode)| mode)
+            };
+            return Frame::TooBig { head: h, announced };
         }
         self.message.extend_from_slice(&line);
         if !self.lines_only

@@ -405,8 +405,12 @@ impl ServerSession {
                 };
                 self.bad(tag.as_ref(), None, text)
             }
-            Frame::TooBig { head } => {
+            Frame::TooBig { head, announced } => {
                 let tag = tag_of(&head);
+                if announced == Some(LiteralMode::NonSync) {
+                    // Its literal is on the way and is not read.
+                    return Some(self.refuse_unread(tag.as_ref()));
+                }
                 self.bad(
                     tag.as_ref(),
                     Some(&ResponseCode::TooBig),
@@ -447,21 +451,24 @@ impl ServerSession {
                 self.reader.accept_literal();
                 None
             }
-            LiteralMode::NonSync => {
-                // RFC 7888 §4: a tagged BAD. The octets are on their way
-                // and are not read: the connection ends.
-                self.status(
-                    tag.as_ref(),
-                    StatusKind::Bad,
-                    Some(&ResponseCode::TooBig),
-                    "Literal too large",
-                );
-                self.status(None, StatusKind::Bye, None, "Literal too large, closing");
-                self.reader.discard();
-                self.state = State::Closed;
-                Some(Event::Close)
-            }
+            LiteralMode::NonSync => Some(self.refuse_unread(tag.as_ref())),
         }
+    }
+
+    /// Refuses a non-synchronizing literal over the bounds. RFC 7888 §4: a
+    /// tagged BAD. The octets are on their way and are not read: the
+    /// connection ends.
+    fn refuse_unread(&mut self, tag: Option<&Tag<'_>>) -> Event {
+        self.status(
+            tag,
+            StatusKind::Bad,
+            Some(&ResponseCode::TooBig),
+            "Literal too large",
+        );
+        self.status(None, StatusKind::Bye, None, "Literal too large, closing");
+        self.reader.discard();
+        self.state = State::Closed;
+        Event::Close
     }
 
     fn message(&mut self, message: &[u8]) -> Option<Event> {

@@ -95,6 +95,19 @@ fn starttls_after_login_goes_to_the_store() {
 }
 
 #[test]
+fn store_capabilities_that_are_not_atoms_are_left_out() {
+    let mut s = session(|c| c.tls_active = true);
+    s.feed(b"a1 LOGIN a b\r\n");
+    assert!(matches!(s.poll(), Event::Login { .. }));
+    let caps = ["IMAP4rev1", "bad]cap", "", "LITERAL+", "X\r\nY"].map(str::to_owned);
+    s.login_ok(&caps).expect("ok");
+    assert_eq!(
+        out(&mut s),
+        "a1 OK [CAPABILITY IMAP4REV1 LITERAL+] Logged in\r\n"
+    );
+}
+
+#[test]
 fn cleartext_refused_without_tls_by_default() {
     let mut s = session(|c| c.starttls_available = true);
     assert!(s.capabilities().contains(&"LOGINDISABLED".to_owned()));
@@ -160,6 +173,27 @@ fn literal_minus_bound_and_literal_cap() {
     s.feed(b"a2 LOGIN {4097+}\r\n");
     assert!(matches!(s.poll(), Event::Close));
     assert!(out(&mut s).starts_with("a2 BAD [TOOBIG]"));
+
+    // A command grown over max_command that announces one more
+    // non-synchronizing literal: refused, and its octets are not read.
+    let mut s = session(|c| {
+        c.tls_active = true;
+        c.literal_plus = true;
+        c.max_line = 100;
+        c.max_literal = 130;
+        c.max_command = 150;
+    });
+    // 19 + 120 + 12 octets: the second line takes the command over 150.
+    let mut input = b"a1 ID (\"a\" {120+}\r\n".to_vec();
+    input.extend_from_slice(&[b'v'; 120]);
+    input.extend_from_slice(b" \"bb\" {9+}\r\n");
+    input.extend_from_slice(b"a2 LOGIN injected pw\r\n");
+    s.feed(&input);
+    assert!(matches!(s.poll(), Event::Close));
+    assert_eq!(
+        out(&mut s),
+        "a1 BAD [TOOBIG] Literal too large\r\n* BYE Literal too large, closing\r\n"
+    );
 
     // A synchronizing literal over max_literal is refused.
     let mut s = session(|c| c.tls_active = true);
