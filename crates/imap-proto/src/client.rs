@@ -329,7 +329,9 @@ impl ClientSession {
                         limit: MAX_STORE_LINE,
                     }));
                 }
-                Frame::BadLine { .. } => self.fail("a line not ending in CRLF"),
+                Frame::BadLine { .. } | Frame::SkippedLiteral => {
+                    self.fail("a line not ending in CRLF");
+                }
                 Frame::Message(m) => {
                     if let Some(e) = self.message(&m) {
                         return e;

@@ -41,7 +41,13 @@ pub(crate) enum Frame {
         head: Vec<u8>,
         /// The line was too long (else: a bare LF).
         too_long: bool,
+        /// The line announced a literal of this kind (its octets are on
+        /// their way when non-synchronizing).
+        announced: Option<LiteralMode>,
     },
+    /// An overlong line, skipped after [`Frame::BadLine`], ended by
+    /// announcing a non-synchronizing literal: its octets are on their way.
+    SkippedLiteral,
     /// The whole message would exceed the message limit.
     TooBig {
         /// The start of the message (up to 64 octets).
@@ -81,7 +87,12 @@ pub(crate) struct MessageReader {
     max_message: usize,
     /// Lines only, no literals (SASL response lines, or strict contexts).
     lines_only: bool,
+    /// The last octets of a line being skipped, to see how it ends.
+    skip_tail: Vec<u8>,
 }
+
+/// How many octets of a skipped line are kept to find an announcement.
+const TAIL: usize = 32;
 
 /// The literal announced at the end of `line` (without its line ending).
 fn announcement(line: &[u8]) -> Option<(u64, LiteralMode)> {
@@ -115,6 +126,7 @@ impl MessageReader {
             max_line,
             max_message: max_message.max(max_line),
             lines_only: false,
+            skip_tail: Vec::new(),
         }
     }
 
@@ -193,7 +205,13 @@ impl MessageReader {
                     self.state = State::Line;
                 }
                 State::Skipping => {
-                    let Some(lf) = self.input.iter().position(|&b| b == b'\n') else {
+                    let lf = self.input.iter().position(|&b| b == b'\n');
+                    let end = lf.unwrap_or(self.input.len());
+                    self.skip_tail
+                        .extend_from_slice(&self.input[end.saturating_sub(TAIL)..end]);
+                    let excess = self.skip_tail.len().saturating_sub(TAIL);
+                    self.skip_tail.drain(..excess);
+                    let Some(lf) = lf else {
                         self.input.clear();
                         self.scanned = 0;
                         return Frame::Incomplete;
@@ -202,6 +220,11 @@ impl MessageReader {
                     drop(std::mem::replace(&mut self.input, Zeroizing::new(rest)));
                     self.scanned = 0;
                     self.state = State::Line;
+                    let tail = std::mem::take(&mut self.skip_tail);
+                    let body = tail.strip_suffix(b"\r").unwrap_or(&tail);
+                    if self.announced(body) == Some(LiteralMode::NonSync) {
+                        return Frame::SkippedLiteral;
+                    }
                 }
                 State::Line => return self.line(),
             }
@@ -223,6 +246,8 @@ impl MessageReader {
                 } else {
                     self.message_head()
                 };
+                let keep = self.input.len().saturating_sub(TAIL);
+                self.skip_tail = self.input[keep..].to_vec();
                 self.input.clear();
                 self.message.clear();
                 self.scanned = 0;
@@ -230,6 +255,7 @@ impl MessageReader {
                 return Frame::BadLine {
                     head: h,
                     too_long: true,
+                    announced: None,
                 };
             }
             return Frame::Incomplete;
@@ -246,17 +272,14 @@ impl MessageReader {
             return Frame::BadLine {
                 head: h,
                 too_long: crlf,
+                announced: self.announced(body),
             };
         }
         if self.message.len().saturating_add(line.len()) > self.max_message {
             self.message.extend_from_slice(&line[..line.len().min(64)]);
             let h = self.message_head();
             self.message.clear();
-            let announced = if self.lines_only {
-                None
-            } else {
-                announcement(body).map(|(_, mode)| mode)
-            };
+            let announced = self.announced(body);
             return Frame::TooBig { head: h, announced };
         }
         self.message.extend_from_slice(&line);
@@ -270,6 +293,15 @@ impl MessageReader {
             &mut self.message,
             Zeroizing::new(Vec::new()),
         ))
+    }
+
+    /// The kind of literal `body` (a line without its ending) announces,
+    /// unless only lines are read.
+    fn announced(&self, body: &[u8]) -> Option<LiteralMode> {
+        if self.lines_only {
+            return None;
+        }
+        announcement(body).map(|(_, mode)| mode)
     }
 
     /// Whether `length` more octets fit in the current message.
@@ -339,6 +371,22 @@ mod tests {
         assert_eq!(r.next(), Frame::Incomplete);
         r.feed(b"x\r\nb NOOP\r\n");
         assert!(matches!(r.next(), Frame::Message(m) if &m[..] == b"b NOOP\r\n"));
+    }
+
+    #[test]
+    fn skipped_line_ending_in_a_literal_is_reported() {
+        let mut r = MessageReader::new(10, 100);
+        r.feed(b"a1 LOGIN xxxxxxxxxxxxxxxx");
+        assert!(matches!(r.next(), Frame::BadLine { too_long: true, .. }));
+        r.feed(b"xxxxxxxxxxxxxxxxxxxxxxx {");
+        assert_eq!(r.next(), Frame::Incomplete);
+        r.feed(b"5+}\r\nabcde");
+        assert_eq!(r.next(), Frame::SkippedLiteral);
+        // A synchronizing one is not sent until "+": nothing to report.
+        let mut r = MessageReader::new(10, 100);
+        r.feed(b"a1 LOGIN xxxxxxxxxxxxxxxxxxxxxxxxx {5}\r\na2 NOOP\r\n");
+        assert!(matches!(r.next(), Frame::BadLine { too_long: true, .. }));
+        assert!(matches!(r.next(), Frame::Message(m) if &m[..] == b"a2 NOOP\r\n"));
     }
 
     #[test]

@@ -378,7 +378,9 @@ impl ServerSession {
             }
             Frame::BadLine { too_long: true, .. } | Frame::TooBig { .. } => Failure::TooLong,
             // A bare LF, or (lines only) nothing else.
-            Frame::BadLine { .. } | Frame::Literal { .. } => Failure::Malformed,
+            Frame::BadLine { .. } | Frame::Literal { .. } | Frame::SkippedLiteral => {
+                Failure::Malformed
+            }
         };
         let tag = self.tag.take();
         let reply = framing::failure_reply(Protocol::Imap, tag.as_ref().map(Tag::inner), failure);
@@ -396,7 +398,16 @@ impl ServerSession {
     fn frame(&mut self, frame: Frame) -> Option<Event> {
         match frame {
             Frame::Incomplete => Some(Event::NeedMoreInput),
-            Frame::BadLine { head, too_long } => {
+            Frame::SkippedLiteral => Some(self.refuse_unread(None)),
+            Frame::BadLine {
+                announced: Some(LiteralMode::NonSync),
+                head,
+                ..
+            } => {
+                let tag = tag_of(&head);
+                Some(self.refuse_unread(tag.as_ref()))
+            }
+            Frame::BadLine { head, too_long, .. } => {
                 let tag = tag_of(&head);
                 let text = if too_long {
                     "Line too long"

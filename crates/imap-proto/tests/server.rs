@@ -220,6 +220,37 @@ fn overlong_lines_are_refused_without_buffering_them() {
         out(&mut s),
         "a1 BAD Line too long\r\na2 OK NOOP completed\r\n"
     );
+
+    // An overlong line that ends by announcing a non-synchronizing literal:
+    // the literal's octets are never taken for commands.
+    for split in [false, true] {
+        let mut s = session(|c| {
+            c.tls_active = true;
+            c.literal_plus = true;
+            c.max_line = 100;
+            c.max_command = 200;
+        });
+        let mut line = b"a1 LOGIN ".to_vec();
+        line.extend_from_slice(&[b'x'; 200]);
+        line.extend_from_slice(b" {22+}\r\na2 LOGIN injected pw\r\n");
+        if split {
+            s.feed(&line[..150]);
+            assert!(matches!(s.poll(), Event::NeedMoreInput));
+            s.feed(&line[150..]);
+        } else {
+            s.feed(&line);
+        }
+        assert!(matches!(s.poll(), Event::Close));
+        assert_eq!(
+            out(&mut s),
+            if split {
+                "a1 BAD Line too long\r\n* BAD [TOOBIG] Literal too large\r\n\
+                 * BYE Literal too large, closing\r\n"
+            } else {
+                "a1 BAD [TOOBIG] Literal too large\r\n* BYE Literal too large, closing\r\n"
+            }
+        );
+    }
 }
 
 #[test]
