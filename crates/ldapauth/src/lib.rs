@@ -11,6 +11,7 @@ mod pool;
 mod sasl_impl;
 pub mod scheme;
 mod settings;
+mod source;
 pub mod userfile;
 
 pub use directory::{Directory, Entry, User, canonical_identity};
@@ -20,4 +21,5 @@ pub use portcullis_certmap as certmap;
 pub use portcullis_sasl::Password;
 pub use scheme::{NewScheme, Scheme, SchemeError};
 pub use settings::{DEFAULT_SEARCH_FILTER, Settings, VerifyMode};
+pub use source::UserSource;
 pub use userfile::{FileUser, UserFile, UserFileOptions, Users};

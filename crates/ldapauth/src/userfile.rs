@@ -86,6 +86,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::future::Future;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -93,7 +94,12 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-use portcullis_sasl::{MIN_ITERATIONS, Password, ScramAlgorithm, ScramSecret};
+use portcullis_certmap::ClientCert;
+use portcullis_sasl::{
+    Account, Authorize, BoxFuture, CredentialVerifier, ExternalIdentity, FetchPassword,
+    FetchScramSecret, IdentityMapper, MIN_ITERATIONS, MapIdentity, Password, ProxyAuthorizer,
+    ScramAlgorithm, ScramSecret, Verdict, VerifyPassword, WithAccount,
+};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
@@ -1175,6 +1181,155 @@ impl Inner {
             }
         }
         Arc::clone(&state.users)
+    }
+}
+
+impl FileUser {
+    /// The account a login as this user ends with: the canonical name,
+    /// domain, `mailhost`, `allowedserviceaccess`, and as attributes
+    /// `mail`, `mailalternateaddress`, `status`, `home`, `uid`, `gid` and
+    /// every other extra field. No DN, no domain-level filter: the file has
+    /// no domain entries.
+    #[must_use]
+    pub fn account(&self) -> Account {
+        let mut a = Account::new(self.name.clone());
+        a.domain = self.domain.clone();
+        a.mail_host = self.mail_host.clone();
+        a.allowed_service_access = self.allowed_service_access.clone();
+        for (key, value) in self.attributes.iter() {
+            a.set_attribute(key, value.clone());
+        }
+        let known = [
+            ("mail", self.mail.iter().cloned().collect::<Vec<_>>()),
+            ("mailalternateaddress", self.alternate_addresses.clone()),
+            ("status", self.status.iter().cloned().collect()),
+            ("home", self.home.iter().cloned().collect()),
+            ("uid", self.uid.iter().cloned().collect()),
+            ("gid", self.gid.iter().cloned().collect()),
+        ];
+        for (key, values) in known {
+            if !values.is_empty() {
+                a.set_attribute(key, values);
+            }
+        }
+        a
+    }
+}
+
+/// The outcome of `work` as a [`Verdict`]; refusals and failures logged
+/// (never with a password).
+async fn settle<T>(
+    operation: &'static str,
+    user: &str,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Verdict<T> {
+    match work.await {
+        Ok(value) => Verdict::Accept(value),
+        Err(Error::Rejected(reason)) => {
+            tracing::info!(operation, user, %reason, "users file: refused");
+            Verdict::Reject
+        }
+        Err(e) => {
+            tracing::warn!(operation, user, error = %e, "users file: lookup failed");
+            Verdict::Unavailable
+        }
+    }
+}
+
+impl CredentialVerifier for UserFile {
+    fn verify_password<'a>(
+        &'a self,
+        request: &'a VerifyPassword,
+    ) -> BoxFuture<'a, Verdict<Account>> {
+        let user = request.authcid();
+        Box::pin(settle("verify_password", user, async move {
+            let found = UserFile::verify_password(self, user, request.password()).await?;
+            Ok(found.account())
+        }))
+    }
+
+    fn fetch_password<'a>(
+        &'a self,
+        request: &'a FetchPassword,
+    ) -> BoxFuture<'a, Verdict<WithAccount<Password>>> {
+        let user = request.authcid();
+        Box::pin(settle("fetch_password", user, async move {
+            let (found, password) = self.fetch_cleartext(user).await?;
+            Ok((password, found.account()))
+        }))
+    }
+
+    fn fetch_scram_secret<'a>(
+        &'a self,
+        request: &'a FetchScramSecret,
+    ) -> BoxFuture<'a, Verdict<WithAccount<ScramSecret>>> {
+        let user = request.authcid();
+        Box::pin(settle("fetch_scram_secret", user, async move {
+            let (found, secret) = self.fetch_scram(user, request.algorithm()).await?;
+            Ok((secret, found.account()))
+        }))
+    }
+}
+
+impl IdentityMapper for UserFile {
+    /// A name from a lower layer must be a user of the file and active. A
+    /// certificate maps to the one active user holding one of its e-mail
+    /// addresses (subject `E=` or SAN rfc822Name) as `mail` or alternate
+    /// address (or, for a user with neither, as its canonical name).
+    fn map_identity<'a>(&'a self, request: &'a MapIdentity) -> BoxFuture<'a, Verdict<Account>> {
+        Box::pin(async move {
+            match request.identity() {
+                ExternalIdentity::Name(name) => {
+                    settle("map_identity", name, async move {
+                        Ok(self.lookup_active(name).await?.account())
+                    })
+                    .await
+                }
+                ExternalIdentity::Certificate(der) => {
+                    settle("map_identity", "(certificate)", async move {
+                        let cert = ClientCert::from_der(der)
+                            .map_err(|e| Reject::Unmappable(e.to_string()))?;
+                        Ok(self.find_by_email(cert.emails()).await?.account())
+                    })
+                    .await
+                }
+                _ => Verdict::Reject,
+            }
+        })
+    }
+}
+
+impl ProxyAuthorizer for UserFile {
+    /// The target must be an active user of the file; the authenticated
+    /// user must be the same user, or an active user with `admin=yes`.
+    fn authorize<'a>(&'a self, request: &'a Authorize) -> BoxFuture<'a, Verdict<Account>> {
+        Box::pin(async move {
+            let target = match settle(
+                "authorize (target)",
+                request.authzid(),
+                self.lookup_active(request.authzid()),
+            )
+            .await
+            {
+                Verdict::Accept(target) => target,
+                Verdict::Reject => return Verdict::Reject,
+                Verdict::Unavailable => return Verdict::Unavailable,
+            };
+            let allowed = match self.lookup_active(request.authcid()).await {
+                Ok(me) => me.name == target.name || me.admin,
+                Err(_) => false,
+            };
+            if allowed {
+                Verdict::Accept(target.account())
+            } else {
+                tracing::info!(
+                    user = request.authcid(),
+                    target = request.authzid(),
+                    "users file: proxy authorization refused"
+                );
+                Verdict::Reject
+            }
+        })
     }
 }
 
