@@ -40,6 +40,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use portcullis_config::{Config, params};
+use portcullis_imap_proto as imap;
 use portcullis_pop3_proto as pop3;
 use portcullis_pop3_proto::Password;
 use portcullis_tlsconf::rustls::client::danger::{
@@ -229,6 +230,31 @@ impl ClientIdentity {
         }
     }
 
+    /// IMAP ID fields (RFC 2971) that Dovecot believes from its trusted
+    /// networks: `x-originating-ip`/`-port`, then `x-connected-ip`/`-port`,
+    /// `x-session-id` and `x-proxy-ttl` when known.
+    #[must_use]
+    pub fn imap_id_fields(&self) -> Vec<(String, String)> {
+        let mut fields = vec![
+            ("x-originating-ip".to_owned(), self.client.ip().to_string()),
+            (
+                "x-originating-port".to_owned(),
+                self.client.port().to_string(),
+            ),
+        ];
+        if let Some(local) = self.local {
+            fields.push(("x-connected-ip".to_owned(), local.ip().to_string()));
+            fields.push(("x-connected-port".to_owned(), local.port().to_string()));
+        }
+        if let Some(s) = &self.session {
+            fields.push(("x-session-id".to_owned(), s.clone()));
+        }
+        if let Some(t) = self.ttl {
+            fields.push(("x-proxy-ttl".to_owned(), t.to_string()));
+        }
+        fields
+    }
+
     /// POP3 XCLIENT attributes (Dovecot: ADDR, PORT, SESSION, TTL).
     #[must_use]
     pub fn xclient_attributes(&self) -> Vec<(String, String)> {
@@ -303,6 +329,25 @@ impl StoreCredentials {
                 admin,
                 password,
             } => pop3::Login::Plain {
+                authzid: user,
+                authcid: admin,
+                password,
+            },
+        }
+    }
+}
+
+impl StoreCredentials {
+    /// The IMAP form: LOGIN, or AUTHENTICATE PLAIN with the user as authzid.
+    #[must_use]
+    pub fn imap_login(&self) -> imap::Login {
+        match self.clone() {
+            Self::Replay { user, password } => imap::Login::Login { user, password },
+            Self::Master {
+                user,
+                admin,
+                password,
+            } => imap::Login::Plain {
                 authzid: user,
                 authcid: admin,
                 password,
@@ -410,6 +455,71 @@ impl LoginDriver for Pop3Driver {
             },
             pop3::ClientEvent::Failed(e) => DriverEvent::Failed(e.to_string()),
             other => DriverEvent::Failed(format!("unexpected POP3 client event {other:?}")),
+        }
+    }
+
+    fn take_output(&mut self) -> Zeroizing<Vec<u8>> {
+        self.0.take_output()
+    }
+
+    fn tls_established(&mut self) -> Result<(), Error> {
+        self.0.tls_established().map_err(|e| Error::StoreProtocol {
+            store: String::new(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn take_pending_input(&mut self) -> Zeroizing<Vec<u8>> {
+        self.0.take_pending_input()
+    }
+}
+
+/// [`LoginDriver`] for IMAP over imap-proto's [`imap::ClientSession`].
+#[derive(Debug)]
+pub struct ImapDriver(imap::ClientSession);
+
+impl ImapDriver {
+    /// An IMAP login as `credentials`, passing `identity` by ID
+    /// (`x-originating-ip`/`-port`, and `x-connected-*`, `x-session-id`,
+    /// `x-proxy-ttl` when known).
+    #[must_use]
+    pub fn new(
+        setup: DriverSetup,
+        credentials: &StoreCredentials,
+        identity: Option<&ClientIdentity>,
+    ) -> Self {
+        let mut config = imap::ClientConfig::new(credentials.imap_login());
+        config.starttls = setup.starttls;
+        config.tls_active = setup.tls_active;
+        config.id = identity
+            .map(ClientIdentity::imap_id_fields)
+            .unwrap_or_default();
+        Self(imap::ClientSession::new(config))
+    }
+
+    /// The store's capabilities (after the login: the post-login ones).
+    #[must_use]
+    pub fn capabilities(&self) -> &[String] {
+        self.0.capabilities()
+    }
+}
+
+impl LoginDriver for ImapDriver {
+    fn feed(&mut self, input: &[u8]) {
+        self.0.feed(input);
+    }
+
+    fn poll(&mut self) -> DriverEvent {
+        match self.0.poll() {
+            imap::ClientEvent::NeedMoreInput => DriverEvent::NeedMoreInput,
+            imap::ClientEvent::StartTls { .. } => DriverEvent::StartTls,
+            imap::ClientEvent::LoggedIn => DriverEvent::LoggedIn,
+            imap::ClientEvent::Refused(status) => DriverEvent::Refused {
+                code: status.code.map(|c| c.to_text()),
+                text: status.text,
+            },
+            imap::ClientEvent::Failed(e) => DriverEvent::Failed(e.to_string()),
+            other => DriverEvent::Failed(format!("unexpected IMAP client event {other:?}")),
         }
     }
 
@@ -824,6 +934,30 @@ impl Backend {
         let credentials = self.credentials(user, cleartext)?;
         self.open(&candidates, |setup| {
             Pop3Driver::new(setup, &credentials, identity)
+        })
+        .await
+    }
+}
+
+impl Backend {
+    /// [`Backend::open`] for IMAP: the stores for `mail_host`, the
+    /// credentials for `user` ([`Backend::credentials`]) and ID with
+    /// `identity`.
+    ///
+    /// # Errors
+    /// As [`Backend::candidates`], [`Backend::credentials`] and
+    /// [`Backend::open`].
+    pub async fn open_imap(
+        &self,
+        mail_host: Option<&str>,
+        user: &str,
+        cleartext: Option<&Password>,
+        identity: Option<&ClientIdentity>,
+    ) -> Result<StoreSession, Error> {
+        let candidates = self.candidates(Protocol::Imap, mail_host)?;
+        let credentials = self.credentials(user, cleartext)?;
+        self.open(&candidates, |setup| {
+            ImapDriver::new(setup, &credentials, identity)
         })
         .await
     }

@@ -387,3 +387,49 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (a, b) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (a.unwrap(), b.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn no_buffer_is_held_between_bursts() {
+        let (mut client, mut proxy_client) = pair().await;
+        let (mut store, mut proxy_store) = pair().await;
+        let mut relay = Relay {
+            client: &mut proxy_client,
+            store: &mut proxy_store,
+            to_store: Direction::new(Side::Client, Side::Store),
+            to_client: Direction::new(Side::Store, Side::Client),
+            idle: Duration::from_secs(300),
+            timer: Box::pin(tokio::time::sleep(Duration::from_secs(300))),
+            closing: None,
+        };
+        for round in 0..3u8 {
+            let message = [b'a' + round; 100];
+            client.write_all(&message).await.unwrap();
+            let mut got = [0u8; 100];
+            tokio::select! {
+                outcome = &mut relay => panic!("the relay ended: {outcome:?}"),
+                read = store.read_exact(&mut got) => { read.unwrap(); }
+            }
+            assert_eq!(got, message);
+            // Each poll of the relay ends with both directions waiting for
+            // readiness, without a buffer.
+            assert!(relay.to_store.buf.is_none(), "round {round}");
+            assert!(relay.to_client.buf.is_none(), "round {round}");
+            assert!(!relay.to_store.primed);
+        }
+        assert_eq!(relay.to_store.bytes, 300);
+    }
+}

@@ -331,3 +331,70 @@ fn bad_settings_are_refused() {
     let config = Config::parse("mmp.backsidecafile = \"missing.pem\"\n").unwrap();
     assert!(Backend::from_config(&config, Path::new("/nonexistent")).is_err());
 }
+
+#[tokio::test]
+async fn imap_logins_with_id() {
+    let dovecot = Dovecot::shared();
+    // Replay over plaintext, the client address by ID.
+    let backend = backend(&format!(
+        "mmp.storehosts = \"127.0.0.1\"\nmmp.imap.backsideport = {}\nmmp.backsidetls = \"none\"\n",
+        dovecot.imap_port()
+    ));
+    let mut session = backend
+        .open_imap(
+            None,
+            "alice",
+            Some(&Password::new("alice-pw")),
+            Some(&client("192.0.2.66:40066")),
+        )
+        .await
+        .unwrap();
+    let reply = ask(&mut session.stream, "x1 NOOP").await;
+    assert!(reply.starts_with("x1 OK"), "{reply}");
+    let line = dovecot
+        .wait_for_log("rip=192.0.2.66", LOG_WAIT)
+        .unwrap_or_else(|| panic!("no login from 192.0.2.66 in:\n{}", dovecot.log()));
+    assert!(
+        line.contains("imap-login: Info: Login: user=<alice>"),
+        "{line}"
+    );
+    assert!(line.contains("rport=40066"), "{line}");
+
+    // The master-user form (AUTHENTICATE PLAIN, bob as authzid) after
+    // STARTTLS, verified.
+    let backend = self::backend(&format!(
+        "mmp.storehosts = \"127.0.0.1:{}\"\nmmp.backsidetls = \"starttls\"\n\
+         mmp.backsidecafile = \"{}\"\n{}",
+        dovecot.imap_port(),
+        dovecot.ca_pem_path().display(),
+        master_settings(dovecot)
+    ));
+    let mut session = backend
+        .open_imap(None, "bob", None, Some(&client("192.0.2.67:40067")))
+        .await
+        .unwrap();
+    assert!(session.stream.is_tls());
+    let reply = ask(&mut session.stream, "x1 NOOP").await;
+    assert!(reply.starts_with("x1 OK"), "{reply}");
+    let line = dovecot
+        .wait_for_log("rip=192.0.2.67", LOG_WAIT)
+        .unwrap_or_else(|| panic!("no login from 192.0.2.67 in:\n{}", dovecot.log()));
+    assert!(line.contains("Login: user=<bob>"), "{line}");
+    assert!(line.contains("TLS"), "{line}");
+
+    // A wrong password: the store's code comes back.
+    let replay = self::backend(&format!(
+        "mmp.storehosts = \"127.0.0.1:{}\"\nmmp.backsidetls = \"none\"\n",
+        dovecot.imap_port()
+    ));
+    let err = replay
+        .open_imap(None, "carol", Some(&Password::new("wrong")), None)
+        .await
+        .unwrap_err();
+    match &err {
+        Error::StoreRefused { code, .. } => {
+            assert_eq!(code.as_deref(), Some("AUTHENTICATIONFAILED"), "{err}");
+        }
+        other => panic!("{other}"),
+    }
+}
