@@ -716,12 +716,12 @@ impl Backend {
             }
         }
         let admin = config.get(params::MMP_STOREADMIN)?;
-        let admin = (!admin.trim().is_empty()).then(|| {
-            (
-                admin.trim().to_owned(),
-                Password::new(config.get(params::MMP_STOREPASSWORD).unwrap_or_default()),
-            )
-        });
+        let admin = if admin.trim().is_empty() {
+            None
+        } else {
+            let password = Zeroizing::new(config.get(params::MMP_STOREPASSWORD)?);
+            Some((admin.trim().to_owned(), Password::new(password.as_str())))
+        };
         Ok(Self {
             store_hosts,
             imap_port,
