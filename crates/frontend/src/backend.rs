@@ -34,9 +34,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use portcullis_config::{Config, params};
@@ -50,8 +48,8 @@ use portcullis_tlsconf::rustls::crypto::{CryptoProvider, ring};
 use portcullis_tlsconf::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use portcullis_tlsconf::rustls::{self, DigitallySignedStruct, SignatureScheme};
 use portcullis_tlsconf::tokio_rustls::{TlsConnector, client::TlsStream};
-use portcullis_tlsconf::{ClientSettings, PemFileSource, TlsClient, TlsRequirement};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use portcullis_tlsconf::{ClientSettings, MaybeTls, PemFileSource, TlsClient, TlsRequirement};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
@@ -539,72 +537,10 @@ impl LoginDriver for ImapDriver {
     }
 }
 
-/// A connection to a store: plaintext or TLS.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum StoreStream {
-    /// Plaintext TCP.
-    Plain(TcpStream),
-    /// TLS over TCP (implicit, or after STARTTLS).
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl StoreStream {
-    /// Whether TLS is active.
-    #[must_use]
-    pub fn is_tls(&self) -> bool {
-        matches!(self, Self::Tls(_))
-    }
-
-    /// The TCP socket underneath.
-    #[must_use]
-    pub fn tcp(&self) -> &TcpStream {
-        match self {
-            Self::Plain(s) => s,
-            Self::Tls(s) => s.get_ref().0,
-        }
-    }
-}
-
-impl AsyncRead for StoreStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for StoreStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+/// A connection to a store: plaintext, or TLS (implicit, or after
+/// STARTTLS). The same type as the daemons' client connections, with the
+/// client side of TLS; [`MaybeTls::transport`] is the TCP socket.
+pub type StoreStream = MaybeTls<TcpStream, TlsStream<TcpStream>>;
 
 /// A logged-in store connection, ready for [`crate::relay::relay`].
 #[derive(Debug)]

@@ -31,12 +31,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use portcullis_tlsconf::tokio_rustls;
+use portcullis_tlsconf::{MaybeTls, tokio_rustls};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
-
-use crate::backend::StoreStream;
 
 /// Size of the buffer a direction takes for one burst: a TLS record's
 /// plaintext.
@@ -71,9 +69,16 @@ impl<IO: RelayStream> RelayStream for tokio_rustls::client::TlsStream<IO> {
     }
 }
 
-impl RelayStream for StoreStream {
+impl<IO: RelayStream> RelayStream for MaybeTls<IO> {
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.tcp().poll_read_ready(cx)
+        self.transport().poll_read_ready(cx)
+    }
+}
+
+/// The store side ([`crate::backend::StoreStream`]).
+impl<IO: RelayStream> RelayStream for MaybeTls<IO, tokio_rustls::client::TlsStream<IO>> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.transport().poll_read_ready(cx)
     }
 }
 

@@ -65,7 +65,7 @@ async fn replay_login_passes_the_client_address() {
         .await
         .unwrap();
     assert!(!session.stream.is_tls());
-    assert!(session.stream.tcp().nodelay().unwrap());
+    assert!(session.stream.transport().nodelay().unwrap());
     let stat = ask(&mut session.stream, "STAT").await;
     assert!(stat.starts_with("+OK "), "{stat}");
     // Dovecot's own log: the user, and the address XCLIENT passed.
