@@ -79,10 +79,14 @@
 //!
 //! # Timing
 //!
-//! An unknown user, a locked account and a wrong password cost the same: a
-//! check of a decoy value in the default scheme (sha512-crypt) is done when
-//! there is no real value to check, as the directory does. Hashing and the
-//! file access run on tokio's blocking pool, never on an async worker.
+//! An unknown user, a locked account and a wrong password cost the same.
+//! When there is no real value to check, the password is checked (and the
+//! outcome ignored) against the stored value of another line, chosen from
+//! the login's hash, so the work is that of one of the file's own schemes
+//! and cost parameters, the same each time for the same login; a file with
+//! no checkable line uses a decoy value in the default scheme
+//! (sha512-crypt), as the directory does. Hashing and the file access run
+//! on tokio's blocking pool, never on an async worker.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -677,6 +681,24 @@ impl Users {
         Ok(self)
     }
 
+    /// The stored value of the line that stands in for `login` when it has
+    /// none to check: one of the lines with a password, picked by a hash of
+    /// the login (the same line every time).
+    fn stand_in(&self, login: &str) -> Option<&[u8]> {
+        let checkable: Vec<&[u8]> = self
+            .users
+            .iter()
+            .filter_map(|u| u.credential.stored.as_deref().map(Vec::as_slice))
+            .collect();
+        let digest = sha256(login.as_bytes());
+        let pick = u64::from_be_bytes([
+            digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
+        ]);
+        let count = u64::try_from(checkable.len()).ok().filter(|&n| n > 0)?;
+        let index = usize::try_from(pick % count).ok()?;
+        checkable.get(index).copied()
+    }
+
     /// The number of users.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -1071,7 +1093,8 @@ impl Inner {
         else {
             // The same work as a wrong password, so timing does not tell an
             // unknown user or a locked account from a real one.
-            let _ = scheme::verify(&self.decoy, password.as_bytes());
+            let decoy = users.stand_in(login).unwrap_or(&self.decoy);
+            let _ = scheme::verify(decoy, password.as_bytes());
             return Err(match user {
                 Some(_) => Reject::NoUsablePassword.into(),
                 None => Reject::UnknownUser.into(),
@@ -1509,6 +1532,32 @@ mod tests {
             assert!(checks(&line, "secret"), "{value}");
             assert!(!checks(&line, "Secret"), "{value}");
         }
+    }
+
+    #[test]
+    fn unknown_logins_stand_in_a_line_with_a_password() {
+        let users =
+            Users::parse(b"locked:*\na:{SHA256.HEX}2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b\nb:{PLAIN}x\n")
+                .unwrap();
+        let stored: Vec<&[u8]> = users
+            .iter()
+            .filter_map(|u| u.credential.stored.as_deref().map(Vec::as_slice))
+            .collect();
+        assert_eq!(stored.len(), 2);
+        let mut seen = std::collections::BTreeSet::new();
+        for n in 0..64 {
+            let login = format!("nobody{n}");
+            let picked = users.stand_in(&login).unwrap();
+            assert!(stored.contains(&picked));
+            assert_eq!(
+                users.stand_in(&login),
+                Some(picked),
+                "the same line each time"
+            );
+            seen.insert(picked.to_vec());
+        }
+        assert_eq!(seen.len(), 2, "every checkable line can stand in");
+        assert!(Users::parse(b"locked:*\n").unwrap().stand_in("x").is_none());
     }
 
     #[test]
