@@ -398,3 +398,61 @@ async fn imap_logins_with_id() {
         other => panic!("{other}"),
     }
 }
+
+#[tokio::test]
+async fn stores_that_hang_or_hang_up() {
+    let dovecot = Dovecot::shared();
+    // A store that never answers the connection (TEST-NET-1: dropped or
+    // unreachable, depending on the network): the next one is tried.
+    let backend = backend(&format!(
+        "mmp.storehosts = \"192.0.2.1:110 127.0.0.1:{}\"\nmmp.backsidetls = \"none\"\n\
+         mmp.storeconnecttimeout = 1\n",
+        dovecot.pop3_port()
+    ));
+    let session = backend
+        .open_pop3(None, "alice", Some(&Password::new("alice-pw")), None)
+        .await
+        .unwrap();
+    assert_eq!(session.address.port, dovecot.pop3_port());
+
+    let password = Password::new("alice-pw");
+    // A store that accepts and says nothing: the login timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let backend = self::backend(&format!(
+        "mmp.storehosts = \"127.0.0.1:{port}\"\nmmp.backsidetls = \"none\"\n\
+         mmp.storelogintimeout = 1\n"
+    ));
+    let (result, accepted) = tokio::join!(
+        backend.open_pop3(None, "alice", Some(&password), None),
+        silent.accept()
+    );
+    let _held = accepted.unwrap();
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::StoreTimeout { .. }), "{err}");
+    assert!(err.is_temporary());
+
+    // A store that hangs up before its greeting.
+    let (result, accepted) = tokio::join!(
+        backend.open_pop3(None, "alice", Some(&password), None),
+        async { drop(silent.accept().await.unwrap()) }
+    );
+    let () = accepted;
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::StoreProtocol { .. }), "{err}");
+    assert!(err.is_temporary());
+
+    // A store that greets with nonsense.
+    let (result, ()) = tokio::join!(
+        backend.open_pop3(None, "alice", Some(&password), None),
+        async {
+            let (mut s, _) = silent.accept().await.unwrap();
+            s.write_all(b"* OK this is IMAP\r\n").await.unwrap();
+            // Keep the connection until the proxy gives up on it.
+            let mut sink = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut s, &mut sink).await;
+        }
+    );
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::StoreProtocol { .. }), "{err}");
+}
