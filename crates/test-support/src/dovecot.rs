@@ -450,6 +450,31 @@ impl Dovecot {
         deliver(&self.dir, self.mail_owner, user, message)
     }
 
+    /// An LDIF change for the slapd test directory ([`crate::slapd::Slapd::modify_ldif`])
+    /// that gives every test user `mailHost: 127.0.0.1`, this store's host
+    /// (the port comes from `mmp.imap.backsideport` / `mmp.pop.backsideport`,
+    /// set to [`Dovecot::imap_port`] / [`Dovecot::pop3_port`]).
+    #[must_use]
+    pub fn mail_host_ldif(&self) -> String {
+        USERS
+            .iter()
+            .map(|(user, _)| {
+                let domain = if *user == "erin" {
+                    "example.org"
+                } else {
+                    "example.com"
+                };
+                format!(
+                    "dn: uid={user},ou=People,o={domain},{base}\n\
+                     changetype: modify\n\
+                     replace: mailHost\n\
+                     mailHost: 127.0.0.1\n\n",
+                    base = crate::slapd::BASE_DN
+                )
+            })
+            .collect()
+    }
+
     /// The master process's PID.
     #[must_use]
     pub fn pid(&self) -> u32 {

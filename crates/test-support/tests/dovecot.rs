@@ -223,3 +223,19 @@ fn added_message_and_implicit_tls() {
         .unwrap_or_else(|| panic!("no login line in:\n{}", dovecot.log()));
     assert!(line.contains("TLS"), "{line}");
 }
+
+#[test]
+fn mail_host_for_the_directory_users() {
+    let dovecot = Dovecot::shared();
+    let slapd = portcullis_test_support::slapd::Slapd::start().unwrap();
+    slapd.modify_ldif(&dovecot.mail_host_ldif()).unwrap();
+    let out = std::process::Command::new("ldapsearch")
+        .args(["-x", "-LLL", "-H", &slapd.ldap_url(), "-b", slapd.base_dn()])
+        .args(["(mailHost=127.0.0.1)", "uid"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for (user, _) in dovecot.users() {
+        assert!(text.contains(&format!("uid: {user}\n")), "{user} in {text}");
+    }
+}
