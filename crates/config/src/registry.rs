@@ -432,6 +432,14 @@ parameters! {
          (relative to the configuration file); empty: the certificate database's CAs \
          trusted for server authentication.",
     );
+    MMP_BACKSIDEPROXYPROTOCOL: bool = (
+        "mmp.backsideproxyprotocol",
+        FLAG,
+        Some("0"),
+        "1: open every store connection with a PROXY protocol v2 header carrying the \
+         client's address (the store must require it from the proxy, e.g. Dovecot's \
+         haproxy = yes); XCLIENT and ID are then not sent. 0: XCLIENT (POP3) / ID (IMAP).",
+    );
     MMP_BACKSIDETLS: String = (
         "mmp.backsidetls",
         Kind::String,

@@ -21,9 +21,10 @@
 //! authentication identity and the user as authorization identity.
 //!
 //! The client's identity travels to the store as POP3 `XCLIENT ADDR= PORT=
-//! SESSION= TTL=` (and as IMAP `ID ("x-originating-ip" …)` in the IMAP
-//! driver), which a store believes from its trusted networks (Dovecot's
-//! `login_trusted_networks`).
+//! SESSION= TTL=` or IMAP `ID ("x-originating-ip" …)`, which a store
+//! believes from its trusted networks (Dovecot's `login_trusted_networks`),
+//! or, with `mmp.backsideproxyprotocol = 1`, as a PROXY protocol v2 header
+//! before the first byte (Dovecot's `haproxy = yes` listeners).
 //!
 //! The protocol conversation itself is sans-I/O: a [`LoginDriver`] is fed
 //! the store's bytes and says what to write, when to start TLS and when it
@@ -54,6 +55,7 @@ use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::proxy_protocol::ProxyHeader;
 
 /// The protocol spoken to the store (it picks the default port).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -587,6 +589,7 @@ pub struct Backend {
     admin: Option<(String, Password)>,
     connect_timeout: Duration,
     login_timeout: Duration,
+    proxy_header: bool,
 }
 
 fn port(config: &Config, key: portcullis_config::Param<i64>) -> Result<u16, Error> {
@@ -668,6 +671,7 @@ impl Backend {
             admin,
             connect_timeout: seconds(config.get(params::MMP_STORECONNECTTIMEOUT)?),
             login_timeout: seconds(config.get(params::MMP_STORELOGINTIMEOUT)?),
+            proxy_header: config.get(params::MMP_BACKSIDEPROXYPROTOCOL)?,
         })
     }
 
@@ -683,6 +687,13 @@ impl Backend {
             });
         }
         self
+    }
+
+    /// The identity to pass inside the protocol (XCLIENT, ID): none when a
+    /// PROXY header carries it, since the store then sees the client's
+    /// address as the peer, which is not one of its trusted networks.
+    fn in_band<'a>(&self, identity: Option<&'a ClientIdentity>) -> Option<&'a ClientIdentity> {
+        if self.proxy_header { None } else { identity }
     }
 
     /// The TLS mode toward the stores.
@@ -792,7 +803,9 @@ impl Backend {
         })
     }
 
-    /// Connects (with failover), sets up TLS as configured, and logs in
+    /// Connects (with failover), sends a PROXY protocol v2 header with
+    /// `identity` first when `mmp.backsideproxyprotocol = 1` (a LOCAL
+    /// header without one), sets up TLS as configured, and logs in
     /// with the driver `make_driver` builds, all within
     /// `mmp.storelogintimeout` after the connection.
     ///
@@ -806,6 +819,7 @@ impl Backend {
     pub async fn open<D, F>(
         &self,
         candidates: &[StoreAddress],
+        identity: Option<&ClientIdentity>,
         make_driver: F,
     ) -> Result<StoreSession, Error>
     where
@@ -823,7 +837,20 @@ impl Backend {
                 })?,
             ),
         };
-        let (tcp, address) = self.connect(candidates).await?;
+        let (mut tcp, address) = self.connect(candidates).await?;
+        if self.proxy_header {
+            let header = match identity {
+                Some(id) => {
+                    let destination = match id.local {
+                        Some(local) => local,
+                        None => tcp.local_addr()?,
+                    };
+                    ProxyHeader::tcp(id.client, destination)
+                }
+                None => ProxyHeader::local(),
+            };
+            tcp.write_all(&header.encode_v2()?).await?;
+        }
         let setup = DriverSetup {
             starttls: self.tls == StoreTls::StartTls,
             tls_active: self.tls == StoreTls::Tls,
@@ -868,8 +895,8 @@ impl Backend {
     ) -> Result<StoreSession, Error> {
         let candidates = self.candidates(Protocol::Pop3, mail_host)?;
         let credentials = self.credentials(user, cleartext)?;
-        self.open(&candidates, |setup| {
-            Pop3Driver::new(setup, &credentials, identity)
+        self.open(&candidates, identity, |setup| {
+            Pop3Driver::new(setup, &credentials, self.in_band(identity))
         })
         .await
     }
@@ -892,8 +919,8 @@ impl Backend {
     ) -> Result<StoreSession, Error> {
         let candidates = self.candidates(Protocol::Imap, mail_host)?;
         let credentials = self.credentials(user, cleartext)?;
-        self.open(&candidates, |setup| {
-            ImapDriver::new(setup, &credentials, identity)
+        self.open(&candidates, identity, |setup| {
+            ImapDriver::new(setup, &credentials, self.in_band(identity))
         })
         .await
     }

@@ -456,3 +456,55 @@ async fn stores_that_hang_or_hang_up() {
     let err = result.unwrap_err();
     assert!(matches!(err, Error::StoreProtocol { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn proxy_protocol_header_to_the_store() {
+    let dovecot = Dovecot::shared();
+    // POP3 over STLS behind the header: the store sees the client as the
+    // peer (no XCLIENT is sent: it would not be offered to that address).
+    let backend = backend(&format!(
+        "mmp.storehosts = \"127.0.0.1\"\nmmp.pop.backsideport = {}\n\
+         mmp.imap.backsideport = {}\nmmp.backsideproxyprotocol = 1\n\
+         mmp.backsidetls = \"starttls\"\nmmp.backsidecafile = \"{}\"\n",
+        dovecot.pop3_haproxy_port(),
+        dovecot.imap_haproxy_port(),
+        dovecot.ca_pem_path().display()
+    ));
+    let mut session = backend
+        .open_pop3(
+            None,
+            "alice",
+            Some(&Password::new("alice-pw")),
+            Some(&client("192.0.2.71:40071")),
+        )
+        .await
+        .unwrap();
+    let stat = ask(&mut session.stream, "STAT").await;
+    assert!(stat.starts_with("+OK "), "{stat}");
+    let line = dovecot
+        .wait_for_log("rip=192.0.2.71", LOG_WAIT)
+        .unwrap_or_else(|| panic!("no login from 192.0.2.71 in:\n{}", dovecot.log()));
+    assert!(
+        line.contains("pop3-login: Info: Login: user=<alice>"),
+        "{line}"
+    );
+    assert!(line.contains("rport=40071"), "{line}");
+
+    // IMAP likewise.
+    backend
+        .open_imap(
+            None,
+            "bob",
+            Some(&Password::new("bob-pw")),
+            Some(&client("192.0.2.72:40072")),
+        )
+        .await
+        .unwrap();
+    let line = dovecot
+        .wait_for_log("rip=192.0.2.72", LOG_WAIT)
+        .unwrap_or_else(|| panic!("no login from 192.0.2.72 in:\n{}", dovecot.log()));
+    assert!(
+        line.contains("imap-login: Info: Login: user=<bob>"),
+        "{line}"
+    );
+}

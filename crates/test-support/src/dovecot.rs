@@ -2,12 +2,14 @@
 //!
 //! The instance has its own scratch folder (configuration written from
 //! scratch, nothing included from `/etc/dovecot`, its own `base_dir`, log
-//! file and maildirs) and four listeners on `127.0.0.1`:
+//! file and maildirs) and six listeners on `127.0.0.1`:
 //!
 //! * [`Dovecot::imap_port`]: IMAP with STARTTLS; [`Dovecot::imaps_port`]:
 //!   IMAP over implicit TLS;
 //! * [`Dovecot::pop3_port`]: POP3 with STLS; [`Dovecot::pop3s_port`]: POP3
-//!   over implicit TLS.
+//!   over implicit TLS;
+//! * [`Dovecot::imap_haproxy_port`], [`Dovecot::pop3_haproxy_port`]: the
+//!   same as the plain ports behind a required PROXY protocol header.
 //!
 //! The certificate is issued at start by a fresh [`TestCa`] for `127.0.0.1`
 //! and `localhost` ([`Dovecot::ca_pem`]). The users are those of the slapd
@@ -89,6 +91,8 @@ pub struct Dovecot {
     imaps_port: u16,
     pop3_port: u16,
     pop3s_port: u16,
+    imap_haproxy_port: u16,
+    pop3_haproxy_port: u16,
     dir: PathBuf,
     ca_pem: String,
     mail_owner: Option<(u32, u32)>,
@@ -281,7 +285,14 @@ impl Dovecot {
         let dovecot_args = |conf: &Path| vec!["-F".to_owned(), "-c".to_owned(), path_str(conf)];
         let mut last_log = String::new();
         for attempt in 0..5 {
-            let ports = [free_port(), free_port(), free_port(), free_port()];
+            let ports = [
+                free_port(),
+                free_port(),
+                free_port(),
+                free_port(),
+                free_port(),
+                free_port(),
+            ];
             let conf = config(&dir, &accounts, options, ports);
             let conf_path = dir.join(format!("dovecot-{attempt}.conf"));
             std::fs::write(&conf_path, conf)?;
@@ -310,13 +321,22 @@ impl Dovecot {
                 } else {
                     Some(tmp)
                 };
-                let [imap_port, imaps_port, pop3_port, pop3s_port] = ports;
+                let [
+                    imap_port,
+                    imaps_port,
+                    pop3_port,
+                    pop3s_port,
+                    imap_haproxy_port,
+                    pop3_haproxy_port,
+                ] = ports;
                 return Ok(Self {
                     process,
                     imap_port,
                     imaps_port,
                     pop3_port,
                     pop3s_port,
+                    imap_haproxy_port,
+                    pop3_haproxy_port,
                     dir,
                     ca_pem: ca.cert_pem(),
                     mail_owner,
@@ -359,6 +379,19 @@ impl Dovecot {
     #[must_use]
     pub fn pop3s_port(&self) -> u16 {
         self.pop3s_port
+    }
+
+    /// IMAP (STARTTLS available) behind a required PROXY protocol header
+    /// (`haproxy = yes`; loopback is in `haproxy_trusted_networks`).
+    #[must_use]
+    pub fn imap_haproxy_port(&self) -> u16 {
+        self.imap_haproxy_port
+    }
+
+    /// POP3 (STLS available) behind a required PROXY protocol header.
+    #[must_use]
+    pub fn pop3_haproxy_port(&self) -> u16 {
+        self.pop3_haproxy_port
     }
 
     /// The test users and their passwords ([`USERS`]).
@@ -568,9 +601,9 @@ fn greeting(port: u16, expect: &str) -> Result<String, FixtureError> {
     }
 }
 
-fn config(dir: &Path, accounts: &Accounts, options: &DovecotOptions, ports: [u16; 4]) -> String {
+fn config(dir: &Path, accounts: &Accounts, options: &DovecotOptions, ports: [u16; 6]) -> String {
     let d = dir.display();
-    let [imap, imaps, pop3, pop3s] = ports;
+    let [imap, imaps, pop3, pop3s, imap_haproxy, pop3_haproxy] = ports;
     let login_tuning = if options.high_performance {
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         format!("  service_count = 0\n  process_min_avail = {cpus}\n")
@@ -602,6 +635,7 @@ auth_master_user_separator = {MASTER_SEPARATOR}
 auth_verbose = yes
 auth_failure_delay = 0
 login_trusted_networks = 127.0.0.0/8
+haproxy_trusted_networks = 127.0.0.0/8
 login_log_format_elements = user=<%u> method=%m rip=%r rport=%{{rport}} lip=%l mpid=%e %c session=<%{{session}}>
 
 mail_location = maildir:{d}/mail/%u
@@ -633,6 +667,11 @@ service imap-login {{
     port = {imaps}
     ssl = yes
   }}
+  inet_listener imap-haproxy {{
+    address = 127.0.0.1
+    port = {imap_haproxy}
+    haproxy = yes
+  }}
 {login_tuning}}}
 service pop3-login {{
   inet_listener pop3 {{
@@ -643,6 +682,11 @@ service pop3-login {{
     address = 127.0.0.1
     port = {pop3s}
     ssl = yes
+  }}
+  inet_listener pop3-haproxy {{
+    address = 127.0.0.1
+    port = {pop3_haproxy}
+    haproxy = yes
   }}
 {login_tuning}}}
 "#,
