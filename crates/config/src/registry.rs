@@ -137,6 +137,7 @@ const NONNEG: Kind = Kind::Integer {
     max: i64::MAX,
 };
 const PORT: Kind = Kind::Integer { min: 1, max: 65535 };
+const PORT_OR_OFF: Kind = Kind::Integer { min: 0, max: 65535 };
 
 parameters! {
     ENCRYPTION_NSSSL3CIPHERS: String = (
@@ -782,18 +783,53 @@ parameters! {
         Some(""),
         "Access filters whose matches are denied IMAP access.",
     );
+    SERVICE_IMAP_ENABLE: bool = (
+        "service.imap.enable",
+        BOOL,
+        Some("true"),
+        "Whether the IMAP front end serves clients at all (its listeners are bound).",
+    );
+    SERVICE_IMAP_LISTENADDR: String = (
+        "service.imap.listenaddr",
+        Kind::String,
+        Some(""),
+        "Blank-separated addresses the IMAP listeners bind to, overriding \
+         service.listenaddr for IMAP. Empty: service.listenaddr.",
+    );
     SERVICE_IMAP_PLAINTEXTMINCIPHER: Option<i64> = (
         "service.imap.plaintextmincipher",
         NONNEG,
         None,
         "Per-service override of service.plaintextmincipher for IMAP.",
     );
+    SERVICE_IMAP_PORT: i64 = (
+        "service.imap.port",
+        PORT_OR_OFF,
+        Some("143"),
+        "IMAP port with STARTTLS (STARTTLS); 0 turns the listener off.",
+    );
+    SERVICE_IMAP_SSLPORT: i64 = (
+        "service.imap.sslport",
+        PORT_OR_OFF,
+        Some("993"),
+        "IMAP port with implicit TLS; 0 turns the listener off. Governed by the \
+         service.imap.* parameters like the STARTTLS port.",
+    );
+    SERVICE_LISTENADDR: String = (
+        "service.listenaddr",
+        Kind::String,
+        Some("0.0.0.0"),
+        "Blank-separated addresses (IPv4 or IPv6) the daemons' listeners bind to, unless \
+         service.<service>.listenaddr is set.",
+    );
     SERVICE_PLAINTEXTMINCIPHER: i64 = (
         "service.plaintextmincipher",
         NONNEG,
-        Some("0"),
+        Some("1"),
         "Greater than 0: plaintext passwords (PLAIN, LOGIN, USER/PASS) are refused and not \
-         advertised unless the connection uses TLS.",
+         advertised unless the connection uses TLS. 0: allowed without TLS. The default is 1 \
+         (the original server defaulted to 0): no cleartext password without TLS unless the \
+         configuration says so.",
     );
     SERVICE_POP_DOMAINALLOWED: FilterValue = (
         "service.pop.domainallowed",
@@ -807,11 +843,37 @@ parameters! {
         Some(""),
         "Access filters whose matches are denied POP access.",
     );
+    SERVICE_POP_ENABLE: bool = (
+        "service.pop.enable",
+        BOOL,
+        Some("true"),
+        "Whether the POP3 front end serves clients at all (its listeners are bound).",
+    );
+    SERVICE_POP_LISTENADDR: String = (
+        "service.pop.listenaddr",
+        Kind::String,
+        Some(""),
+        "Blank-separated addresses the POP3 listeners bind to, overriding \
+         service.listenaddr for POP3. Empty: service.listenaddr.",
+    );
     SERVICE_POP_PLAINTEXTMINCIPHER: Option<i64> = (
         "service.pop.plaintextmincipher",
         NONNEG,
         None,
         "Per-service override of service.plaintextmincipher for POP.",
+    );
+    SERVICE_POP_PORT: i64 = (
+        "service.pop.port",
+        PORT_OR_OFF,
+        Some("110"),
+        "POP3 port with STARTTLS (STLS); 0 turns the listener off.",
+    );
+    SERVICE_POP_SSLPORT: i64 = (
+        "service.pop.sslport",
+        PORT_OR_OFF,
+        Some("995"),
+        "POP3 port with implicit TLS; 0 turns the listener off. Governed by the \
+         service.pop.* parameters like the STARTTLS port.",
     );
     SERVICE_SMTP_DOMAINALLOWED: FilterValue = (
         "service.smtp.domainallowed",

@@ -90,6 +90,28 @@ pub enum Error {
     /// A TLS setting or certificate cannot be used.
     #[error(transparent)]
     Tls(#[from] portcullis_tlsconf::Error),
+    /// A listener could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// An access filter parameter does not parse.
+    #[error("{parameter}: {source}")]
+    Filter {
+        /// The parameter.
+        parameter: String,
+        /// The syntax error.
+        source: portcullis_accessfilter::Error,
+    },
+    /// The SASL policy cannot be built from the configuration.
+    #[error("SASL policy: {0}")]
+    Sasl(#[from] portcullis_sasl::Error),
+    /// The user directory cannot be set up from the configuration.
+    #[error("user directory: {0}")]
+    Directory(#[from] portcullis_ldapauth::Error),
     /// Reading from or writing to the connection failed.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -2,13 +2,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod backend;
 mod error;
 pub mod limits;
+pub mod listen;
 pub mod net;
 pub mod penalty;
+pub mod pop3;
 pub mod proxy_protocol;
 pub mod relay;
+mod run;
 
 pub use backend::{Backend, ClientIdentity, StoreAddress, StoreSession};
 pub use error::Error;
@@ -17,6 +21,8 @@ pub use net::{ClientKey, NetworkList};
 pub use penalty::Penalty;
 pub use proxy_protocol::{ProxyHeader, ProxyPolicy};
 pub use relay::{RelayOutcome, relay};
+pub use run::{SHUTDOWN_GRACE, check, run};
 
 pub use portcullis_config as config;
+pub use portcullis_tlsconf::Service;
 pub use redis;

@@ -184,6 +184,13 @@ impl ServerSession {
         })
     }
 
+    /// Replaces the SASL mechanisms CAPA advertises, e.g. after the TLS
+    /// handshake that followed [`Self::stls_ok`] (the policy offers more
+    /// over TLS).
+    pub fn set_sasl_mechanisms(&mut self, mechanisms: Vec<String>) {
+        self.config.sasl_mechanisms = mechanisms;
+    }
+
     /// Adds bytes read from the client.
     pub fn feed(&mut self, data: &[u8]) {
         if matches!(self.state, State::Closed) {

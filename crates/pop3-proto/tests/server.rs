@@ -213,3 +213,21 @@ fn split_at_every_byte_same_events_and_output() {
     let bytes: Vec<&[u8]> = input.chunks(1).collect();
     assert_eq!(transcript(&mut session(config), &bytes), whole);
 }
+
+#[test]
+fn sasl_mechanisms_can_change_after_stls() {
+    let mut s = session(|c| {
+        c.stls_available = true;
+        c.sasl_mechanisms = vec!["SCRAM-SHA-256".to_owned()];
+    });
+    s.feed(b"STLS\r\n");
+    assert!(matches!(s.poll(), Event::Stls));
+    s.stls_ok().expect("stls");
+    s.take_output();
+    s.set_sasl_mechanisms(vec!["SCRAM-SHA-256".to_owned(), "PLAIN".to_owned()]);
+    s.feed(b"CAPA\r\n");
+    assert!(matches!(s.poll(), Event::NeedMoreInput));
+    let out = String::from_utf8(s.take_output()).expect("utf8");
+    assert!(out.contains("\r\nSASL SCRAM-SHA-256 PLAIN\r\n"), "{out}");
+    assert!(out.contains("\r\nUSER\r\n"), "{out}");
+}

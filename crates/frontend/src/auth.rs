@@ -1,0 +1,265 @@
+//! Authentication orchestration, the same for every protocol: run a SASL
+//! exchange (or a protocol's own login) against the backends, apply the
+//! failed-login penalty before a failure reply, and the user's and
+//! domain's access filters after a success.
+//!
+//! ```text
+//! protocol core ─► sasl ServerSession / AuthExchange ─► Step::Verify ─► Backends (ldapauth)
+//!                                   │
+//!            failure ◄──────────────┴──────────────► success (Authenticated + Account)
+//!               │                                       │
+//!   Penalty::record_failure, wait                AccessFilters::after_login
+//!   (then the failure reply)                     (user and domain level, any deny wins)
+//! ```
+//!
+//! The service-level filters run at connect ([`AccessFilters::at_connect`]);
+//! account status is the backends' business (a disabled account never
+//! authenticates).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_accessfilter::net::DnsResolver;
+use portcullis_accessfilter::{Combined, FilterSet, Level, Lookups, Query, Verdict, combine};
+use portcullis_config::Config;
+use portcullis_sasl::framing::Failure;
+use portcullis_sasl::{Account, Authenticated, Backends, Policy, ServerSession, Step};
+
+use crate::Error;
+use crate::penalty::Penalty;
+
+/// How long one DNS query of the access filters may take.
+const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The facts about a connection the filters and the penalty look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Peer {
+    /// The client (from the PROXY header when there is one).
+    pub client: SocketAddr,
+    /// The address the client connected to.
+    pub local: SocketAddr,
+    /// Whether the connection is TLS-protected now.
+    pub tls: bool,
+}
+
+impl Peer {
+    /// A peer.
+    #[must_use]
+    pub fn new(client: SocketAddr, local: SocketAddr, tls: bool) -> Self {
+        Self { client, local, tls }
+    }
+}
+
+/// The access filters of one service: the service level from the
+/// configuration (through the config crate's one mapping,
+/// [`Config::service_filters`]), the user and domain levels from the
+/// account (`mailAllowedServiceAccess`, `mailDomainAllowedServiceAccess`).
+#[derive(Debug)]
+pub struct AccessFilters {
+    service: String,
+    set: FilterSet,
+    resolver: Option<Arc<DnsResolver>>,
+}
+
+impl AccessFilters {
+    /// The filters of `service` (`imap`, `pop`, …).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unknown service; [`Error::Filter`] naming
+    /// the parameter whose value does not parse.
+    pub fn from_config(config: &Config, service: &str) -> Result<Self, Error> {
+        let mut builder = FilterSet::builder();
+        for sf in config.service_filters(service)? {
+            let filters = sf.filters.map_err(|source| Error::Filter {
+                parameter: sf.parameter.clone(),
+                source,
+            })?;
+            builder = builder.filters(&sf.parameter, filters);
+        }
+        let resolver = match DnsResolver::from_system(DNS_TIMEOUT) {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no DNS resolver: filters that need host names tempfail");
+                None
+            }
+        };
+        Ok(Self {
+            service: service.to_owned(),
+            set: builder.build(),
+            resolver,
+        })
+    }
+
+    fn query(&self, peer: &Peer) -> Query {
+        Query::for_connection(&self.service, peer.client, peer.local).tls(peer.tls)
+    }
+
+    fn lookups(&self) -> Lookups<'_> {
+        Lookups {
+            resolver: self
+                .resolver
+                .as_deref()
+                .map(|r| r as &dyn portcullis_accessfilter::Resolver),
+            ident: None,
+        }
+    }
+
+    /// The service-level decision for a new connection, before the
+    /// greeting: `Deny` → the protocol's refusal and close; `Tempfail`
+    /// (DNS trouble) → a temporary refusal, never a grant.
+    pub async fn at_connect(&self, peer: &Peer) -> Verdict {
+        let mut q = self.query(peer);
+        let decision = self.set.decide(&mut q, &self.lookups()).await;
+        if decision.verdict != Verdict::Allow {
+            tracing::info!(client = %peer.client, service = %self.service, %decision, "service-level access filter");
+        }
+        decision.verdict
+    }
+
+    /// The user- and domain-level decision once `account` has logged in:
+    /// any deny wins, then any temporary failure. An attribute that does
+    /// not parse denies (it must never read as "no filter").
+    pub async fn after_login(&self, account: &Account, peer: &Peer) -> Combined {
+        let mut q = self.query(peer);
+        let mut levels = Vec::new();
+        for (level, attribute, value) in [
+            (
+                Level::Domain,
+                "mailDomainAllowedServiceAccess",
+                account.domain_allowed_service_access.as_deref(),
+            ),
+            (
+                Level::User,
+                "mailAllowedServiceAccess",
+                account.allowed_service_access.as_deref(),
+            ),
+        ] {
+            let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
+            let set = match FilterSet::from_ldap(attribute, value) {
+                Ok(set) => set,
+                Err(e) => {
+                    tracing::warn!(user = %account.name, attribute, error = %e, "access filter attribute does not parse; denying");
+                    FilterSet::from_ldap(attribute, &format!("-{}:ALL", self.service))
+                        .unwrap_or_else(|_| FilterSet::builder().build())
+                }
+            };
+            levels.push((level, set.decide(&mut q, &self.lookups()).await));
+        }
+        let combined = combine(levels);
+        if combined.verdict != Verdict::Allow {
+            tracing::info!(user = %account.name, client = %peer.client, decision = %combined, "account-level access filter");
+        }
+        combined
+    }
+}
+
+/// How a login ended, as the protocol must answer it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LoginOutcome {
+    /// Authenticated and allowed by the account's filters.
+    Granted(Box<Authenticated>),
+    /// The exchange failed (the penalty's delay, if any, has passed):
+    /// answer with the protocol's reply for `failure`.
+    Failed {
+        /// The reply class.
+        failure: Failure,
+        /// The cause, for the log.
+        error: portcullis_sasl::Error,
+    },
+    /// Authenticated, but the account's access filters deny the service.
+    Denied,
+    /// Authenticated, but a filter lookup failed temporarily.
+    TempFail,
+}
+
+/// The authentication side of a front end: mechanism policy, backends,
+/// penalty and access filters.
+#[derive(Debug)]
+pub struct Authenticator {
+    /// Which mechanisms run where.
+    pub policy: Policy,
+    /// Who answers the exchanges' requests.
+    pub backends: Backends,
+    /// Failed-login delays.
+    pub penalty: Penalty,
+    /// The service's access filters.
+    pub filters: AccessFilters,
+}
+
+impl Authenticator {
+    /// Runs an exchange that needs no more client input (a protocol's own
+    /// login: `password_login`, `salted_login`) to its end, answering each
+    /// request from the backends.
+    ///
+    /// # Errors
+    /// The exchange's error; [`portcullis_sasl::Error::ApiMisuse`] when it
+    /// asks for more client input.
+    pub async fn complete(
+        &self,
+        started: Result<(ServerSession, Step), portcullis_sasl::Error>,
+    ) -> Result<Authenticated, portcullis_sasl::Error> {
+        let (mut session, mut step) = started?;
+        // Each round answers one request; a login needs at most a few.
+        for _ in 0..8 {
+            step = match step {
+                Step::Verify(request) => {
+                    let answer = self.backends.resolve(&request).await;
+                    session.answer(answer)?
+                }
+                Step::Done(auth) => return Ok(auth),
+                _ => break,
+            };
+        }
+        Err(portcullis_sasl::Error::ApiMisuse(
+            "a one-shot login asked for more input",
+        ))
+    }
+
+    /// Concludes a login: on failure records it for the penalty and waits
+    /// out the delay (so the failure reply comes late; a Tokio sleep, no
+    /// other client waits); on success checks the account's filters.
+    /// `user` and `secret` are what the client sent (the penalty keeps
+    /// only a keyed fingerprint, so a repeated try of the same pair does
+    /// not raise the delay).
+    pub async fn conclude(
+        &self,
+        outcome: Result<Authenticated, portcullis_sasl::Error>,
+        peer: &Peer,
+        user: &str,
+        secret: &[u8],
+    ) -> LoginOutcome {
+        let auth = match outcome {
+            Ok(auth) => auth,
+            Err(error) => {
+                let failure = Failure::from(&error);
+                if matches!(
+                    failure,
+                    Failure::BadCredentials | Failure::AuthorizationFailed
+                ) {
+                    let delay = self
+                        .penalty
+                        .record_failure(peer.client.ip(), user, secret)
+                        .await;
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+                return LoginOutcome::Failed { failure, error };
+            }
+        };
+        self.penalty.record_success(peer.client.ip()).await;
+        let Some(account) = auth.account() else {
+            return LoginOutcome::Granted(Box::new(auth));
+        };
+        match self.filters.after_login(account, peer).await.verdict {
+            Verdict::Allow => LoginOutcome::Granted(Box::new(auth)),
+            Verdict::Deny => LoginOutcome::Denied,
+            Verdict::Tempfail => LoginOutcome::TempFail,
+        }
+    }
+}

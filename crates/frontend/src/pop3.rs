@@ -1,0 +1,655 @@
+//! The POP3 front end: one admitted connection from the greeting to the
+//! end of the relay.
+//!
+//! ```text
+//! Admitted ─► (implicit TLS handshake) ─► service-level filter ─► greeting
+//!    ─► pop3-proto ServerSession: CAPA, STLS (guarded upgrade), USER/PASS,
+//!       APOP (the greeting's timestamp), AUTH (sasl framing)
+//!    ─► auth::Authenticator (penalty, account filters)
+//!    ─► Backend::open_pop3 (mailHost or mmp.storehosts, XCLIENT, login)
+//!    ─► "+OK" ─► relay until a close or mmp.timeout
+//! ```
+//!
+//! Everything before the login runs within `mmp.preauthtimeout`. One log
+//! line per connection end (target `portcullis::connection`) gives the
+//! client, TLS version and suite, the canonical user, the mechanism, the
+//! store, the bytes each way, the duration and the result; never a
+//! password.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portcullis_accessfilter::Verdict;
+use portcullis_pop3_proto::{Event, Response, ResponseCode, ServerConfig, ServerSession};
+use portcullis_sasl::framing::{self, AuthExchange, Protocol};
+use portcullis_sasl::{Authenticated, Mechanism, Password, Salt, ServerContext};
+use portcullis_tlsconf::starttls::{PipelinedInput, StartTls};
+use portcullis_tlsconf::{MaybeTls, TlsServer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use zeroize::Zeroizing;
+
+use crate::Error;
+use crate::auth::{Authenticator, LoginOutcome, Peer};
+use crate::backend::{Backend, ClientIdentity, StoreSession};
+use crate::limits::Limits;
+use crate::listen::{Admitted, TlsMode};
+use crate::relay::{RelayOutcome, relay};
+
+/// How long the last words to a client (a refusal, a timeout notice) may
+/// take to leave.
+const LAST_WORDS: Duration = Duration::from_secs(5);
+
+/// The read buffer of the AUTHORIZATION phase.
+const READ_CHUNK: usize = 4096;
+
+/// Everything a POP3 connection needs, shared by all of them.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Pop3Frontend {
+    /// Authentication, penalty and access filters.
+    pub auth: Authenticator,
+    /// The message stores.
+    pub backend: Backend,
+    /// The service's TLS (`None`: no STLS, no implicit-TLS listener).
+    pub tls: Option<Arc<TlsServer>>,
+    /// Timeouts and attempt limits.
+    pub limits: Limits,
+    /// The host name for SASL and the APOP timestamp.
+    pub hostname: String,
+}
+
+/// The connection's log record.
+#[derive(Debug, Default)]
+struct ConnLog {
+    tls_version: Option<String>,
+    tls_suite: Option<String>,
+    user: Option<String>,
+    mechanism: Option<&'static str>,
+    store: Option<String>,
+    client_bytes: u64,
+    store_bytes: u64,
+    result: String,
+}
+
+impl ConnLog {
+    fn tls_from(&mut self, conn: &portcullis_tlsconf::rustls::ServerConnection) {
+        self.tls_version = conn.protocol_version().map(|v| format!("{v:?}"));
+        self.tls_suite = conn
+            .negotiated_cipher_suite()
+            .map(portcullis_tlsconf::suites::iana_name)
+            .map(str::to_owned);
+    }
+
+    fn emit(&self, client: SocketAddr, started: Instant) {
+        tracing::info!(
+            target: "portcullis::connection",
+            service = "pop",
+            %client,
+            tls = self.tls_version.as_deref().unwrap_or("none"),
+            suite = self.tls_suite.as_deref().unwrap_or("-"),
+            user = self.user.as_deref().unwrap_or("-"),
+            mechanism = self.mechanism.unwrap_or("-"),
+            store = self.store.as_deref().unwrap_or("-"),
+            client_bytes = self.client_bytes,
+            store_bytes = self.store_bytes,
+            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            result = %self.result,
+            "connection closed"
+        );
+    }
+}
+
+/// Which answer a pending login wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    /// PASS or APOP.
+    Login,
+    /// AUTH.
+    Auth,
+}
+
+/// One connection's state before the relay.
+struct Conn {
+    stream: Option<MaybeTls<TcpStream>>,
+    session: ServerSession,
+    ctx: ServerContext,
+    salt: Option<Salt>,
+    starttls: StartTls,
+    attempts: crate::limits::AuthAttempts,
+    exchange: Option<AuthExchange>,
+    last_response: Zeroizing<Vec<u8>>,
+    peer: Peer,
+    store: Option<StoreSession>,
+    log: ConnLog,
+}
+
+impl Conn {
+    fn stream(&mut self) -> std::io::Result<&mut MaybeTls<TcpStream>> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("connection lost in the TLS upgrade"))
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        let out = self.session.take_output();
+        if !out.is_empty() {
+            let s = self.stream()?;
+            s.write_all(&out).await?;
+            s.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left, within [`LAST_WORDS`], ignoring errors.
+    async fn last_words(&mut self) {
+        let _ = tokio::time::timeout(LAST_WORDS, self.flush()).await;
+        if let Some(s) = self.stream.as_mut() {
+            let _ = tokio::time::timeout(LAST_WORDS, s.shutdown()).await;
+        }
+    }
+}
+
+/// The POP3 reply code and text of a framing failure reply (the one
+/// mapping from outcomes to replies lives in `portcullis_sasl::framing`).
+fn reply_parts(reply: &[u8]) -> (Option<ResponseCode>, String) {
+    let line = reply.strip_suffix(b"\r\n").unwrap_or(reply);
+    match Response::parse(line) {
+        Ok(r) => (r.code, r.text),
+        Err(_) => (None, "Authentication failed".to_owned()),
+    }
+}
+
+impl Pop3Frontend {
+    fn context(&self) -> ServerContext {
+        ServerContext::new(portcullis_sasl::Service::Pop, self.hostname.clone())
+    }
+
+    fn mechanisms(&self, ctx: &ServerContext) -> Vec<String> {
+        self.auth
+            .policy
+            .advertised(ctx)
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect()
+    }
+
+    /// Serves one admitted connection to its end; `shutdown` turning true
+    /// ends a connection that has not logged in yet (with `-ERR
+    /// [SYS/TEMP]`).
+    pub async fn serve(&self, conn: Admitted, mode: TlsMode, mut shutdown: watch::Receiver<bool>) {
+        let started = Instant::now();
+        let client = conn.client;
+        let mut log = ConnLog::default();
+        let result = self
+            .serve_inner(conn, mode, &mut shutdown, &mut log, started)
+            .await;
+        if let Err(e) = result {
+            log.result = format!("error: {e}");
+        }
+        log.emit(client, started);
+    }
+
+    async fn serve_inner(
+        &self,
+        conn: Admitted,
+        mode: TlsMode,
+        shutdown: &mut watch::Receiver<bool>,
+        log: &mut ConnLog,
+        started: Instant,
+    ) -> Result<(), Error> {
+        let Admitted {
+            stream,
+            client,
+            local,
+            buffered,
+            permit: _permit,
+            ..
+        } = conn;
+        let deadline = started + self.limits.preauth_timeout;
+        let mut ctx = self.context();
+        let stream = match mode {
+            TlsMode::Implicit => {
+                let Some(tls) = &self.tls else {
+                    log.result = "no TLS configured for the implicit-TLS port".to_owned();
+                    return Ok(());
+                };
+                if !buffered.is_empty() {
+                    log.result = "client data arrived with the PROXY header".to_owned();
+                    return Ok(());
+                }
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let accepted = match tls.accept_with_timeout(stream, remaining).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        log.result = format!("TLS handshake failed: {e}");
+                        return Ok(());
+                    }
+                };
+                log.tls_from(accepted.connection());
+                if let Ok(state) = accepted.sasl_tls_state() {
+                    ctx = ctx.with_tls(state);
+                }
+                MaybeTls::Tls(Box::new(accepted.stream))
+            }
+            _ => MaybeTls::Plain(stream),
+        };
+        let tls_active = stream.is_tls();
+        let peer = Peer::new(client, local, tls_active);
+        let mut config = ServerConfig::default();
+        config.tls_active = tls_active;
+        config.stls_available = self.tls.is_some() && !tls_active;
+        config.plaintext_allowed = self.auth.policy.plaintext_login_allowed(&ctx);
+        config.sasl_mechanisms = self.mechanisms(&ctx);
+        config.max_bad_commands = 10;
+        let salt = if self.auth.policy.apop_enabled(&ctx) {
+            Some(Salt::for_greeting(&ctx)?)
+        } else {
+            None
+        };
+        config.apop_timestamp = salt.as_ref().map(|s| s.as_str().to_owned());
+        let session = ServerSession::new(config)
+            .map_err(|e| Error::Io(std::io::Error::other(format!("POP3 session: {e}"))))?;
+        let mut c = Conn {
+            stream: Some(stream),
+            session,
+            ctx,
+            salt,
+            starttls: if tls_active {
+                StartTls::already_tls()
+            } else {
+                StartTls::new(PipelinedInput::Discard)
+            },
+            attempts: self.limits.auth_attempts(),
+            exchange: None,
+            last_response: Zeroizing::new(Vec::new()),
+            peer,
+            store: None,
+            log: std::mem::take(log),
+        };
+        let outcome = self.connected(&mut c, buffered, deadline, shutdown).await;
+        *log = std::mem::take(&mut c.log);
+        outcome
+    }
+
+    async fn connected(
+        &self,
+        c: &mut Conn,
+        buffered: Vec<u8>,
+        deadline: Instant,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Error> {
+        // The service-level filter, before the greeting.
+        match self.auth.filters.at_connect(&c.peer).await {
+            Verdict::Allow => {}
+            verdict => {
+                let _ = c.session.take_output();
+                let (code, text, result) = if verdict == Verdict::Deny {
+                    (None, "Access denied", "denied by the service access filter")
+                } else {
+                    (
+                        Some(ResponseCode::SysTemp),
+                        "Access check failed temporarily, try again later",
+                        "tempfail in the service access filter",
+                    )
+                };
+                c.session.close(code, text);
+                c.last_words().await;
+                c.log.result = result.to_owned();
+                return Ok(());
+            }
+        }
+        c.session.feed(&buffered);
+        let phase = {
+            let work = tokio::time::timeout_at(deadline.into(), self.authorization(c));
+            tokio::select! {
+                r = work => Some(r),
+                _ = shutdown.wait_for(|stop| *stop) => None,
+            }
+        };
+        let logged_in = match phase {
+            None => {
+                c.session
+                    .close(Some(ResponseCode::SysTemp), "Server shutting down");
+                c.last_words().await;
+                c.log.result = "shutdown before login".to_owned();
+                return Ok(());
+            }
+            Some(Err(_elapsed)) => {
+                c.session.close(None, "Autologout; no login in time");
+                c.last_words().await;
+                c.log.result = "pre-login timeout".to_owned();
+                return Ok(());
+            }
+            Some(Ok(r)) => r?,
+        };
+        if !logged_in {
+            c.last_words().await;
+            return Ok(());
+        }
+        let Some(mut store) = c.store.take() else {
+            c.log.result = "logged in without a store session".to_owned();
+            return Ok(());
+        };
+        let pending = c.session.take_pending_input();
+        if !pending.is_empty() {
+            store.stream.write_all(&pending).await?;
+        }
+        let idle = self.limits.idle_timeout;
+        let outcome: RelayOutcome = match c.stream()? {
+            MaybeTls::Plain(t) => relay(t, &mut store.stream, &store.pending, idle).await,
+            MaybeTls::Tls(t) => relay(t.as_mut(), &mut store.stream, &store.pending, idle).await,
+        };
+        c.log.client_bytes = outcome
+            .client_to_store
+            .saturating_add(u64::try_from(pending.len()).unwrap_or(0));
+        c.log.store_bytes = outcome.store_to_client;
+        c.log.result = format!("relayed, {:?}", outcome.end);
+        Ok(())
+    }
+
+    /// The AUTHORIZATION phase: `Ok(true)` once logged in (store session
+    /// in `c.store`), `Ok(false)` when the connection is to end.
+    async fn authorization(&self, c: &mut Conn) -> Result<bool, Error> {
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            c.flush().await?;
+            match c.session.poll() {
+                Event::NeedMoreInput => {
+                    let n = c.stream()?.read(&mut buf).await?;
+                    if n == 0 {
+                        c.log.result = "client closed before login".to_owned();
+                        return Ok(false);
+                    }
+                    c.session.feed(&buf[..n]);
+                }
+                Event::User { .. } => {}
+                Event::Pass { user, password } => {
+                    let started = portcullis_sasl::ServerSession::password_login(
+                        &self.auth.policy,
+                        &c.ctx,
+                        &user,
+                        &password,
+                    );
+                    let outcome = self.auth.complete(started).await;
+                    let secret = Zeroizing::new(password.as_bytes().to_vec());
+                    self.conclude(c, outcome, &user, &secret, Some(password), Pending::Login)
+                        .await;
+                }
+                Event::Apop { user, digest } => {
+                    let outcome = match &c.salt {
+                        Some(salt) => {
+                            let response = format!("{user} {digest}");
+                            let started = portcullis_sasl::ServerSession::salted_login(
+                                &self.auth.policy,
+                                &c.ctx,
+                                Mechanism::Apop,
+                                salt,
+                                response.as_bytes(),
+                            );
+                            self.auth.complete(started).await
+                        }
+                        None => Err(portcullis_sasl::Error::MechanismUnavailable),
+                    };
+                    self.conclude(c, outcome, &user, digest.as_bytes(), None, Pending::Login)
+                        .await;
+                }
+                Event::Auth {
+                    mechanism,
+                    initial_response,
+                } => {
+                    c.last_response = initial_response.clone().unwrap_or_default();
+                    let (exchange, event) = AuthExchange::start(
+                        Protocol::Pop3,
+                        None,
+                        mechanism.as_bytes(),
+                        initial_response.as_ref().map(|r| r.as_slice()),
+                        &self.auth.policy,
+                        &c.ctx,
+                    );
+                    c.exchange = Some(exchange);
+                    self.auth_event(c, event).await;
+                }
+                Event::AuthResponse { line } => {
+                    c.last_response = line.clone();
+                    let event = match c.exchange.as_mut() {
+                        Some(ex) => ex.line(&line),
+                        None => {
+                            c.session.close(None, "No authentication in progress");
+                            continue;
+                        }
+                    };
+                    self.auth_event(c, event).await;
+                }
+                Event::Stls => self.stls(c).await?,
+                Event::Quit => {
+                    c.log.result = "quit before login".to_owned();
+                    return Ok(false);
+                }
+                Event::Close => {
+                    if c.log.result.is_empty() {
+                        c.log.result = "closed before login".to_owned();
+                    }
+                    return Ok(false);
+                }
+                Event::LoggedIn => {
+                    c.flush().await?;
+                    return Ok(true);
+                }
+                _ => {
+                    c.log.result = "protocol state error".to_owned();
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    async fn auth_event(&self, c: &mut Conn, mut event: framing::Event) {
+        // Each round answers one backend request; a mechanism needs few.
+        let mut rounds = 0;
+        let outcome = loop {
+            rounds += 1;
+            if rounds > 8 {
+                break None;
+            }
+            match event {
+                framing::Event::Send(challenge) => {
+                    if c.session.auth_challenge(&challenge).is_err() {
+                        c.session.close(None, "Authentication state error");
+                    }
+                    return;
+                }
+                framing::Event::Verify(request) => {
+                    let answer = self.auth.backends.resolve(&request).await;
+                    event = match c.exchange.as_mut() {
+                        Some(ex) => ex.answer(answer),
+                        None => break None,
+                    };
+                }
+                framing::Event::Success { auth, .. } => break Some(Ok(auth)),
+                framing::Event::Failure { error, .. } => break Some(Err(error)),
+                _ => break None,
+            }
+        };
+        c.exchange = None;
+        match outcome {
+            Some(outcome) => {
+                let secret = std::mem::take(&mut c.last_response);
+                self.conclude(c, outcome, "", &secret, None, Pending::Auth)
+                    .await;
+            }
+            None => c
+                .session
+                .close(Some(ResponseCode::SysTemp), "Authentication state error"),
+        }
+    }
+
+    /// Answers a finished login: the penalty and filters through the
+    /// authenticator, then the store, then `+OK` or `-ERR`.
+    async fn conclude(
+        &self,
+        c: &mut Conn,
+        outcome: Result<Authenticated, portcullis_sasl::Error>,
+        user: &str,
+        secret: &[u8],
+        cleartext: Option<Password>,
+        pending: Pending,
+    ) {
+        let refused = match self.auth.conclude(outcome, &c.peer, user, secret).await {
+            LoginOutcome::Granted(auth) => match self.open_store(c, &auth, cleartext).await {
+                Ok(()) => {
+                    let _ = c.session.login_ok();
+                    return;
+                }
+                Err((code, text)) => {
+                    self.answer_err(c, pending, code, &text);
+                    return;
+                }
+            },
+            LoginOutcome::Failed { failure, error } => {
+                tracing::debug!(client = %c.peer.client, %error, "login failed");
+                c.log.result = format!("login failed: {error}");
+                let reply = framing::failure_reply(Protocol::Pop3, None, failure);
+                match pending {
+                    Pending::Auth => {
+                        let _ = c.session.auth_fail(&reply);
+                    }
+                    Pending::Login => {
+                        let (code, text) = reply_parts(&reply);
+                        let _ = c.session.login_err(code, &text);
+                    }
+                }
+                true
+            }
+            LoginOutcome::Denied => {
+                c.log.result = "denied by the account's access filter".to_owned();
+                self.answer_err(c, pending, Some(ResponseCode::Auth), "Access denied");
+                true
+            }
+            LoginOutcome::TempFail => {
+                c.log.result = "tempfail in the account's access filter".to_owned();
+                self.answer_err(
+                    c,
+                    pending,
+                    Some(ResponseCode::SysTemp),
+                    "Access check failed temporarily, try again later",
+                );
+                false
+            }
+        };
+        if refused && !c.attempts.record_failure() {
+            c.session
+                .close(None, "Too many failed logins, closing connection");
+        }
+    }
+
+    /// A refusal after the exchange itself succeeded: the same `-ERR` for
+    /// PASS, APOP and AUTH.
+    fn answer_err(&self, c: &mut Conn, _pending: Pending, code: Option<ResponseCode>, text: &str) {
+        let _ = c.session.login_err(code, text);
+    }
+
+    /// Opens the user's store session; on failure the reply code and text.
+    async fn open_store(
+        &self,
+        c: &mut Conn,
+        auth: &Authenticated,
+        cleartext: Option<Password>,
+    ) -> Result<(), (Option<ResponseCode>, String)> {
+        let user = auth.identity().to_owned();
+        c.log.user = Some(user.clone());
+        c.log.mechanism = Some(auth.mechanism().name());
+        let mail_host = auth.account().and_then(|a| a.mail_host.clone());
+        let mut identity = ClientIdentity::new(c.peer.client);
+        identity.local = Some(c.peer.local);
+        // The cleartext password is replayed only for mechanisms that
+        // carried one (USER/PASS here); everything else uses the
+        // master-user form.
+        let cleartext = cleartext.filter(|_| auth.mechanism().is_plaintext());
+        match self
+            .backend
+            .open_pop3(
+                mail_host.as_deref(),
+                &user,
+                cleartext.as_ref(),
+                Some(&identity),
+            )
+            .await
+        {
+            Ok(store) => {
+                c.log.store = Some(store.address.to_string());
+                c.store = Some(store);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(%user, error = %e, "store login failed");
+                c.log.result = format!("store: {e}");
+                if e.is_temporary() {
+                    return Err((
+                        Some(ResponseCode::SysTemp),
+                        "Message store temporarily unavailable".to_owned(),
+                    ));
+                }
+                let code = match &e {
+                    Error::StoreRefused {
+                        code: Some(code), ..
+                    } => ResponseCode::parse(code).ok(),
+                    Error::StoreRefused { .. } => Some(ResponseCode::Auth),
+                    _ => Some(ResponseCode::SysPerm),
+                };
+                Err((code, "The message store refused the login".to_owned()))
+            }
+        }
+    }
+
+    /// STLS: the guard's proof, `+OK` (the session drops what was
+    /// pipelined after the command), the handshake, the TLS context.
+    async fn stls(&self, c: &mut Conn) -> Result<(), Error> {
+        let Some(tls) = &self.tls else {
+            let _ = c.session.reject(None, "STLS not available");
+            return Ok(());
+        };
+        // The session holds every byte read so far and discards what
+        // followed STLS itself; nothing is buffered outside it.
+        let proof = match c.starttls.begin(false, &mut Vec::<u8>::new()) {
+            Ok(p) => p,
+            Err(refusal) => {
+                let _ = c.session.reject(None, &refusal.to_string());
+                return Ok(());
+            }
+        };
+        if c.session.stls_ok().is_err() {
+            c.starttls.failed(proof);
+            c.session.close(None, "STLS state error");
+            return Ok(());
+        }
+        c.flush().await?;
+        let Some(MaybeTls::Plain(tcp)) = c.stream.take() else {
+            c.starttls.failed(proof);
+            return Err(Error::Io(std::io::Error::other("STLS on a TLS stream")));
+        };
+        match tls.accept_starttls(tcp, &proof).await {
+            Ok(accepted) => {
+                c.starttls.established(proof);
+                c.log.tls_from(accepted.connection());
+                if let Ok(state) = accepted.sasl_tls_state() {
+                    c.ctx = c.ctx.clone().with_tls(state);
+                }
+                c.peer.tls = true;
+                c.stream = Some(MaybeTls::Tls(Box::new(accepted.stream)));
+                let mechanisms = self.mechanisms(&c.ctx);
+                c.session.set_sasl_mechanisms(mechanisms);
+                Ok(())
+            }
+            Err(e) => {
+                c.starttls.failed(proof);
+                Err(Error::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("STLS handshake failed: {e}"),
+                )))
+            }
+        }
+    }
+}

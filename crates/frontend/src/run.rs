@@ -1,0 +1,211 @@
+//! A daemon's whole life: configuration in, listeners up, connections
+//! served until shutdown.
+//!
+//! ```text
+//! check(service, path)  ── the configuration builds (nothing bound)
+//! run(service, path, shutdown)
+//!    ─► build: policy, directory, penalty, filters, stores, TLS, limits, PROXY policy
+//!    ─► bind every listener ("listening on ADDR (pop, tls|starttls)")
+//!    ─► ready() callback (systemd notification in the binaries)
+//!    ─► accept ─► listen::admit ─► the protocol's front end, one task each
+//!    ─► shutdown: stop accepting, unauthenticated clients hear -ERR/BYE,
+//!       proxied sessions get up to SHUTDOWN_GRACE to end
+//! ```
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_config::Config;
+use portcullis_ldapauth::{Directory, Settings};
+use portcullis_sasl::{Backends, Policy, PolicyConfig};
+use portcullis_tlsconf::{Service, TlsServer};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, watch};
+
+use crate::Error;
+use crate::auth::{AccessFilters, Authenticator};
+use crate::backend::Backend;
+use crate::limits::Limits;
+use crate::listen::{self, Admission, ListenerSpec};
+use crate::penalty::Penalty;
+use crate::pop3::Pop3Frontend;
+use crate::proxy_protocol::ProxyPolicy;
+
+/// How long sessions may go on after shutdown was asked for.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Everything a service needs, built from the configuration.
+#[derive(Debug)]
+struct Built {
+    frontend: Arc<Pop3Frontend>,
+    listeners: Vec<ListenerSpec>,
+    limits: Limits,
+    proxy: ProxyPolicy,
+}
+
+/// The machine's host name (for SASL and the APOP timestamp), `localhost`
+/// when it cannot be read.
+fn hostname() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+fn build(service: Service, config_path: &Path) -> Result<Built, Error> {
+    if service != Service::Pop {
+        return Err(Error::InvalidSetting {
+            name: "service",
+            reason: "this front end serves POP3 only".to_owned(),
+        });
+    }
+    let config = Config::load(config_path)?;
+    let dir = config_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let get = |name: &str| config.string(name).ok();
+    let policy = Policy::new(&PolicyConfig::from_parameters(get)?)?;
+    let directory = Arc::new(Directory::new(Settings::from_parameters(get, dir)?)?);
+    let mut backends = Backends::new(directory.clone());
+    backends.identities = Some(directory.clone());
+    backends.proxy = directory;
+    let limits = Limits::from_config(&config)?;
+    let frontend = Pop3Frontend {
+        auth: Authenticator {
+            policy,
+            backends,
+            penalty: Penalty::from_config(&config)?,
+            filters: AccessFilters::from_config(&config, listen::service_name(service))?,
+        },
+        backend: Backend::from_config(&config, dir)?,
+        tls: Some(Arc::new(TlsServer::from_parameters(service, get, dir)?)),
+        limits: limits.clone(),
+        hostname: hostname(),
+    };
+    Ok(Built {
+        frontend: Arc::new(frontend),
+        listeners: listen::listeners(&config, service)?,
+        limits,
+        proxy: ProxyPolicy::from_config(&config)?,
+    })
+}
+
+/// Validates the configuration at `config_path` for `service` as [`run`]
+/// would use it, binding nothing.
+///
+/// # Errors
+/// Whatever makes the configuration unusable, naming the parameter where
+/// one is to blame.
+pub fn check(service: Service, config_path: &Path) -> Result<(), Error> {
+    build(service, config_path).map(|_| ())
+}
+
+/// Runs `service` from the configuration at `config_path` until
+/// `shutdown` completes. `ready` is called once every listener is bound.
+///
+/// # Errors
+/// A configuration that cannot be used, or a listener that cannot be
+/// bound; once running, connection failures are logged, not returned.
+pub async fn run(
+    service: Service,
+    config_path: &Path,
+    ready: impl FnOnce(),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let built = build(service, config_path)?;
+    if built.listeners.is_empty() {
+        tracing::warn!(
+            service = listen::service_name(service),
+            "no listeners configured (disabled, or every port is 0)"
+        );
+    }
+    let bound = listen::bind(&built.listeners).await?;
+    ready();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Every connection task holds a clone; when all are gone, recv() ends.
+    let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
+    let gate = built.limits.gate();
+    let mut acceptors = Vec::new();
+    for listener in bound {
+        let frontend = Arc::clone(&built.frontend);
+        let proxy = built.proxy.clone();
+        let gate = gate.clone();
+        let mut stop = stop_rx.clone();
+        let drain = drain_tx.clone();
+        acceptors.push(tokio::spawn(async move {
+            let mode = listener.spec.tls;
+            loop {
+                let accepted = tokio::select! {
+                    r = listener.socket.accept() => r,
+                    _ = stop.wait_for(|s| *s) => break,
+                };
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let frontend = Arc::clone(&frontend);
+                let proxy = proxy.clone();
+                let gate = gate.clone();
+                let stop = stop.clone();
+                let drain = drain.clone();
+                tokio::spawn(async move {
+                    let _drain = drain;
+                    match listen::admit(stream, peer, &gate, &proxy).await {
+                        Admission::Admitted(conn) => frontend.serve(conn, mode, stop).await,
+                        Admission::Refused {
+                            mut stream,
+                            client,
+                            refusal,
+                        } => {
+                            tracing::info!(
+                                target: "portcullis::connection",
+                                service = "pop",
+                                %client,
+                                result = %refusal,
+                                "connection refused"
+                            );
+                            // Only a plaintext listener can carry the
+                            // refusal; an implicit-TLS one closes at once
+                            // (no TLS work before the limits).
+                            if mode == listen::TlsMode::StartTls {
+                                let line = format!("-ERR [SYS/TEMP] {refusal}\r\n");
+                                let _ = tokio::time::timeout(
+                                    Duration::from_secs(5),
+                                    stream.write_all(line.as_bytes()),
+                                )
+                                .await;
+                            }
+                        }
+                        Admission::Dropped { peer, error } => {
+                            tracing::info!(target: "portcullis::connection", %peer, %error, "connection dropped");
+                        }
+                    }
+                });
+            }
+        }));
+    }
+    drop(drain_tx);
+    shutdown.await;
+    tracing::info!("shutting down: no new connections");
+    let _ = stop_tx.send(true);
+    for a in acceptors {
+        let _ = a.await;
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "sessions still open at the end of the grace period");
+    }
+    Ok(())
+}
