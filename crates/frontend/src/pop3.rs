@@ -88,11 +88,11 @@ impl ConnLog {
             target: "portcullis::connection",
             service = "pop",
             %client,
-            tls = self.tls_version.as_deref().unwrap_or("none"),
-            suite = self.tls_suite.as_deref().unwrap_or("-"),
-            user = self.user.as_deref().unwrap_or("-"),
-            mechanism = self.mechanism.unwrap_or("-"),
-            store = self.store.as_deref().unwrap_or("-"),
+            tls = %self.tls_version.as_deref().unwrap_or("none"),
+            suite = %self.tls_suite.as_deref().unwrap_or("-"),
+            user = %self.user.as_deref().unwrap_or("-"),
+            mechanism = %self.mechanism.unwrap_or("-"),
+            store = %self.store.as_deref().unwrap_or("-"),
             client_bytes = self.client_bytes,
             store_bytes = self.store_bytes,
             duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -358,6 +358,8 @@ impl Pop3Frontend {
             c.flush().await?;
             match c.session.poll() {
                 Event::NeedMoreInput => {
+                    // poll may have answered lines it handled itself.
+                    c.flush().await?;
                     let n = c.stream()?.read(&mut buf).await?;
                     if n == 0 {
                         c.log.result = "client closed before login".to_owned();

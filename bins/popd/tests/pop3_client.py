@@ -1,0 +1,87 @@
+"""POP3 client scenarios against popd, with Python's poplib.
+
+Usage: pop3_client.py SCENARIO HOST PORT CAFILE USER PASSWORD [SOURCE]
+
+Prints `key=value` lines (binary values in hex) for the Rust test to check.
+"""
+
+import poplib
+import socket
+import ssl
+import sys
+
+
+class SourcedPOP3(poplib.POP3):
+    """POP3 from a chosen local address (a second loopback address)."""
+
+    def __init__(self, host, port, source):
+        self._source = source
+        super().__init__(host, port, timeout=60)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection(
+            (self.host, self.port), timeout, source_address=(self._source, 0)
+        )
+
+
+def context(cafile):
+    ctx = ssl.create_default_context(cafile=cafile)
+    return ctx
+
+
+def out(key, value):
+    if isinstance(value, bytes):
+        value = value.hex()
+    print(f"{key}={value}", flush=True)
+
+
+def capa_names(p):
+    return " ".join(sorted(p.capa().keys()))
+
+
+def stls_retr(host, port, cafile, user, password, source):
+    p = SourcedPOP3(host, port, source)
+    out("capa_plain", capa_names(p))
+    try:
+        p.user(user)
+        out("plain_user", "accepted")
+    except poplib.error_proto as e:
+        out("plain_user", e.args[0].decode(errors="replace"))
+    p.stls(context(cafile))
+    out("capa_tls", capa_names(p))
+    p.user(user)
+    out("login", p.pass_(password).decode())
+    count, _size = p.stat()
+    out("count", count)
+    _resp, lines, _octets = p.retr(1)
+    out("message", b"\r\n".join(lines) + b"\r\n")
+    p.quit()
+
+
+def ssl_apop(host, port, cafile, user, password, _source):
+    p = poplib.POP3_SSL(host, port, context=context(cafile), timeout=60)
+    out("greeting", p.getwelcome().decode())
+    out("login", p.apop(user, password).decode())
+    count, _size = p.stat()
+    out("count", count)
+    p.quit()
+
+
+def stls_wrong(host, port, cafile, user, password, _source):
+    p = poplib.POP3(host, port, timeout=60)
+    p.stls(context(cafile))
+    p.user(user)
+    try:
+        p.pass_(password)
+        out("wrong", "accepted")
+    except poplib.error_proto as e:
+        out("wrong", e.args[0].decode(errors="replace"))
+    p.quit()
+
+
+SCENARIOS = {"stls-retr": stls_retr, "ssl-apop": ssl_apop, "stls-wrong": stls_wrong}
+
+if __name__ == "__main__":
+    name, host, port, cafile, user, password = sys.argv[1:7]
+    source = sys.argv[7] if len(sys.argv) > 7 else "127.0.0.1"
+    SCENARIOS[name](host, int(port), cafile, user, password, source)

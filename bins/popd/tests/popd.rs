@@ -1,0 +1,330 @@
+//! popd end to end: the binary started with a configuration written for
+//! the test, the slapd test directory as the user source, the Dovecot
+//! fixture as the message store, Python's poplib as the client.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use portcullis_test_support::ca::TestCa;
+use portcullis_test_support::dovecot::Dovecot;
+use portcullis_test_support::free_port;
+use portcullis_test_support::slapd::Slapd;
+use portcullis_tlsconf::certdb::certdb::{CertDb, KdfParams, Password, PrivateKey, TrustFlags};
+
+/// A hang guard for waiting on popd's log, not a synchronisation delay.
+const LOG_WAIT: Duration = Duration::from_secs(60);
+
+/// popd's stderr, collected by a reader thread.
+#[derive(Default)]
+struct Log {
+    text: Mutex<String>,
+    grew: Condvar,
+}
+
+impl Log {
+    /// Waits until `count` lines contain `needle`; the log so far.
+    fn wait_for(&self, needle: &str, count: usize) -> String {
+        let deadline = std::time::Instant::now() + LOG_WAIT;
+        let mut text = self.text.lock().unwrap();
+        loop {
+            if text.matches(needle).count() >= count {
+                return text.clone();
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "no {needle:?} in popd's log:\n{text}");
+            text = self.grew.wait_timeout(text, left).unwrap().0;
+        }
+    }
+
+    fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+}
+
+/// A running popd, stopped (by its PID) when dropped.
+struct Popd {
+    child: Child,
+    log: Arc<Log>,
+    port: u16,
+    sslport: u16,
+    ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Popd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The configuration directory: a certificate database with the server
+/// certificate, the CA files, the configuration file.
+fn configure(dir: &Path, port: u16, sslport: u16, extra: &str) -> PathBuf {
+    let slapd = Slapd::shared();
+    let dovecot = Dovecot::shared();
+    let ca = TestCa::new("popd test CA").unwrap();
+    let server = ca.issue_server(&["127.0.0.1", "localhost"]).unwrap();
+    let pw = Password::new("db-password");
+    let mut db = CertDb::create(dir.join("certdb"), &pw, KdfParams::INSECURE_FAST).unwrap();
+    let key = PrivateKey::from_pkcs8_der(&server.key_der).unwrap();
+    db.add_with_key(
+        &pw,
+        "Server-Cert",
+        &server.cert_der,
+        &key,
+        TrustFlags::default(),
+        &[],
+    )
+    .unwrap();
+    std::fs::write(dir.join("client-ca.pem"), ca.cert_pem()).unwrap();
+    std::fs::write(dir.join("ldap-ca.pem"), slapd.ca_pem()).unwrap();
+    std::fs::write(dir.join("store-ca.pem"), dovecot.ca_pem()).unwrap();
+    let (admin, admin_pw) = dovecot.master_user();
+    let text = format!(
+        "[local]\n\
+         ugldaphost = \"127.0.0.1\"\n\
+         ugldapport = {ldap}\n\
+         ugldapstarttls = 1\n\
+         ugldapcafile = \"ldap-ca.pem\"\n\
+         ugldapbinddn = {bind_dn:?}\n\
+         ugldapbindcred = {bind_pw:?}\n\
+         ugldapbasedn = {base:?}\n\
+         ugldapcanonicalform = \"%u\"\n\
+         [service]\n\
+         defaultdomain = \"example.com\"\n\
+         listenaddr = \"127.0.0.1\"\n\
+         [service.pop]\n\
+         port = {port}\n\
+         sslport = {sslport}\n\
+         [sasl.default.ldap]\n\
+         has_plain_passwords = true\n\
+         [mmp]\n\
+         storehosts = [\"127.0.0.1:{store}\"]\n\
+         backsidetls = \"starttls\"\n\
+         backsidecafile = \"store-ca.pem\"\n\
+         storeadmin = {admin:?}\n\
+         storepassword = {admin_pw:?}\n\
+         authfailuredelay = 1\n\
+         {extra}",
+        ldap = slapd.port(),
+        bind_dn = slapd.service_dn(),
+        bind_pw = slapd.service_password(),
+        base = slapd.base_dn(),
+        store = dovecot.pop3_port(),
+    );
+    let path = dir.join("portcullis.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start(extra: &str) -> Popd {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, sslport) = (free_port(), free_port());
+    let config = configure(dir.path(), port, sslport, extra);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_popd"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Log::default());
+    let stderr = child.stderr.take().unwrap();
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let mut text = sink.text.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+            sink.grew.notify_all();
+        }
+    });
+    let popd = Popd {
+        child,
+        log,
+        port,
+        sslport,
+        ca: dir.path().join("client-ca.pem"),
+        _dir: dir,
+    };
+    let text = popd.log.wait_for("listening on", 2);
+    assert!(
+        text.contains(&format!("listening on 127.0.0.1:{port} (pop, starttls)")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("listening on 127.0.0.1:{sslport} (pop, tls)")),
+        "{text}"
+    );
+    popd
+}
+
+/// Runs a client scenario; its `key=value` lines.
+fn client(
+    popd: &Popd,
+    scenario: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    source: &str,
+) -> Vec<(String, String)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pop3_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args([scenario, "127.0.0.1", &port.to_string()])
+        .arg(&popd.ca)
+        .args([user, password, source])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{scenario}: {stdout}\n{}\npopd:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        popd.log.text()
+    );
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn field<'a>(fields: &'a [(String, String)], key: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {key} in {fields:?}"))
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn stls_user_pass_fetches_the_message_from_the_store_with_the_real_client_address() {
+    let popd = start("");
+    let dovecot = Dovecot::shared();
+    let r = client(
+        &popd,
+        "stls-retr",
+        popd.port,
+        "alice",
+        "alice-pw",
+        "127.0.0.2",
+    );
+    // Cleartext refused without TLS (the default): no USER before STLS.
+    let before: Vec<&str> = field(&r, "capa_plain").split(' ').collect();
+    assert!(!before.contains(&"USER"), "{before:?}");
+    assert!(before.contains(&"STLS"), "{before:?}");
+    assert!(field(&r, "plain_user").starts_with("-ERR"), "{r:?}");
+    let after: Vec<&str> = field(&r, "capa_tls").split(' ').collect();
+    assert!(
+        after.contains(&"USER") && !after.contains(&"STLS"),
+        "{after:?}"
+    );
+    assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
+    // The message as the maildir holds it.
+    let message = unhex(field(&r, "message"));
+    assert!(
+        dovecot.messages("alice").contains(&message.as_slice()),
+        "{}",
+        String::from_utf8_lossy(&message)
+    );
+    // Dovecot believed XCLIENT: the user, and the client's own address.
+    let line = dovecot
+        .wait_for_log("user=<alice>", LOG_WAIT)
+        .expect("Dovecot logged alice's login");
+    let line = dovecot
+        .log()
+        .lines()
+        .find(|l| l.contains("user=<alice>") && l.contains("rip=127.0.0.2"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no rip=127.0.0.2 for alice: {line}\n{}", dovecot.log()));
+    assert!(line.contains("pop3-login"), "{line}");
+    // One connection line, with the canonical user and the TLS version,
+    // and never the password.
+    let log = popd.log.wait_for("connection closed", 1);
+    let closed = log
+        .lines()
+        .find(|l| l.contains("connection closed") && l.contains("user=alice"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(closed.contains("client=127.0.0.2:"), "{closed}");
+    assert!(closed.contains("tls=TLSv1_3"), "{closed}");
+    assert!(closed.contains("mechanism=PLAIN"), "{closed}");
+    assert!(!log.contains("alice-pw"), "{log}");
+}
+
+#[test]
+fn apop_over_implicit_tls_logs_in_as_the_master_user_form() {
+    let popd = start("");
+    let r = client(
+        &popd,
+        "ssl-apop",
+        popd.sslport,
+        "carol",
+        "carol-pw",
+        "127.0.0.1",
+    );
+    let greeting = field(&r, "greeting");
+    assert!(
+        greeting.starts_with("+OK") && greeting.contains('<'),
+        "{greeting}"
+    );
+    assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
+    assert!(field(&r, "count").parse::<usize>().unwrap() >= 1, "{r:?}");
+    let log = popd.log.wait_for("connection closed", 1);
+    assert!(log.contains("mechanism=APOP"), "{log}");
+}
+
+#[test]
+fn a_wrong_password_is_refused_after_the_penalty() {
+    let popd = start("");
+    let r = client(
+        &popd,
+        "stls-wrong",
+        popd.port,
+        "bob",
+        "not-bobs-password",
+        "127.0.0.1",
+    );
+    let refusal = field(&r, "wrong");
+    assert!(refusal.starts_with("-ERR [AUTH]"), "{refusal}");
+    let log = popd.log.wait_for("failed login penalised", 1);
+    assert!(!log.contains("not-bobs-password"), "{log}");
+}
+
+#[test]
+fn check_accepts_a_good_configuration_and_refuses_a_broken_one_with_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = configure(dir.path(), free_port(), free_port(), "");
+    let check = |config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_popd"))
+            .args(["--check", "--config"])
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let ok = check(&good);
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[mmp]\nconnlimits = [\"not a limit\"]\n").unwrap();
+    let bad = check(&broken);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("connlimits"),
+        "{bad:?}"
+    );
+}
