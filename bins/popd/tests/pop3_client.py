@@ -5,6 +5,7 @@ Usage: pop3_client.py SCENARIO HOST PORT CAFILE USER PASSWORD [SOURCE]
 Prints `key=value` lines (binary values in hex) for the Rust test to check.
 """
 
+import base64
 import poplib
 import socket
 import ssl
@@ -79,7 +80,56 @@ def stls_wrong(host, port, cafile, user, password, _source):
     p.quit()
 
 
-SCENARIOS = {"stls-retr": stls_retr, "ssl-apop": ssl_apop, "stls-wrong": stls_wrong}
+def greeting(host, port, _cafile, _user, _password, source):
+    try:
+        p = SourcedPOP3(host, port, source)
+        out("greeting", p.getwelcome().decode())
+        p.quit()
+    except poplib.error_proto as e:
+        out("greeting", e.args[0].decode(errors="replace"))
+
+
+def stls_auth_plain(host, port, cafile, user, password, _source):
+    p = poplib.POP3(host, port, timeout=60)
+    p.stls(context(cafile))
+    out("sasl", " ".join(p.capa().get("SASL", [])))
+    token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode())
+    out("login", p._shortcmd("AUTH PLAIN " + token.decode()).decode())
+    count, _size = p.stat()
+    out("count", count)
+    p.quit()
+
+
+def attempts(host, port, cafile, user, password, _source):
+    p = poplib.POP3(host, port, timeout=60)
+    p.stls(context(cafile))
+    for _ in range(6):
+        try:
+            p.user(user)
+            p.pass_(password)
+            out("attempt", "accepted")
+        except poplib.error_proto as e:
+            text = e.args[0]
+            if isinstance(text, bytes):
+                text = text.decode(errors="replace")
+            if "EOF" in text:
+                out("closed", "yes")
+                return
+            out("attempt", text)
+        except OSError:
+            out("closed", "yes")
+            return
+    out("closed", "no")
+
+
+SCENARIOS = {
+    "stls-retr": stls_retr,
+    "ssl-apop": ssl_apop,
+    "stls-wrong": stls_wrong,
+    "greeting": greeting,
+    "stls-auth-plain": stls_auth_plain,
+    "attempts": attempts,
+}
 
 if __name__ == "__main__":
     name, host, port, cafile, user, password = sys.argv[1:7]

@@ -64,7 +64,7 @@ impl Drop for Popd {
 
 /// The configuration directory: a certificate database with the server
 /// certificate, the CA files, the configuration file.
-fn configure(dir: &Path, port: u16, sslport: u16, extra: &str) -> PathBuf {
+fn configure(dir: &Path, port: u16, sslport: u16, pop: &str, extra: &str) -> PathBuf {
     let slapd = Slapd::shared();
     let dovecot = Dovecot::shared();
     let ca = TestCa::new("popd test CA").unwrap();
@@ -101,6 +101,7 @@ fn configure(dir: &Path, port: u16, sslport: u16, extra: &str) -> PathBuf {
          [service.pop]\n\
          port = {port}\n\
          sslport = {sslport}\n\
+         {pop}\n\
          [sasl.default.ldap]\n\
          has_plain_passwords = true\n\
          [mmp]\n\
@@ -122,10 +123,10 @@ fn configure(dir: &Path, port: u16, sslport: u16, extra: &str) -> PathBuf {
     path
 }
 
-fn start(extra: &str) -> Popd {
+fn start(pop: &str, extra: &str) -> Popd {
     let dir = tempfile::tempdir().unwrap();
     let (port, sslport) = (free_port(), free_port());
-    let config = configure(dir.path(), port, sslport, extra);
+    let config = configure(dir.path(), port, sslport, pop, extra);
     let mut child = Command::new(env!("CARGO_BIN_EXE_popd"))
         .arg("--config")
         .arg(&config)
@@ -215,7 +216,7 @@ fn unhex(text: &str) -> Vec<u8> {
 
 #[test]
 fn stls_user_pass_fetches_the_message_from_the_store_with_the_real_client_address() {
-    let popd = start("");
+    let popd = start("", "");
     let dovecot = Dovecot::shared();
     let r = client(
         &popd,
@@ -269,7 +270,7 @@ fn stls_user_pass_fetches_the_message_from_the_store_with_the_real_client_addres
 
 #[test]
 fn apop_over_implicit_tls_logs_in_as_the_master_user_form() {
-    let popd = start("");
+    let popd = start("", "");
     let r = client(
         &popd,
         "ssl-apop",
@@ -291,7 +292,7 @@ fn apop_over_implicit_tls_logs_in_as_the_master_user_form() {
 
 #[test]
 fn a_wrong_password_is_refused_after_the_penalty() {
-    let popd = start("");
+    let popd = start("", "");
     let r = client(
         &popd,
         "stls-wrong",
@@ -309,7 +310,7 @@ fn a_wrong_password_is_refused_after_the_penalty() {
 #[test]
 fn check_accepts_a_good_configuration_and_refuses_a_broken_one_with_2() {
     let dir = tempfile::tempdir().unwrap();
-    let good = configure(dir.path(), free_port(), free_port(), "");
+    let good = configure(dir.path(), free_port(), free_port(), "", "");
     let check = |config: &Path| {
         Command::new(env!("CARGO_BIN_EXE_popd"))
             .args(["--check", "--config"])
@@ -327,4 +328,69 @@ fn check_accepts_a_good_configuration_and_refuses_a_broken_one_with_2() {
         String::from_utf8_lossy(&bad.stderr).contains("connlimits"),
         "{bad:?}"
     );
+}
+
+#[test]
+fn the_service_filter_refuses_before_the_greeting() {
+    let popd = start("domainnotallowed = \"pop: 127.0.0.2\"", "");
+    let denied = client(&popd, "greeting", popd.port, "-", "-", "127.0.0.2");
+    let greeting = field(&denied, "greeting");
+    assert!(greeting.starts_with("-ERR"), "{greeting}");
+    let allowed = client(&popd, "greeting", popd.port, "-", "-", "127.0.0.3");
+    assert!(
+        field(&allowed, "greeting").starts_with("+OK"),
+        "{allowed:?}"
+    );
+    let log = popd.log.wait_for("denied by the service access filter", 1);
+    assert!(log.contains("client=127.0.0.2:"), "{log}");
+}
+
+#[test]
+fn auth_plain_after_stls_logs_in_through_the_master_user_and_inactive_accounts_are_refused() {
+    let popd = start("", "");
+    let dovecot = Dovecot::shared();
+    let r = client(
+        &popd,
+        "stls-auth-plain",
+        popd.port,
+        "bob",
+        "bob-pw",
+        "127.0.0.1",
+    );
+    assert!(field(&r, "sasl").split(' ').any(|m| m == "PLAIN"), "{r:?}");
+    assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
+    assert!(field(&r, "count").parse::<usize>().unwrap() >= 1, "{r:?}");
+    // AUTH carried no password the proxy could replay: Dovecot saw the
+    // master user acting for bob.
+    let line = dovecot
+        .wait_for_log("user=<bob>", LOG_WAIT)
+        .expect("Dovecot logged bob's login");
+    assert!(line.contains("method=PLAIN"), "{line}");
+    // dave's mailUserStatus is inactive: refused like a wrong password.
+    let r = client(
+        &popd,
+        "stls-wrong",
+        popd.port,
+        "dave",
+        "dave-pw",
+        "127.0.0.1",
+    );
+    assert!(field(&r, "wrong").starts_with("-ERR [AUTH]"), "{r:?}");
+}
+
+#[test]
+fn the_connection_closes_after_mmp_maxauthattempts_failures() {
+    // Trusted networks skip the penalty, so the test does not wait it out.
+    let popd = start(
+        "",
+        "trustednetworks = \"127.0.0.0/8\"\nmaxauthattempts = 2\n",
+    );
+    let r = client(&popd, "attempts", popd.port, "erin", "wrong", "127.0.0.1");
+    let refusals = r
+        .iter()
+        .filter(|(k, v)| k == "attempt" && v.starts_with("-ERR [AUTH]"))
+        .count();
+    assert_eq!(refusals, 2, "{r:?}");
+    assert_eq!(field(&r, "closed"), "yes", "{r:?}");
+    assert!(!r.iter().any(|(_, v)| v == "accepted"), "{r:?}");
 }

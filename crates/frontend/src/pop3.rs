@@ -360,7 +360,12 @@ impl Pop3Frontend {
                 Event::NeedMoreInput => {
                     // poll may have answered lines it handled itself.
                     c.flush().await?;
-                    let n = c.stream()?.read(&mut buf).await?;
+                    let n = match c.stream()?.read(&mut buf).await {
+                        Ok(n) => n,
+                        // A TLS client that closes without close_notify.
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                        Err(e) => return Err(e.into()),
+                    };
                     if n == 0 {
                         c.log.result = "client closed before login".to_owned();
                         return Ok(false);
