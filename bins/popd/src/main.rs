@@ -78,18 +78,6 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    if args.check {
-        return match portcullis_frontend::check(Service::Pop, &args.config) {
-            Ok(()) => {
-                println!("{}: configuration OK", args.config.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{}: {e}", args.config.display());
-                ExitCode::from(2)
-            }
-        };
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,6 +88,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The check runs inside the runtime, as the daemon's setup does (a
+    // Redis client needs one).
+    if args.check {
+        return match runtime
+            .block_on(async { portcullis_frontend::check(Service::Pop, &args.config) })
+        {
+            Ok(()) => {
+                println!("{}: configuration OK", args.config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", args.config.display());
+                ExitCode::from(2)
+            }
+        };
+    }
     let result = runtime.block_on(portcullis_frontend::run(
         Service::Pop,
         &args.config,

@@ -9,9 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use portcullis_popbeforesmtp::{AuthCache, CacheSettings, Lookup, RedisStore, Timestamp};
 use portcullis_test_support::ca::TestCa;
 use portcullis_test_support::dovecot::Dovecot;
 use portcullis_test_support::free_port;
+use portcullis_test_support::redis::Redis;
 use portcullis_test_support::slapd::Slapd;
 use portcullis_tlsconf::certdb::certdb::{CertDb, KdfParams, Password, PrivateKey, TrustFlags};
 
@@ -64,7 +66,7 @@ impl Drop for Popd {
 
 /// The configuration directory: a certificate database with the server
 /// certificate, the CA files, the configuration file.
-fn configure(dir: &Path, port: u16, sslport: u16, pop: &str, extra: &str) -> PathBuf {
+fn configure(dir: &Path, port: u16, sslport: u16, local: &str, pop: &str, extra: &str) -> PathBuf {
     let slapd = Slapd::shared();
     let dovecot = Dovecot::shared();
     let ca = TestCa::new("popd test CA").unwrap();
@@ -95,6 +97,7 @@ fn configure(dir: &Path, port: u16, sslport: u16, pop: &str, extra: &str) -> Pat
          ugldapbindcred = {bind_pw:?}\n\
          ugldapbasedn = {base:?}\n\
          ugldapcanonicalform = \"%u\"\n\
+         {local}\n\
          [service]\n\
          defaultdomain = \"example.com\"\n\
          listenaddr = \"127.0.0.1\"\n\
@@ -124,9 +127,15 @@ fn configure(dir: &Path, port: u16, sslport: u16, pop: &str, extra: &str) -> Pat
 }
 
 fn start(pop: &str, extra: &str) -> Popd {
+    start_with("", pop, extra)
+}
+
+/// popd with `local`, `pop` and `extra` added to the `[local]`,
+/// `[service.pop]` and `[mmp]` tables.
+fn start_with(local: &str, pop: &str, extra: &str) -> Popd {
     let dir = tempfile::tempdir().unwrap();
     let (port, sslport) = (free_port(), free_port());
-    let config = configure(dir.path(), port, sslport, pop, extra);
+    let config = configure(dir.path(), port, sslport, local, pop, extra);
     let mut child = Command::new(env!("CARGO_BIN_EXE_popd"))
         .arg("--config")
         .arg(&config)
@@ -310,7 +319,7 @@ fn a_wrong_password_is_refused_after_the_penalty() {
 #[test]
 fn check_accepts_a_good_configuration_and_refuses_a_broken_one_with_2() {
     let dir = tempfile::tempdir().unwrap();
-    let good = configure(dir.path(), free_port(), free_port(), "", "");
+    let good = configure(dir.path(), free_port(), free_port(), "", "", "");
     let check = |config: &Path| {
         Command::new(env!("CARGO_BIN_EXE_popd"))
             .args(["--check", "--config"])
@@ -393,4 +402,43 @@ fn the_connection_closes_after_mmp_maxauthattempts_failures() {
     assert_eq!(refusals, 2, "{r:?}");
     assert_eq!(field(&r, "closed"), "yes", "{r:?}");
     assert!(!r.iter().any(|(_, v)| v == "accepted"), "{r:?}");
+}
+
+#[test]
+fn with_mmp_preauth_a_login_is_recorded_in_redis_for_pop_before_smtp() {
+    let redis = Redis::shared();
+    let popd = start_with(
+        &format!("redisurl = {:?}", redis.url()),
+        "",
+        "preauth = true\n",
+    );
+    let r = client(
+        &popd,
+        "stls-retr",
+        popd.port,
+        "alice",
+        "alice-pw",
+        "127.0.0.4",
+    );
+    assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
+    // What smtpd will ask: the client's address is authorized, as alice;
+    // another address is not.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _inside = runtime.enter();
+    let cache = AuthCache::new(
+        RedisStore::builder(redis.url()).build().unwrap(),
+        CacheSettings::with_ttl(900),
+    );
+    let now = Timestamp::now();
+    match runtime.block_on(cache.lookup("127.0.0.4".parse().unwrap(), now)) {
+        Lookup::Authorize(a) => assert_eq!(&*a.user, "alice"),
+        other => panic!("127.0.0.4 not authorized: {other:?}"),
+    }
+    assert_eq!(
+        runtime.block_on(cache.lookup("127.0.0.5".parse().unwrap(), now)),
+        Lookup::Deny
+    );
 }

@@ -59,6 +59,9 @@ pub struct Pop3Frontend {
     pub limits: Limits,
     /// The host name for SASL and the APOP timestamp.
     pub hostname: String,
+    /// With `mmp.preauth`: the POP-before-SMTP cache every successful
+    /// login is recorded in.
+    pub preauth: Option<portcullis_popbeforesmtp::AuthCache>,
 }
 
 /// The connection's log record.
@@ -588,6 +591,12 @@ impl Pop3Frontend {
             Ok(store) => {
                 c.log.store = Some(store.address.to_string());
                 c.store = Some(store);
+                if let Some(cache) = &self.preauth {
+                    let now = portcullis_popbeforesmtp::Timestamp::now();
+                    if let Err(e) = cache.record(c.peer.client.ip(), &user, now).await {
+                        tracing::warn!(%user, error = %e, "POP-before-SMTP login not recorded");
+                    }
+                }
                 Ok(())
             }
             Err(e) => {

@@ -16,8 +16,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_config::Config;
+use portcullis_config::{Config, params};
 use portcullis_ldapauth::{Directory, Settings};
+use portcullis_popbeforesmtp::{AuthCache, CacheSettings, MemoryStore, RedisStore};
 use portcullis_sasl::{Backends, Policy, PolicyConfig};
 use portcullis_tlsconf::{Service, TlsServer};
 use tokio::io::AsyncWriteExt;
@@ -58,6 +59,34 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
+/// The POP-before-SMTP cache when `mmp.preauth` is on: in Redis when
+/// `local.redisurl` is set (where smtpd finds it), else in this process's
+/// memory; entries live `mmp.authservicettl` seconds.
+fn preauth_cache(config: &Config) -> Result<Option<AuthCache>, Error> {
+    if !config.get(params::MMP_PREAUTH)? {
+        return Ok(None);
+    }
+    let ttl = config.get(params::MMP_AUTHSERVICETTL)?;
+    let settings =
+        CacheSettings::with_ttl(u32::try_from(ttl).map_err(|_| Error::InvalidSetting {
+            name: "mmp.authservicettl",
+            reason: format!("{ttl} is out of range"),
+        })?);
+    let url = config.get(params::LOCAL_REDISURL)?;
+    let cache = if url.trim().is_empty() {
+        AuthCache::new(MemoryStore::builder().build(), settings)
+    } else {
+        let store = RedisStore::builder(url.trim())
+            .build()
+            .map_err(|e| Error::InvalidSetting {
+                name: "local.redisurl",
+                reason: e.to_string(),
+            })?;
+        AuthCache::new(store, settings)
+    };
+    Ok(Some(cache))
+}
+
 fn build(service: Service, config_path: &Path) -> Result<Built, Error> {
     if service != Service::Pop {
         return Err(Error::InvalidSetting {
@@ -88,6 +117,7 @@ fn build(service: Service, config_path: &Path) -> Result<Built, Error> {
         tls: Some(Arc::new(TlsServer::from_parameters(service, get, dir)?)),
         limits: limits.clone(),
         hostname: hostname(),
+        preauth: preauth_cache(&config)?,
     };
     Ok(Built {
         frontend: Arc::new(frontend),
