@@ -133,10 +133,19 @@ fn start(pop: &str, extra: &str) -> Popd {
 /// popd with `local`, `pop` and `extra` added to the `[local]`,
 /// `[service.pop]` and `[mmp]` tables.
 fn start_with(local: &str, pop: &str, extra: &str) -> Popd {
+    start_notifying(local, pop, extra, None)
+}
+
+/// [`start_with`], with `NOTIFY_SOCKET` set when `notify` is given.
+fn start_notifying(local: &str, pop: &str, extra: &str, notify: Option<&Path>) -> Popd {
     let dir = tempfile::tempdir().unwrap();
     let (port, sslport) = (free_port(), free_port());
     let config = configure(dir.path(), port, sslport, local, pop, extra);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_popd"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_popd"));
+    if let Some(socket) = notify {
+        command.env("NOTIFY_SOCKET", socket);
+    }
+    let mut child = command
         .arg("--config")
         .arg(&config)
         .env("RUST_LOG", "info")
@@ -440,5 +449,45 @@ fn with_mmp_preauth_a_login_is_recorded_in_redis_for_pop_before_smtp() {
     assert_eq!(
         runtime.block_on(cache.lookup("127.0.0.5".parse().unwrap(), now)),
         Lookup::Deny
+    );
+}
+
+#[test]
+fn readiness_is_notified_and_sigterm_ends_unauthenticated_sessions_with_err() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    let mut popd = start_notifying("", "", "", Some(&socket_path));
+    let mut ready = [0u8; 64];
+    let n = notify.recv(&mut ready).unwrap();
+    assert_eq!(&ready[..n], b"READY=1");
+
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", popd.port)).unwrap();
+    conn.set_read_timeout(Some(LOG_WAIT)).unwrap();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut greeting = String::new();
+    reader.read_line(&mut greeting).unwrap();
+    assert!(greeting.starts_with("+OK"), "{greeting}");
+    conn.write_all(b"CAPA\r\n").unwrap();
+    let mut line = String::new();
+    while line.trim_end() != "." {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "CAPA cut short");
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &popd.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert!(rest.starts_with("-ERR [SYS/TEMP]"), "{rest:?}");
+    let exit = popd.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}\n{}", popd.log.text());
+    assert!(
+        popd.log.text().contains("shutting down"),
+        "{}",
+        popd.log.text()
     );
 }
