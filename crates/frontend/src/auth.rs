@@ -263,3 +263,103 @@ impl Authenticator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use portcullis_accessfilter::Verdict;
+
+    use super::*;
+
+    fn filters(text: &str) -> AccessFilters {
+        let config = Config::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        AccessFilters::from_config(&config, "pop").unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn peer(client: &str, tls: bool) -> Peer {
+        Peer::new(
+            client.parse().unwrap_or_else(|e| panic!("{client}: {e}")),
+            "192.0.2.1:110".parse().unwrap_or_else(|e| panic!("{e}")),
+            tls,
+        )
+    }
+
+    fn account(user: Option<&str>, domain: Option<&str>) -> Account {
+        let mut a = Account::new("alice@example.com");
+        a.allowed_service_access = user.map(str::to_owned);
+        a.domain_allowed_service_access = domain.map(str::to_owned);
+        a
+    }
+
+    #[tokio::test]
+    async fn service_filters_decide_at_connect_tls_names_included() {
+        let f = filters(
+            "[service.pop]\ndomainallowed = \"pops: ALL\"\ndomainnotallowed = \"pop: 198.51.100.\"\n",
+        );
+        assert_eq!(
+            f.at_connect(&peer("203.0.113.5:4000", true)).await,
+            Verdict::Allow
+        );
+        assert_eq!(
+            f.at_connect(&peer("198.51.100.7:4000", false)).await,
+            Verdict::Deny
+        );
+        // Plaintext from elsewhere matches neither list: granted.
+        assert_eq!(
+            f.at_connect(&peer("203.0.113.5:4001", false)).await,
+            Verdict::Allow
+        );
+        assert_eq!(
+            filters("")
+                .at_connect(&peer("203.0.113.5:4000", false))
+                .await,
+            Verdict::Allow
+        );
+    }
+
+    #[test]
+    fn a_filter_parameter_that_does_not_parse_is_named() {
+        let config = Config::parse("[service.pop]\ndomainallowed = [\"pop ALL\"]\n");
+        // The configuration file itself may already refuse the value.
+        let e = match config {
+            Err(e) => e.to_string(),
+            Ok(c) => AccessFilters::from_config(&c, "pop")
+                .map(|_| ())
+                .unwrap_err()
+                .to_string(),
+        };
+        assert!(e.contains("service.pop.domainallowed"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn account_filters_any_deny_wins_and_garbage_denies() {
+        let f = filters("");
+        let p = peer("203.0.113.5:4000", true);
+        let verdict = |a: Account| {
+            let f = &f;
+            async move { f.after_login(&a, &p).await.verdict }
+        };
+        assert_eq!(verdict(account(None, None)).await, Verdict::Allow);
+        assert_eq!(
+            verdict(account(Some("+pop:ALL"), None)).await,
+            Verdict::Allow
+        );
+        assert_eq!(
+            verdict(account(Some("-pop:ALL"), None)).await,
+            Verdict::Deny
+        );
+        assert_eq!(
+            verdict(account(Some("+pop:ALL"), Some("-pop:203.0.113."))).await,
+            Verdict::Deny
+        );
+        // Allow rules only for the service, none matching: the implicit
+        // deny.
+        assert_eq!(
+            verdict(account(Some("+pop:198.51.100."), None)).await,
+            Verdict::Deny
+        );
+        assert_eq!(
+            verdict(account(Some("+pop:ALL$nonsense"), None)).await,
+            Verdict::Deny
+        );
+    }
+}
