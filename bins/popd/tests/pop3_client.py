@@ -122,6 +122,24 @@ def attempts(host, port, cafile, user, password, _source):
     out("closed", "no")
 
 
+def proxy_ssl(host, port, cafile, user, password, source):
+    """POP3S behind a PROXY v1 header naming `source` as the client."""
+
+    class ProxiedPOP3(poplib.POP3_SSL):
+        def _create_socket(self, timeout):
+            sock = socket.create_connection((self.host, self.port), timeout)
+            header = f"PROXY TCP4 {source} 127.0.0.1 40077 {self.port}\r\n"
+            sock.sendall(header.encode())
+            return self.context.wrap_socket(sock, server_hostname=self.host)
+
+    p = ProxiedPOP3(host, port, context=context(cafile), timeout=60)
+    p.user(user)
+    out("login", p.pass_(password).decode())
+    count, _size = p.stat()
+    out("count", count)
+    p.quit()
+
+
 SCENARIOS = {
     "stls-retr": stls_retr,
     "ssl-apop": ssl_apop,
@@ -129,6 +147,7 @@ SCENARIOS = {
     "greeting": greeting,
     "stls-auth-plain": stls_auth_plain,
     "attempts": attempts,
+    "proxy-ssl": proxy_ssl,
 }
 
 if __name__ == "__main__":

@@ -491,3 +491,24 @@ fn readiness_is_notified_and_sigterm_ends_unauthenticated_sessions_with_err() {
         popd.log.text()
     );
 }
+
+#[test]
+fn behind_a_trusted_proxy_the_header_names_the_client_the_store_sees() {
+    let popd = start("", "trustedproxies = \"127.0.0.0/8\"\n");
+    let dovecot = Dovecot::shared();
+    let r = client(
+        &popd,
+        "proxy-ssl",
+        popd.sslport,
+        "alice",
+        "alice-pw",
+        "192.0.2.77",
+    );
+    assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
+    let line = dovecot
+        .wait_for_log("rip=192.0.2.77", LOG_WAIT)
+        .unwrap_or_else(|| panic!("no rip=192.0.2.77:\n{}", dovecot.log()));
+    assert!(line.contains("user=<alice>"), "{line}");
+    let log = popd.log.wait_for("connection closed", 1);
+    assert!(log.contains("client=192.0.2.77:40077"), "{log}");
+}

@@ -16,14 +16,18 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use portcullis_config::{Config, Param, params};
 use portcullis_tlsconf::Service;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::Error;
 use crate::limits::{ConnectionGate, Permit, Refusal};
 use crate::proxy_protocol::ProxyPolicy;
+use crate::relay::RelayStream;
 
 /// How a listener starts its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,6 +312,82 @@ pub async fn admit(
     })
 }
 
+/// A stream with bytes already read in front of it: the client data that
+/// came with a PROXY header, so an implicit-TLS handshake sees its
+/// ClientHello whole. The prefix is freed once read.
+#[derive(Debug)]
+pub struct Prefixed<S> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    /// `inner`, read after `prefix`.
+    pub fn new(prefix: Vec<u8>, inner: S) -> Self {
+        Self {
+            prefix,
+            pos: 0,
+            inner,
+        }
+    }
+
+    /// The stream underneath.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos < this.prefix.len() {
+            let rest = &this.prefix[this.pos..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.pos += n;
+            if this.pos == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.pos = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: RelayStream> RelayStream for Prefixed<S> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.pos < self.prefix.len() {
+            Poll::Ready(Ok(()))
+        } else {
+            self.inner.poll_read_ready(cx)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,5 +456,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no address"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_prefixed_stream_reads_the_prefix_first() {
+        use tokio::io::AsyncReadExt;
+        let (client, mut server) = tokio::io::duplex(64);
+        let mut p = Prefixed::new(b"hello ".to_vec(), client);
+        tokio::io::AsyncWriteExt::write_all(&mut server, b"world")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(server);
+        let mut all = String::new();
+        p.read_to_string(&mut all)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(all, "hello world");
     }
 }

@@ -35,7 +35,7 @@ use crate::Error;
 use crate::auth::{Authenticator, LoginOutcome, Peer};
 use crate::backend::{Backend, ClientIdentity, StoreSession};
 use crate::limits::Limits;
-use crate::listen::{Admitted, TlsMode};
+use crate::listen::{Admitted, Prefixed, TlsMode};
 use crate::relay::{RelayOutcome, relay};
 
 /// How long the last words to a client (a refusal, a timeout notice) may
@@ -44,6 +44,10 @@ const LAST_WORDS: Duration = Duration::from_secs(5);
 
 /// The read buffer of the AUTHORIZATION phase.
 const READ_CHUNK: usize = 4096;
+
+/// The client's transport: the socket, behind what came with the PROXY
+/// header.
+type Client = Prefixed<TcpStream>;
 
 /// Everything a POP3 connection needs, shared by all of them.
 #[derive(Debug)]
@@ -116,7 +120,7 @@ enum Pending {
 
 /// One connection's state before the relay.
 struct Conn {
-    stream: Option<MaybeTls<TcpStream>>,
+    stream: Option<MaybeTls<Client>>,
     session: ServerSession,
     ctx: ServerContext,
     salt: Option<Salt>,
@@ -130,7 +134,7 @@ struct Conn {
 }
 
 impl Conn {
-    fn stream(&mut self) -> std::io::Result<&mut MaybeTls<TcpStream>> {
+    fn stream(&mut self) -> std::io::Result<&mut MaybeTls<Client>> {
         self.stream
             .as_mut()
             .ok_or_else(|| std::io::Error::other("connection lost in the TLS upgrade"))
@@ -207,7 +211,7 @@ impl Pop3Frontend {
             stream,
             client,
             local,
-            buffered,
+            mut buffered,
             permit: _permit,
             ..
         } = conn;
@@ -219,10 +223,9 @@ impl Pop3Frontend {
                     log.result = "no TLS configured for the implicit-TLS port".to_owned();
                     return Ok(());
                 };
-                if !buffered.is_empty() {
-                    log.result = "client data arrived with the PROXY header".to_owned();
-                    return Ok(());
-                }
+                // Bytes that came with the PROXY header start the
+                // handshake.
+                let stream = Prefixed::new(std::mem::take(&mut buffered), stream);
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 let accepted = match tls.accept_with_timeout(stream, remaining).await {
                     Ok(a) => a,
@@ -237,7 +240,7 @@ impl Pop3Frontend {
                 }
                 MaybeTls::Tls(Box::new(accepted.stream))
             }
-            _ => MaybeTls::Plain(stream),
+            _ => MaybeTls::Plain(Prefixed::new(Vec::new(), stream)),
         };
         let tls_active = stream.is_tls();
         let peer = Peer::new(client, local, tls_active);
