@@ -108,7 +108,7 @@ fn configure(dir: &Path, port: u16, sslport: u16, local: &str, pop: &str, extra:
          [sasl.default.ldap]\n\
          has_plain_passwords = true\n\
          [mmp]\n\
-         storehosts = [\"127.0.0.1:{store}\"]\n\
+         {stores}\
          backsidetls = \"starttls\"\n\
          backsidecafile = \"store-ca.pem\"\n\
          storeadmin = {admin:?}\n\
@@ -119,7 +119,12 @@ fn configure(dir: &Path, port: u16, sslport: u16, local: &str, pop: &str, extra:
         bind_dn = slapd.service_dn(),
         bind_pw = slapd.service_password(),
         base = slapd.base_dn(),
-        store = dovecot.pop3_port(),
+        // `extra` may name its own stores.
+        stores = if extra.contains("storehosts") {
+            String::new()
+        } else {
+            format!("storehosts = [\"127.0.0.1:{}\"]\n", dovecot.pop3_port())
+        },
     );
     let path = dir.join("portcullis.toml");
     std::fs::write(&path, text).unwrap();
@@ -511,4 +516,35 @@ fn behind_a_trusted_proxy_the_header_names_the_client_the_store_sees() {
     assert!(line.contains("user=<alice>"), "{line}");
     let log = popd.log.wait_for("connection closed", 1);
     assert!(log.contains("client=192.0.2.77:40077"), "{log}");
+}
+
+#[test]
+fn a_dead_store_fails_over_and_no_live_store_is_a_temporary_refusal() {
+    // Nothing listens on `dead`: its connection is refused at once.
+    let dead = free_port();
+    let live = Dovecot::shared().pop3_port();
+    let popd = start(
+        "",
+        &format!("storehosts = [\"127.0.0.1:{dead}\", \"127.0.0.1:{live}\"]\n"),
+    );
+    let r = client(
+        &popd,
+        "stls-retr",
+        popd.port,
+        "alice",
+        "alice-pw",
+        "127.0.0.1",
+    );
+    assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
+    drop(popd);
+    let popd = start("", &format!("storehosts = [\"127.0.0.1:{dead}\"]\n"));
+    let r = client(
+        &popd,
+        "stls-wrong",
+        popd.port,
+        "alice",
+        "alice-pw",
+        "127.0.0.1",
+    );
+    assert!(field(&r, "wrong").starts_with("-ERR [SYS/TEMP]"), "{r:?}");
 }
