@@ -690,11 +690,15 @@ fn policy_from_the_configuration_file() {
     assert!(p.advertised(&imap).contains(&Mechanism::Plain));
     assert!(!p.advertised(&pop).contains(&Mechanism::Plain));
 
-    // An empty file: the chapter's defaults.
+    // An empty file: the chapter's defaults, except that the registry's
+    // service.plaintextmincipher is 1 (no cleartext password without TLS
+    // unless the configuration says so; the original defaulted to 0).
     let empty = portcullis_config::Config::parse("").unwrap();
+    let mut defaults = PolicyConfig::default();
+    defaults.plaintext_min_cipher = 1;
     assert_eq!(
         PolicyConfig::from_parameters(|name| empty.string(name).ok()).unwrap(),
-        PolicyConfig::default()
+        defaults
     );
     // A value of the wrong type names its parameter.
     let e = PolicyConfig::from_parameters(|name| {
