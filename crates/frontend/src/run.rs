@@ -36,6 +36,9 @@ use crate::proxy_protocol::ProxyPolicy;
 /// How long sessions may go on after shutdown was asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// The pause after a failed accept (EMFILE and the like).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Everything a service needs, built from the configuration.
 #[derive(Debug)]
 struct Built {
@@ -179,7 +182,10 @@ pub async fn run(
                 let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
+                        // Out of descriptors or memory: back off a little
+                        // rather than spin on the same error.
                         tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
                         continue;
                     }
                 };
