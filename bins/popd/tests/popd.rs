@@ -86,6 +86,14 @@ fn configure(dir: &Path, port: u16, sslport: u16, local: &str, pop: &str, extra:
     std::fs::write(dir.join("client-ca.pem"), ca.cert_pem()).unwrap();
     std::fs::write(dir.join("ldap-ca.pem"), slapd.ca_pem()).unwrap();
     std::fs::write(dir.join("store-ca.pem"), dovecot.ca_pem()).unwrap();
+    // Used only when `local` sets `userfile`: bob with a password of its
+    // own, which the directory does not know.
+    std::fs::write(
+        dir.join("users.passwd"),
+        "# users file (Dovecot passwd-file format)\n\
+         bob:{PLAIN}bob-file-pw::::::allowedserviceaccess=+pop:ALL\n",
+    )
+    .unwrap();
     let (admin, admin_pw) = dovecot.master_user();
     let text = format!(
         "[local]\n\
@@ -99,7 +107,7 @@ fn configure(dir: &Path, port: u16, sslport: u16, local: &str, pop: &str, extra:
          ugldapcanonicalform = \"%u\"\n\
          {local}\n\
          [service]\n\
-         defaultdomain = \"example.com\"\n\
+         {defaultdomain}\n\
          listenaddr = \"127.0.0.1\"\n\
          [service.pop]\n\
          port = {port}\n\
@@ -119,6 +127,13 @@ fn configure(dir: &Path, port: u16, sslport: u16, local: &str, pop: &str, extra:
         bind_dn = slapd.service_dn(),
         bind_pw = slapd.service_password(),
         base = slapd.base_dn(),
+        // The users file's names are the store's own (no domain added),
+        // as the directory's are with `ugldapcanonicalform = "%u"`.
+        defaultdomain = if local.contains("userfile") {
+            ""
+        } else {
+            "defaultdomain = \"example.com\""
+        },
         // `extra` may name its own stores.
         stores = if extra.contains("storehosts") {
             String::new()
@@ -547,4 +562,44 @@ fn a_dead_store_fails_over_and_no_live_store_is_a_temporary_refusal() {
         "127.0.0.1",
     );
     assert!(field(&r, "wrong").starts_with("-ERR [SYS/TEMP]"), "{r:?}");
+}
+
+#[test]
+fn a_users_file_replaces_the_directory() {
+    // The file's bob has a password the store does not know, so the store
+    // login is the master-user form.
+    let popd = start_with(
+        "userfile = \"users.passwd\"\n",
+        "",
+        "storelogin = \"master\"\n",
+    );
+    let dovecot = Dovecot::shared();
+    let r = client(
+        &popd,
+        "stls-retr",
+        popd.port,
+        "bob",
+        "bob-file-pw",
+        "127.0.0.4",
+    );
+    assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
+    let message = unhex(field(&r, "message"));
+    assert!(
+        dovecot.messages("bob").contains(&message.as_slice()),
+        "{}",
+        String::from_utf8_lossy(&message)
+    );
+    dovecot
+        .wait_for_log("rip=127.0.0.4", LOG_WAIT)
+        .expect("Dovecot logged bob's login from the client's address");
+    // The directory is not asked any more: neither bob's directory
+    // password nor alice, who is only in the directory, logs in.
+    for (user, password, source) in [
+        ("bob", "bob-pw", "127.0.0.5"),
+        ("alice", "alice-pw", "127.0.0.6"),
+    ] {
+        let r = client(&popd, "stls-wrong", popd.port, user, password, source);
+        let refusal = field(&r, "wrong");
+        assert!(refusal.starts_with("-ERR [AUTH]"), "{user}: {refusal}");
+    }
 }

@@ -4,7 +4,7 @@
 //! ```text
 //! check(service, path)  ── the configuration builds (nothing bound)
 //! run(service, path, shutdown)
-//!    ─► build: policy, directory, penalty, filters, stores, TLS, limits, PROXY policy
+//!    ─► build: policy, users (directory or file), penalty, filters, stores, TLS, limits, PROXY policy
 //!    ─► bind every listener ("listening on ADDR (pop, tls|starttls)")
 //!    ─► ready() callback (systemd notification in the binaries)
 //!    ─► accept ─► listen::admit ─► the protocol's front end, one task each
@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_config::{Config, params};
-use portcullis_ldapauth::{Directory, Settings};
+use portcullis_ldapauth::UserSource;
 use portcullis_popbeforesmtp::{AuthCache, CacheSettings, MemoryStore, RedisStore};
-use portcullis_sasl::{Backends, Policy, PolicyConfig};
+use portcullis_sasl::{Policy, PolicyConfig};
 use portcullis_tlsconf::{Service, TlsServer};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
@@ -104,10 +104,8 @@ fn build(service: Service, config_path: &Path) -> Result<Built, Error> {
         .unwrap_or_else(|| Path::new("."));
     let get = |name: &str| config.string(name).ok();
     let policy = Policy::new(&PolicyConfig::from_parameters(get)?)?;
-    let directory = Arc::new(Directory::new(Settings::from_parameters(get, dir)?)?);
-    let mut backends = Backends::new(directory.clone());
-    backends.identities = Some(directory.clone());
-    backends.proxy = directory;
+    // The directory, or the users file when `local.userfile` is set.
+    let backends = UserSource::from_parameters(get, dir)?.backends();
     let limits = Limits::from_config(&config)?;
     let frontend = Pop3Frontend {
         auth: Authenticator {
