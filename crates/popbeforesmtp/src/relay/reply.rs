@@ -238,8 +238,15 @@ impl ReplyParser {
             {
                 return Err(ReplyError::MixedCodes { line: number });
             }
+            let text = String::from_utf8_lossy(text).into_owned();
+            // The line as it is kept and sent on (`NNN-text` CRLF, invalid
+            // UTF-8 replaced) must fit the bound too, so every reply this
+            // parser yields encodes to lines it would parse again.
+            if text.len() + 6 > MAX_LINE {
+                return Err(ReplyError::LineTooLong);
+            }
             self.code = Some(code);
-            self.lines.push(String::from_utf8_lossy(text).into_owned());
+            self.lines.push(text);
             self.pos += nl + 1;
             if last {
                 let lines = std::mem::take(&mut self.lines);
@@ -338,6 +345,22 @@ mod tests {
     fn bounded() {
         let long = vec![b'2'; MAX_LINE + 1];
         assert_eq!(parse_all(&[&long]), Err(ReplyError::LineTooLong));
+        // A bare-LF line that fits, but not once it ends in CRLF.
+        let mut bare = b"250 ".to_vec();
+        bare.resize(MAX_LINE - 1, b'x');
+        bare.push(b'\n');
+        assert_eq!(parse_all(&[&bare]), Err(ReplyError::LineTooLong));
+        // Invalid UTF-8 that grows when replaced past the bound.
+        let mut invalid = b"250 ".to_vec();
+        invalid.resize(MAX_LINE / 2, 0xff);
+        invalid.extend_from_slice(b"\r\n");
+        assert_eq!(parse_all(&[&invalid]), Err(ReplyError::LineTooLong));
+        // The longest line that still encodes within the bound parses.
+        let mut longest = b"250 ".to_vec();
+        longest.resize(MAX_LINE - 2, b'x');
+        longest.extend_from_slice(b"\r\n");
+        let replies = parse_all(&[&longest]).unwrap();
+        assert_eq!(replies[0].encode(), longest);
         let mut many = Vec::new();
         for _ in 0..=MAX_LINES {
             many.extend_from_slice(b"250-x\r\n");
