@@ -261,6 +261,38 @@ fn signal(pid: u32, sig: &str) {
         .status()
         .unwrap();
     assert!(st.success(), "kill {sig} {pid}");
+    // kill(2) returns once the signal is queued, not once the process has
+    // stopped: a slapd thread already running may still answer. Wait for
+    // the kernel to report the process stopped before going on.
+    if sig == "-STOP" {
+        for _ in 0..10_000 {
+            if every_thread_stopped(pid) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("slapd {pid} did not stop");
+    }
+}
+
+/// Whether every thread of `pid` is stopped (`T` in `/proc/PID/task/*/stat`,
+/// where the state follows the command name's closing parenthesis).
+fn every_thread_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let state = text
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
+        if !matches!(state, Some('T' | 't')) {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
