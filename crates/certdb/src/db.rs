@@ -15,6 +15,7 @@ use crate::cert::CertInfo;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, WriteLock, atomic_write, hex, random_hex, read_capped, sync_dir, unhex};
 use crate::key::{KdfParams, PrivateKey};
+use crate::keycache::KeyCache;
 use crate::password::{INTERNAL_TOKEN, Password, PasswordFile};
 use crate::signer::{Identity, Signer, SoftwareSigner};
 use crate::trust::TrustFlags;
@@ -94,6 +95,20 @@ struct Index {
 impl Index {
     fn cert(&self, alias: &str) -> Option<&CertRecord> {
         self.certs.iter().find(|c| c.alias == alias)
+    }
+    /// The key record of an internal certificate.
+    fn key_of(&self, alias: &str) -> Result<&KeyRecord> {
+        let rec = self
+            .cert(alias)
+            .ok_or_else(|| Error::UnknownAlias(alias.to_owned()))?;
+        let kid = rec
+            .key
+            .as_ref()
+            .ok_or_else(|| Error::NoPrivateKey(alias.to_owned()))?;
+        self.keys
+            .iter()
+            .find(|k| &k.id == kid)
+            .ok_or_else(|| Error::Corrupt("missing key record".into()))
     }
     fn kdf(&self) -> KdfParams {
         KdfParams {
@@ -524,21 +539,39 @@ impl CertDb {
     /// [`Error::WrongPassword`].
     pub fn private_key(&self, alias: &str, password: &Password) -> Result<PrivateKey> {
         self.with_snapshot(|idx| {
-            let rec = idx
-                .cert(alias)
-                .ok_or_else(|| Error::UnknownAlias(alias.to_owned()))?;
-            let kid = rec
-                .key
-                .as_ref()
-                .ok_or_else(|| Error::NoPrivateKey(alias.to_owned()))?;
-            let krec = idx
-                .keys
-                .iter()
-                .find(|k| &k.id == kid)
-                .ok_or_else(|| Error::Corrupt("missing key record".into()))?;
+            let krec = idx.key_of(alias)?;
             let enc = read_checked(&self.dir, &krec.file, &krec.sha256)?;
             PrivateKey::decrypt(&enc, password.expose().as_bytes(), || Error::WrongPassword)
         })
+    }
+
+    /// The signer for an internal certificate's key, from `cache` when the
+    /// same encrypted key file was opened with the same password before
+    /// (no key derivation then), else decrypted and remembered there.
+    fn cached_signer(
+        &self,
+        alias: &str,
+        password: &Password,
+        cache: &KeyCache,
+    ) -> Result<Arc<SoftwareSigner>> {
+        self.with_snapshot(|idx| {
+            let krec = idx.key_of(alias)?;
+            if let Some(signer) = cache.get(&krec.sha256, password) {
+                return Ok(signer);
+            }
+            let enc = read_checked(&self.dir, &krec.file, &krec.sha256)?;
+            let key =
+                PrivateKey::decrypt(&enc, password.expose().as_bytes(), || Error::WrongPassword)?;
+            let signer = Arc::new(SoftwareSigner::new(&key)?);
+            cache.insert(&krec.sha256, password, Arc::clone(&signer));
+            Ok(signer)
+        })
+    }
+
+    /// Forgets the keys in `cache` this database no longer holds.
+    pub fn prune_key_cache(&self, cache: &KeyCache) {
+        let files: Vec<&str> = self.index.keys.iter().map(|k| k.sha256.as_str()).collect();
+        cache.retain(&files);
     }
 
     /// The issuers of `leaf` found among the directory's certificates, in
@@ -572,19 +605,35 @@ impl CertDb {
     /// Unknown nickname, no private key, wrong password or PIN, token
     /// failures.
     pub fn load_identity(&self, nickname: &str, passwords: &PasswordFile) -> Result<Identity> {
+        self.load_identity_cached(nickname, passwords, &KeyCache::new())
+    }
+
+    /// [`CertDb::load_identity`], taking internal keys from `cache` when
+    /// they were decrypted before (same key file, same password) and
+    /// remembering the ones it decrypts: what a server that loads the same
+    /// nickname for several services, and again on every reload, calls.
+    ///
+    /// # Errors
+    /// As [`CertDb::load_identity`].
+    pub fn load_identity_cached(
+        &self,
+        nickname: &str,
+        passwords: &PasswordFile,
+        cache: &KeyCache,
+    ) -> Result<Identity> {
         match Nickname::parse(nickname) {
             Nickname::Internal(alias) => {
                 let entry = self.certificate(&alias)?;
                 let pw = passwords
                     .internal()
                     .ok_or_else(|| Error::NoPin(INTERNAL_TOKEN.into()))?;
-                let key = self.private_key(&alias, pw)?;
+                let key = self.cached_signer(&alias, pw, cache)?;
                 if key.public_key_info() != entry.info.spki {
                     return Err(Error::Corrupt(format!(
                         "key of {alias:?} does not match its certificate"
                     )));
                 }
-                let signer: Arc<dyn Signer> = Arc::new(SoftwareSigner::new(&key)?);
+                let signer: Arc<dyn Signer> = key;
                 let mut chain = vec![entry.info.der.clone()];
                 chain.extend(self.issuer_chain(&entry.info)?);
                 Ok(Identity { chain, signer })
@@ -1246,6 +1295,53 @@ mod tests {
             );
         }
         assert_eq!(pins.internal().unwrap().expose(), "pw");
+    }
+
+    #[test]
+    fn a_key_cache_decrypts_each_key_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = Password::new("pw");
+        let db =
+            CertDb::generate(dir.path(), &pw, KdfParams::INSECURE_FAST, KeyType::EcP256).unwrap();
+        let pins = db.password_file().unwrap();
+        let cache = KeyCache::new();
+        let a = db
+            .load_identity_cached("Server-Cert", &pins, &cache)
+            .unwrap();
+        let b = CertDb::open(dir.path())
+            .unwrap()
+            .load_identity_cached("Server-Cert", &pins, &cache)
+            .unwrap();
+        assert_eq!(cache.decryptions(), 1);
+        assert_eq!(a.signer.public_key_info(), b.signer.public_key_info());
+        let sig = b.signer.sign(b.signer.schemes()[0], b"m").unwrap();
+        crate::signer::verify(
+            a.signer.public_key_info(),
+            b.signer.schemes()[0],
+            b"m",
+            &sig,
+        )
+        .unwrap();
+
+        // Another password is not served from the cache.
+        let mut wrong = PasswordFile::default();
+        wrong.set(INTERNAL_TOKEN, Password::new("not-pw")).unwrap();
+        let err = db
+            .load_identity_cached("Server-Cert", &wrong, &cache)
+            .unwrap_err();
+        assert!(matches!(err, Error::WrongPassword), "{err}");
+
+        // A fresh cache decrypts again.
+        let fresh = KeyCache::new();
+        db.load_identity_cached("Server-Cert", &pins, &fresh)
+            .unwrap();
+        assert_eq!(fresh.decryptions(), 1);
+
+        // Keys the database no longer holds are dropped.
+        let mut w = CertDb::open(dir.path()).unwrap();
+        w.remove("Server-Cert").unwrap();
+        w.prune_key_cache(&cache);
+        assert!(cache.is_empty());
     }
 
     fn db_add_modules(dir: &Path) {
