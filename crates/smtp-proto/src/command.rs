@@ -344,7 +344,10 @@ fn rcpt_to(t: smtp_proto::RcptTo<String>) -> Result<RcptTo, Reply> {
         return Err(reply::line(553, "5.1.3 Bad recipient address syntax"));
     }
     let orcpt = match t.orcpt {
-        Some(o) if o.chars().any(char::is_control) => {
+        // smtp-proto decodes xtext octets as Latin-1 characters: anything
+        // outside printable ASCII would not re-encode to the same octets
+        // (RFC 3461 ORCPT addresses are ASCII; RFC 6533 is not offered).
+        Some(o) if o.is_empty() || !o.chars().all(|c| c.is_ascii() && !c.is_ascii_control()) => {
             return Err(reply::line(501, "5.5.4 Invalid ORCPT parameter"));
         }
         o => o,
@@ -509,6 +512,14 @@ mod tests {
                 0,
             ),
             ("RCPT TO:<b@example.org> RRVS=2024-01-01T00:00:00Z", 555),
+            (
+                "RCPT TO:<b@example.org> ORCPT=rfc822;+C3+B6@example.org",
+                501,
+            ),
+            (
+                "RCPT TO:<b@example.org> ORCPT=rfc822;a+0Ab@example.org",
+                501,
+            ),
             ("RCPT TO:<b>", 553),
             ("BDAT 100", 0),
             ("BDAT 0 LAST", 0),
