@@ -252,6 +252,9 @@ pub struct ServerSession {
     config: ServerConfig,
     state: State,
     input: Zeroizing<Vec<u8>>,
+    /// Octets of `input` already consumed (dropped at the next feed, so
+    /// taking a line never copies the rest of the buffer).
+    read: usize,
     skipping_line: bool,
     output: Vec<u8>,
     queued: VecDeque<Event>,
@@ -299,6 +302,7 @@ impl ServerSession {
             config,
             state: State::Command,
             input: Zeroizing::new(Vec::new()),
+            read: 0,
             skipping_line: false,
             output,
             queued: VecDeque::new(),
@@ -321,6 +325,10 @@ impl ServerSession {
     /// Adds bytes read from the client.
     pub fn feed(&mut self, data: &[u8]) {
         if !matches!(self.state, State::Closed) {
+            if self.read > 0 {
+                self.input.drain(..self.read);
+                self.read = 0;
+            }
             self.input.extend_from_slice(data);
         }
     }
@@ -392,9 +400,11 @@ impl ServerSession {
 
     fn next_line(&mut self, limit: usize) -> Line {
         loop {
-            let Some(lf) = self.input.iter().position(|&b| b == b'\n') else {
-                if self.input.len() > limit.saturating_add(1) {
+            let avail = &self.input[self.read..];
+            let Some(lf) = avail.iter().position(|&b| b == b'\n') else {
+                if avail.len() > limit.saturating_add(1) {
                     self.input.clear();
+                    self.read = 0;
                     if !self.skipping_line {
                         self.skipping_line = true;
                         return Line::TooLong;
@@ -402,13 +412,13 @@ impl ServerSession {
                 }
                 return Line::Incomplete;
             };
-            let rest = self.input.split_off(lf + 1);
-            let raw = Zeroizing::new(std::mem::replace(&mut *self.input, rest));
+            let start = self.read;
+            self.read += lf + 1;
             if self.skipping_line {
                 self.skipping_line = false;
                 continue;
             }
-            let body = &raw[..lf];
+            let body = &self.input[start..start + lf];
             let (body, bare_lf) = match body.strip_suffix(b"\r") {
                 Some(b) => (b, false),
                 None => (body, true),
@@ -498,13 +508,13 @@ impl ServerSession {
             self.state = State::Command;
             return None;
         };
-        if self.input.is_empty() {
+        if self.read >= self.input.len() {
             return Some(Event::NeedMoreInput);
         }
         let before = scanner.violation();
         let mut out = Vec::new();
-        let n = scanner.scan(&self.input, &mut out);
-        self.input.drain(..n);
+        let n = scanner.scan(&self.input[self.read..], &mut out);
+        self.read += n;
         let after = scanner.violation();
         let ended = scanner.is_ended();
         let size = scanner.size();
@@ -553,14 +563,14 @@ impl ServerSession {
         };
         let take = usize::try_from(left)
             .unwrap_or(usize::MAX)
-            .min(self.input.len());
+            .min(self.input.len() - self.read);
         if take == 0 && left > 0 {
             return Some(Event::NeedMoreInput);
         }
         let before = scanner.violation();
         let mut out = Vec::new();
-        scanner.scan(&self.input[..take], &mut out);
-        self.input.drain(..take);
+        scanner.scan(&self.input[self.read..self.read + take], &mut out);
+        self.read += take;
         let left = left - u64::try_from(take).unwrap_or(left);
         if left == 0 && last {
             scanner.finish(&mut out);
@@ -595,9 +605,9 @@ impl ServerSession {
         };
         let take = usize::try_from(*left)
             .unwrap_or(usize::MAX)
-            .min(self.input.len());
+            .min(self.input.len() - self.read);
         let left = left - u64::try_from(take).unwrap_or(*left);
-        self.input.drain(..take);
+        self.read += take;
         if left > 0 {
             if let State::Skip { left: l, .. } = &mut self.state {
                 *l = left;
@@ -1031,8 +1041,9 @@ impl ServerSession {
     pub fn starttls_ok(&mut self) -> Result<usize, Error> {
         self.awaiting(&[|a| *a == Awaiting::StartTls])?;
         reply::push(&mut self.output, 220, "2.0.0 Ready to start TLS");
-        let n = self.input.len();
+        let n = self.input.len() - self.read;
         self.input.clear();
+        self.read = 0;
         self.skipping_line = false;
         self.discarded = self.discarded.saturating_add(n);
         self.config.tls_active = true;

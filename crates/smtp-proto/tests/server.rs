@@ -516,3 +516,14 @@ fn limits_from_the_configuration_file() {
             .is_err()
     );
 }
+
+#[test]
+fn many_pipelined_commands_in_one_read() {
+    // Taking a line does not copy the rest of the buffer, so a read full
+    // of small commands costs what it holds; and every one is answered.
+    let mut d = daemon("errors=100000");
+    let n = 20_000;
+    d.feed("NOOP\r\n".repeat(n).as_bytes());
+    assert_eq!(replies(&d).len(), n);
+    assert!(replies(&d).iter().all(|r| r == "250 2.0.0 Ok"));
+}
