@@ -94,6 +94,32 @@ pub const SERVER_PARAMETERS: [&str; 5] = [
 ];
 
 impl ServerConfig {
+    /// Offers only what the relay can take: SMTPUTF8 and DSN when the
+    /// relay's EHLO reply has them and `filter` (`mmp.ehlokeywords` on top
+    /// of the default set) shows them, and a message size no larger than the
+    /// relay's `SIZE`. CHUNKING, PIPELINING and ENHANCEDSTATUSCODES are the
+    /// front end's own (BDAT goes on as DATA when the relay lacks it).
+    /// Other keywords of the relay are not shown: their parameters would be
+    /// refused here, and nothing unchecked goes on to the relay.
+    pub fn follow_relay(
+        &mut self,
+        relay_ehlo: &Reply,
+        filter: &portcullis_popbeforesmtp::relay::EhloFilter,
+    ) {
+        use portcullis_popbeforesmtp::relay::ehlo;
+        let shown = filter.filter(relay_ehlo);
+        self.smtputf8 = self.smtputf8 && ehlo::offers(&shown, "SMTPUTF8");
+        self.dsn = ehlo::offers(&shown, "DSN");
+        let relay_size = ehlo::extension(relay_ehlo, "SIZE")
+            .and_then(|l| ehlo::params(l).first().and_then(|n| n.parse::<u64>().ok()))
+            .filter(|n| *n > 0);
+        if let Some(n) = relay_size
+            && (self.max_message_size == 0 || n < self.max_message_size)
+        {
+            self.max_message_size = n;
+        }
+    }
+
     /// Sets the policy fields from configuration parameters
     /// ([`SERVER_PARAMETERS`]): `get` returns a parameter's value as text,
     /// or `None` (or an empty string) when it is unset, for example

@@ -527,3 +527,36 @@ fn many_pipelined_commands_in_one_read() {
     assert_eq!(replies(&d).len(), n);
     assert!(replies(&d).iter().all(|r| r == "250 2.0.0 Ok"));
 }
+
+#[test]
+fn offers_follow_the_relay_and_the_keyword_filter() {
+    use portcullis_popbeforesmtp::relay::EhloFilter;
+    let mut p = portcullis_smtp_proto::ReplyParser::new();
+    p.feed(b"250-relay.example\r\n250-PIPELINING\r\n250-SIZE 5000\r\n250-DSN\r\n250-SMTPUTF8\r\n250 XCLIENT NAME ADDR\r\n");
+    let relay = p.next_reply().unwrap().unwrap();
+    let mut c = ServerConfig::default();
+    c.follow_relay(&relay, &EhloFilter::default());
+    assert!(c.dsn, "DSN is in the default set");
+    assert!(
+        !c.smtputf8,
+        "SMTPUTF8 only when configured as an extra keyword"
+    );
+    assert_eq!(c.max_message_size, 5000);
+    let mut c = ServerConfig::default();
+    c.follow_relay(&relay, &EhloFilter::new(["SMTPUTF8"]));
+    assert!(c.smtputf8);
+    let mut d = Daemon::new(c);
+    d.feed(b"EHLO c.example\r\n");
+    let out = d.out_str();
+    assert!(
+        out.contains("250-SIZE 5000\r\n") && out.contains("250-DSN\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains("XCLIENT"));
+    let mut bare = portcullis_smtp_proto::ReplyParser::new();
+    bare.feed(b"250 relay.example\r\n");
+    let mut c = ServerConfig::default();
+    c.follow_relay(&bare.next_reply().unwrap().unwrap(), &EhloFilter::default());
+    assert!(!c.dsn && !c.smtputf8);
+    assert_eq!(c.max_message_size, 10 * 1024 * 1024);
+}
