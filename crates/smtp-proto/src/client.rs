@@ -179,6 +179,11 @@ impl Transaction {
     ///
     /// [`Error::InvalidValue`] if the line would be too long.
     pub fn mail(&mut self, from: &MailFrom) -> Result<(), Error> {
+        if self.data_in_flight() {
+            return Err(Error::ApiMisuse(
+                "DATA content is open: close the connection",
+            ));
+        }
         let wire = line(&from.to_line())?;
         self.data = DataState::Idle;
         self.stuffer = DotStuffer::new();
@@ -190,8 +195,14 @@ impl Transaction {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidValue`] if the line would be too long.
+    /// [`Error::InvalidValue`] if the line would be too long;
+    /// [`Error::ApiMisuse`] while DATA content is open.
     pub fn rcpt(&mut self, to: &RcptTo) -> Result<(), Error> {
+        if self.data_in_flight() {
+            return Err(Error::ApiMisuse(
+                "DATA content is open: close the connection",
+            ));
+        }
         let wire = line(&to.to_line())?;
         self.push(Sent::Rcpt, wire);
         Ok(())
@@ -260,22 +271,28 @@ impl Transaction {
         Ok(())
     }
 
+    /// Whether DATA was sent and the message not ended: whatever is written
+    /// now is message content to the relay.
+    fn data_in_flight(&self) -> bool {
+        !self.chunking && matches!(self.data, DataState::Open | DataState::Requested)
+    }
+
     /// Gives up the transaction: RSET, unless DATA was sent (then the connection must be closed, see [`Abort::Close`]).
     pub fn abort(&mut self) -> Abort {
-        // After DATA (answered or not) the relay may take whatever follows
-        // as content: only closing is safe.
-        if !self.chunking && matches!(self.data, DataState::Open | DataState::Requested) {
+        self.rset()
+    }
+
+    /// Queues RSET (after RSET, EHLO or STARTTLS from the client), or, when
+    /// DATA was sent and the message not ended, says the connection must be
+    /// closed: the relay would read the RSET as message content.
+    pub fn rset(&mut self) -> Abort {
+        if self.data_in_flight() {
             self.data = DataState::Closed;
             return Abort::Close;
         }
         self.data = DataState::Idle;
-        self.rset();
-        Abort::Rset
-    }
-
-    /// Queues RSET.
-    pub fn rset(&mut self) {
         self.push(Sent::Rset, b"RSET\r\n".to_vec());
+        Abort::Rset
     }
 
     /// The bytes to write to the relay.

@@ -226,7 +226,8 @@ pub enum Event {
     /// of the data and answers the client itself; no answer is due.
     BodyAborted(Violation),
     /// The mail transaction is gone (RSET, EHLO, HELO or STARTTLS): RSET
-    /// the relay if it had one open. No answer due.
+    /// the relay if it had one open (`Transaction::rset` says when only
+    /// closing the relay connection will do). No answer due.
     Reset,
     /// QUIT: write the output, then close.
     Quit,

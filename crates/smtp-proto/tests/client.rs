@@ -137,6 +137,21 @@ fn abort_after_data_means_close() {
     t.data().unwrap();
     // Even before the 354: whatever follows DATA may be read as content.
     assert_eq!(t.abort(), Abort::Close);
+    // A client RSET (or MAIL) between BDAT chunks turned into relay DATA
+    // content is never written as content.
+    let mut t = Transaction::with_options(true, false);
+    t.mail(&mail("MAIL FROM:<a@example.org>")).unwrap();
+    t.rcpt(&rcpt("RCPT TO:<b@example.org>")).unwrap();
+    t.data().unwrap();
+    replies(&mut t, b"250 a\r\n250 b\r\n354 go\r\n");
+    t.body(b"chunk one\r\n").unwrap();
+    assert!(t.mail(&mail("MAIL FROM:<a@example.org>")).is_err());
+    assert!(t.rcpt(&rcpt("RCPT TO:<b@example.org>")).is_err());
+    assert_eq!(t.rset(), Abort::Close);
+    assert!(
+        t.take_output().ends_with(b"chunk one\r\n"),
+        "no RSET in the content"
+    );
 }
 
 #[test]

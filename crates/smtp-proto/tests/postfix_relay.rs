@@ -187,11 +187,13 @@ fn serve(
                 let r = relay.wait(Sent::EndOfData);
                 s.answer(&r).unwrap();
             }
-            Event::Reset => {
-                relay.txn.rset();
-                relay.flush();
-                relay.wait(Sent::Rset);
-            }
+            Event::Reset => match relay.txn.rset() {
+                Abort::Rset => {
+                    relay.flush();
+                    relay.wait(Sent::Rset);
+                }
+                _ => relay = connect_relay(relay_port, force_data),
+            },
             Event::Waiting => panic!("answer due"),
             _ => {}
         }
