@@ -388,3 +388,43 @@ fn control_postfix_alone_is_smuggled_so_the_check_can_fail() {
     }
     assert!(!smuggled.is_empty(), "{}", pf.maillog());
 }
+
+#[test]
+fn swaks_pipelined_message_arrives() {
+    let pf = postfix();
+    let mark = "swaks-pipe-3b7";
+    let (port, h) = front_end(pf.smtp_port(), ServerConfig::default(), false, 1);
+    let out = Process::new("timeout")
+        .args(["60", "swaks", "--server"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--pipeline", "--from", "alice@client.example", "--to"])
+        .arg(format!("dave-{mark}@elsewhere.example"))
+        .args([
+            "--header",
+            &format!("Subject: {mark}"),
+            "--body",
+            "pipelined body",
+        ])
+        .output()
+        .expect("swaks");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    h.join().unwrap();
+    assert!(
+        pf.wait_for_log(
+            &[
+                &format!("to=<dave-{mark}@elsewhere.example>"),
+                "status=sent"
+            ],
+            WAIT
+        )
+        .is_some(),
+        "{}",
+        pf.maillog()
+    );
+    assert!(pf.wait_for_delivery(mark, WAIT));
+}
