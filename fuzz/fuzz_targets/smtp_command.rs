@@ -9,11 +9,19 @@ fuzz_target!(|data: &[u8]| {
     match Command::parse(data) {
         Ok(Command::Mail(m)) => {
             let line = m.to_line();
-            assert_eq!(Command::parse(line.as_bytes()), Ok(Command::Mail(m)), "{line}");
+            assert_eq!(
+                Command::parse(line.as_bytes()),
+                Ok(Command::Mail(m)),
+                "{line}"
+            );
         }
         Ok(Command::Rcpt(r)) => {
             let line = r.to_line();
-            assert_eq!(Command::parse(line.as_bytes()), Ok(Command::Rcpt(r)), "{line}");
+            assert_eq!(
+                Command::parse(line.as_bytes()),
+                Ok(Command::Rcpt(r)),
+                "{line}"
+            );
         }
         Ok(_) => {}
         Err(reply) => assert!((500..=599).contains(&reply.code())),

@@ -6,7 +6,12 @@
 use libfuzzer_sys::fuzz_target;
 use portcullis_smtp_proto::{BareNewline, DataScanner, DotStuffer, Framing, Limits};
 
-fn run(framing: Framing, policy: BareNewline, data: &[u8], cuts: &[usize]) -> (Vec<u8>, usize, bool) {
+fn run(
+    framing: Framing,
+    policy: BareNewline,
+    data: &[u8],
+    cuts: &[usize],
+) -> (Vec<u8>, usize, bool) {
     let mut limits = Limits::default();
     limits.max_line = 200;
     limits.max_size = 4096;
@@ -31,8 +36,16 @@ fn run(framing: Framing, policy: BareNewline, data: &[u8], cuts: &[usize]) -> (V
 
 fuzz_target!(|input: (u8, Vec<usize>, Vec<u8>)| {
     let (flags, cuts, data) = input;
-    let framing = if flags & 1 != 0 { Framing::Chunked } else { Framing::Dot };
-    let policy = if flags & 2 != 0 { BareNewline::Normalize } else { BareNewline::Reject };
+    let framing = if flags & 1 != 0 {
+        Framing::Chunked
+    } else {
+        Framing::Dot
+    };
+    let policy = if flags & 2 != 0 {
+        BareNewline::Normalize
+    } else {
+        BareNewline::Reject
+    };
     let whole = run(framing, policy, &data, &[]);
     assert_eq!(run(framing, policy, &data, &cuts), whole);
     let out = &whole.0;

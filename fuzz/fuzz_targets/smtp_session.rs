@@ -52,7 +52,12 @@ fuzz_target!(|input: (u8, Vec<(Vec<u8>, u8)>)| {
                 Event::Body(c) => assert!(clean(c), "bare CR or LF handed on"),
                 _ => {}
             }
-            if matches!(e, Event::Waiting) || !matches!(e, Event::Greeted { .. } | Event::Body(_) | Event::BodyAborted(_) | Event::Reset) {
+            if matches!(e, Event::Waiting)
+                || !matches!(
+                    e,
+                    Event::Greeted { .. } | Event::Body(_) | Event::BodyAborted(_) | Event::Reset
+                )
+            {
                 let ok: Reply = reply::standard(reply::OK);
                 let no: Reply = reply::line(550, "5.0.0 no");
                 let r = match answer % 6 {

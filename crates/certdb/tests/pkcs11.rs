@@ -92,11 +92,12 @@ fn token_identity_and_signing() {
         .unwrap();
     db.add_module("delta", Path::new(LIB), Some("delta"))
         .unwrap();
-    let mut pins = db.password_file().unwrap();
-    pins.set("alpha", Password::new("5678")).unwrap();
-    pins.set("beta", Password::new("0000")).unwrap();
-    pins.set("delta", Password::new("5678")).unwrap();
-    pins.store(db.dir()).unwrap();
+    db.set_module_password("alpha", Password::new("5678"))
+        .unwrap();
+    db.set_module_password("beta", Password::new("0000"))
+        .unwrap();
+    db.set_module_password("delta", Password::new("5678"))
+        .unwrap();
 
     let now = time::OffsetDateTime::now_utc();
     let subject = Subject::from_fields(&SubjectFields::new("hsm.example.com")).unwrap();
