@@ -201,7 +201,9 @@ parameters! {
         Kind::String,
         Some(""),
         "redis:// (or rediss://) URL of a Redis that front ends share for failed-login \
-         penalties; empty: each process counts in memory.",
+         penalties and POP-before-SMTP authorizations; several blank-separated URLs name \
+         nodes of a Redis Cluster (POP-before-SMTP). Empty: each process keeps them in \
+         memory.",
     );
     LOCAL_SSLCRLFILES: Vec<String> = (
         "local.sslcrlfiles",
@@ -397,6 +399,17 @@ parameters! {
          admin=), relative to the configuration file. When set it replaces the directory as \
          the user source; it is re-read when it changes. Empty: the LDAP directory.",
     );
+    MMP_AUTHCACHEMAXENTRIES: i64 = (
+        "mmp.authcachemaxentries",
+        Kind::Integer {
+            min: 1,
+            max: 2_147_483_647,
+        },
+        Some("1000000"),
+        "Most POP-before-SMTP authorizations (client addresses) the in-memory cache holds \
+         over all its shards; when full, the oldest are evicted. Not used with \
+         local.redisurl.",
+    );
     MMP_AUTHFAILUREDELAY: i64 = (
         "mmp.authfailuredelay",
         NONNEG,
@@ -462,7 +475,8 @@ parameters! {
         BOOL,
         Some("false"),
         "ClientLookup: do one reverse DNS lookup of the client at the proxy and pass the \
-         name to the SMTP relay.",
+         name to the SMTP relay, only when a forward lookup of the name returns the \
+         client's address (else [UNAVAILABLE], or [TEMPUNAVAIL] on DNS trouble).",
     );
     MMP_CONNLIMITS: Vec<String> = (
         "mmp.connlimits",
@@ -493,6 +507,14 @@ parameters! {
         Some("143"),
         "Port of the IMAP message stores for hosts that name none.",
     );
+    MMP_IPV6PREFIX: i64 = (
+        "mmp.ipv6prefix",
+        Kind::Integer { min: 1, max: 128 },
+        Some("64"),
+        "POP-before-SMTP: IPv6 clients in the same network of this prefix length share an \
+         authorization (privacy addresses change within a /64); 128: exact addresses. \
+         IPv4 addresses are always exact.",
+    );
     MMP_MAXAUTHATTEMPTS: i64 = (
         "mmp.maxauthattempts",
         Kind::Integer { min: 1, max: 1000 },
@@ -518,8 +540,9 @@ parameters! {
         "mmp.popbeforesmtpkludgechannel",
         Kind::String,
         Some(""),
-        "PopBeforeSmtpKludgeChannel: channel the relay switches POP-authorized clients to \
-         (e.g. tcp_intranet); with XCLIENT the user is passed as LOGIN instead.",
+        "PopBeforeSmtpKludgeChannel: channel the relay is to treat POP-authorized clients \
+         as (e.g. tcp_intranet); XCLIENT passes the user as LOGIN and the relay's rules for \
+         authenticated clients apply; the channel is logged with each such hand-off.",
     );
     MMP_PREAUTH: bool = (
         "mmp.preauth",
@@ -540,12 +563,30 @@ parameters! {
         Some("5"),
         "Seconds a host of mmp.trustedproxies has to send its PROXY protocol header.",
     );
+    MMP_RELAYHANDOFF: String = (
+        "mmp.relayhandoff",
+        Kind::String,
+        Some("xclient"),
+        "How the SMTP proxy tells the relays who the client is: xclient (Postfix XCLIENT, \
+         with the POP-before-SMTP user as LOGIN), proxy-v1 or proxy-v2 (a PROXY protocol \
+         header; it cannot carry the user, so it is refused with mmp.preauth).",
+    );
+    MMP_RELAYTLS: String = (
+        "mmp.relaytls",
+        Kind::String,
+        Some("maytls"),
+        "TLS toward the SMTP relays: none, maytls (STARTTLS when offered; a certificate \
+         that does not verify is logged and the session stays encrypted, unverified; \
+         plaintext only without STARTTLS) or musttls (verified TLS, or the relay counts as \
+         failed).",
+    );
     MMP_SMTPPROXYPASSWORD: String = (
         "mmp.smtpproxypassword",
         Kind::Secret,
         Some(""),
-        "SmtpProxyPassword: password the SMTP proxy presents to the relays (the relays' \
-         PROXY_PASSWORD).",
+        "SmtpProxyPassword: the chapter's relays' PROXY_PASSWORD. Refused when set: \
+         XCLIENT and PROXY protocol relays authorize the proxy by its address (Postfix \
+         smtpd_authorized_xclient_hosts), so no password is sent.",
     );
     MMP_SMTPRELAYS: Vec<String> = (
         "mmp.smtprelays",
