@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use portcullis_config::{Config, params};
 use portcullis_ldapauth::UserSource;
-use portcullis_popbeforesmtp::{AuthCache, CacheSettings, MemoryStore, RedisStore};
+use portcullis_popbeforesmtp::{AuthCache, Settings};
 use portcullis_sasl::{Policy, PolicyConfig};
 use portcullis_tlsconf::{Service, TlsServer};
 use tokio::io::AsyncWriteExt;
@@ -66,28 +66,18 @@ fn hostname() -> String {
 /// `local.redisurl` is set (where smtpd finds it), else in this process's
 /// memory; entries live `mmp.authservicettl` seconds.
 fn preauth_cache(config: &Config) -> Result<Option<AuthCache>, Error> {
-    if !config.get(params::MMP_PREAUTH)? {
-        return Ok(None);
-    }
-    let ttl = config.get(params::MMP_AUTHSERVICETTL)?;
-    let settings =
-        CacheSettings::with_ttl(u32::try_from(ttl).map_err(|_| Error::InvalidSetting {
-            name: "mmp.authservicettl",
-            reason: format!("{ttl} is out of range"),
-        })?);
-    let url = config.get(params::LOCAL_REDISURL)?;
-    let cache = if url.trim().is_empty() {
-        AuthCache::new(MemoryStore::builder().build(), settings)
-    } else {
-        let store = RedisStore::builder(url.trim())
-            .build()
-            .map_err(|e| Error::InvalidSetting {
-                name: "local.redisurl",
-                reason: e.to_string(),
-            })?;
-        AuthCache::new(store, settings)
-    };
-    Ok(Some(cache))
+    // The POP-before-SMTP crate's one configuration reader.
+    Settings::from_parameters(|name| config.string(name).ok())
+        .and_then(|s| s.auth_cache())
+        .map_err(|e| match e {
+            portcullis_popbeforesmtp::Error::InvalidSetting { name, reason } => {
+                Error::InvalidSetting { name, reason }
+            }
+            other => Error::InvalidSetting {
+                name: "mmp.preauth",
+                reason: other.to_string(),
+            },
+        })
 }
 
 fn build(service: Service, config_path: &Path) -> Result<Built, Error> {
