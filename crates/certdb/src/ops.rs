@@ -93,9 +93,20 @@ impl CertDb {
             }
             Nickname::Token { module, alias } => {
                 let tok = self.token(&module)?;
+                tok.login()?;
+                if tok.has_certificate(&alias)? {
+                    return Err(Error::AliasInUse(format!("{module}:{alias}")));
+                }
                 let signer = tok.generate_key(&alias, key)?;
-                let der = self_signed(&signer, subject, validity)?;
-                tok.store_certificate(&alias, &der)?;
+                let stored = self_signed(&signer, subject, validity)
+                    .and_then(|der| tok.store_certificate(&alias, &der));
+                if let Err(e) = stored {
+                    // No key pair is left behind without its certificate.
+                    if let Err(cleanup) = tok.destroy_key_pair(signer.public_key_info()) {
+                        tracing::warn!(error = %cleanup, "removing the new token key pair");
+                    }
+                    return Err(e);
+                }
                 Ok(())
             }
         }

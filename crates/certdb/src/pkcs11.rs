@@ -100,6 +100,14 @@ fn context(module: &str, library: &Path) -> Result<Pkcs11> {
     Ok(ctx)
 }
 
+/// Why one certificate lookup found nothing usable.
+enum Lookup {
+    /// The object was removed between the search and the read.
+    Gone,
+    /// The token failed.
+    Failed(Error),
+}
+
 /// A certificate object: handle, DER value, `CKA_ID`.
 type TokenCert = (ObjectHandle, Vec<u8>, Vec<u8>);
 
@@ -450,16 +458,19 @@ impl Token {
             .map_err(|e| ck(m, e))?;
         let mut out = Vec::new();
         for h in handles {
-            let attrs = s
-                .get_attributes(
-                    h,
-                    &[
-                        AttributeType::Label,
-                        AttributeType::Value,
-                        AttributeType::Id,
-                    ],
-                )
-                .map_err(|e| ck(m, e))?;
+            let attrs = match s.get_attributes(
+                h,
+                &[
+                    AttributeType::Label,
+                    AttributeType::Value,
+                    AttributeType::Id,
+                ],
+            ) {
+                Ok(a) => a,
+                // Removed meanwhile (a renewal replacing it): not listed.
+                Err(CkError::Pkcs11(RvError::ObjectHandleInvalid, _)) => continue,
+                Err(e) => return Err(ck(m, e)),
+            };
             let (mut label, mut value, mut id) = (String::new(), Vec::new(), Vec::new());
             for a in attrs {
                 match a {
@@ -491,18 +502,36 @@ impl Token {
 
     /// The certificate object with this label: handle, DER, `CKA_ID`.
     fn find_cert(&self, s: &Session, label: &str) -> Result<Option<TokenCert>> {
+        // A renewal may remove the object found between the search and the
+        // read; the search then finds its successor.
+        for _ in 0..3 {
+            match self.find_cert_once(s, label) {
+                Err(Lookup::Gone) => continue,
+                Err(Lookup::Failed(e)) => return Err(e),
+                Ok(found) => return Ok(found),
+            }
+        }
+        self.find_cert_once(s, label).map_err(|e| match e {
+            Lookup::Failed(e) => e,
+            Lookup::Gone => Error::UnknownAlias(format!("{}:{label}", self.module)),
+        })
+    }
+
+    fn find_cert_once(&self, s: &Session, label: &str) -> Result<Option<TokenCert>, Lookup> {
         let handles = s
             .find_objects(&[
                 Attribute::Class(ObjectClass::CERTIFICATE),
                 Attribute::Label(label.as_bytes().to_vec()),
             ])
-            .map_err(|e| ck(&self.module, e))?;
+            .map_err(|e| Lookup::Failed(ck(&self.module, e)))?;
         let Some(h) = handles.into_iter().next() else {
             return Ok(None);
         };
-        let attrs = s
-            .get_attributes(h, &[AttributeType::Value, AttributeType::Id])
-            .map_err(|e| ck(&self.module, e))?;
+        let attrs = match s.get_attributes(h, &[AttributeType::Value, AttributeType::Id]) {
+            Ok(a) => a,
+            Err(CkError::Pkcs11(RvError::ObjectHandleInvalid, _)) => return Err(Lookup::Gone),
+            Err(e) => return Err(Lookup::Failed(ck(&self.module, e))),
+        };
         let (mut value, mut id) = (Vec::new(), Vec::new());
         for a in attrs {
             match a {
@@ -749,17 +778,103 @@ impl Token {
             });
         }
         drop(s);
-        // Store the new one under a temporary label, then swap: the token
-        // holds a certificate under `label` at every moment.
+        // Store the new one under a temporary label, give it the label, and
+        // only then remove the old one: the token holds a certificate under
+        // `label` at every moment (for an instant two, both valid).
         let tmp = format!("{label}.renewing");
         self.store_certificate(&tmp, der)?;
         let s = self.session()?;
-        s.destroy_object(h).map_err(|e| ck(&self.module, e))?;
         let (nh, _, _) = self
             .find_cert(&s, &tmp)?
             .ok_or_else(|| Error::UnknownAlias(format!("{}:{tmp}", self.module)))?;
         s.update_attributes(nh, &[Attribute::Label(label.as_bytes().to_vec())])
-            .map_err(|e| ck(&self.module, e))
+            .map_err(|e| ck(&self.module, e))?;
+        s.destroy_object(h).map_err(|e| ck(&self.module, e))
+    }
+
+    /// The key pairs on the token: `(label, has a certificate)`, sorted by
+    /// label. Keys made by `request-cert` show up here until their
+    /// certificate is added.
+    ///
+    /// # Errors
+    /// Token errors.
+    pub fn keys(&self) -> Result<Vec<(String, bool)>> {
+        self.login()?;
+        let s = self.session()?;
+        let m = &self.module;
+        let mut out = Vec::new();
+        for h in s
+            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
+            .map_err(|e| ck(m, e))?
+        {
+            let (mut label, mut id) = (String::new(), Vec::new());
+            for a in s
+                .get_attributes(h, &[AttributeType::Label, AttributeType::Id])
+                .map_err(|e| ck(m, e))?
+            {
+                match a {
+                    Attribute::Label(l) => label = String::from_utf8_lossy(&l).into_owned(),
+                    Attribute::Id(i) => id = i,
+                    _ => {}
+                }
+            }
+            let has_cert = !id.is_empty()
+                && !s
+                    .find_objects(&[
+                        Attribute::Class(ObjectClass::CERTIFICATE),
+                        Attribute::Id(id),
+                    ])
+                    .map_err(|e| ck(m, e))?
+                    .is_empty();
+            out.push((label, has_cert));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes the key pair labelled `label` that no certificate uses (a
+    /// `request-cert` key whose certificate will not come).
+    ///
+    /// # Errors
+    /// No such key, a certificate still uses it, token errors.
+    pub fn remove_key(&self, label: &str) -> Result<()> {
+        let signer = self.signer(label)?;
+        if self
+            .keys()?
+            .iter()
+            .any(|(l, has_cert)| l == label && *has_cert)
+        {
+            return Err(Error::Unsupported(format!(
+                "a certificate uses key {}:{label}; remove the certificate instead",
+                self.module
+            )));
+        }
+        self.destroy_key_pair(signer.public_key_info())
+    }
+
+    /// Destroys the private and public key objects whose public key is
+    /// `spki`.
+    pub(crate) fn destroy_key_pair(&self, spki: &[u8]) -> Result<()> {
+        let s = self.session()?;
+        let m = &self.module;
+        let Some(id) = self.id_for_public_key(&s, spki)? else {
+            return Ok(());
+        };
+        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+            for h in s
+                .find_objects(&[Attribute::Class(class), Attribute::Id(id.clone())])
+                .map_err(|e| ck(m, e))?
+            {
+                s.destroy_object(h).map_err(|e| ck(m, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a certificate is stored under `label`.
+    pub(crate) fn has_certificate(&self, label: &str) -> Result<bool> {
+        let s = self.session()?;
+        Ok(self.find_cert(&s, label)?.is_some())
     }
 }
 
