@@ -40,7 +40,11 @@ fuzz_target!(|data: &[u8]| {
         assert!(line.len() + 2 <= MAX_COMMAND_LINE);
         assert!(!line.contains(['\r', '\n', '\0']));
         if i != last {
-            assert!(LAST_COMMAND.iter().all(|a| !line.contains(&format!(" {a}="))));
+            assert!(
+                LAST_COMMAND
+                    .iter()
+                    .all(|a| !line.contains(&format!(" {a}=")))
+            );
         }
     }
     for (name, value) in &attrs {
