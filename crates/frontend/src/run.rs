@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_config::{Config, params};
+use portcullis_config::Config;
 use portcullis_ldapauth::UserSource;
 use portcullis_popbeforesmtp::{AuthCache, Settings};
 use portcullis_sasl::{Policy, PolicyConfig};
