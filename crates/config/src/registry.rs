@@ -916,6 +916,15 @@ parameters! {
         "POP3 port with implicit TLS; 0 turns the listener off. Governed by the \
          service.pop.* parameters like the STARTTLS port.",
     );
+    SERVICE_SMTP_BARENEWLINE: String = (
+        "service.smtp.barenewline",
+        Kind::String,
+        Some("reject"),
+        "What a bare LF or bare CR in an SMTP command or message gets (the SMTP smuggling \
+         class, CVE-2023-51764/5/6): reject (550 5.5.2; a command line closes the \
+         connection, as Postfix's smtpd_forbid_bare_newline = reject) or normalize (read as \
+         CR LF). Either way a message ends only at CR LF . CR LF.",
+    );
     SERVICE_SMTP_DOMAINALLOWED: FilterValue = (
         "service.smtp.domainallowed",
         Kind::Filter,
@@ -927,6 +936,41 @@ parameters! {
         Kind::Filter,
         Some(""),
         "Access filters whose matches are denied authenticated SMTP access.",
+    );
+    SERVICE_SMTP_MAXERRORS: i64 = (
+        "service.smtp.maxerrors",
+        Kind::Integer {
+            min: 1,
+            max: 1000,
+        },
+        Some("10"),
+        "Errors (bad commands, sequence errors, failed AUTH) on one SMTP connection before \
+         it is closed with 421.",
+    );
+    SERVICE_SMTP_MAXMESSAGES: i64 = (
+        "service.smtp.maxmessages",
+        Kind::Integer {
+            min: 1,
+            max: 100_000,
+        },
+        Some("100"),
+        "Messages accepted on one SMTP connection; the next MAIL FROM gets 421.",
+    );
+    SERVICE_SMTP_MAXMESSAGESIZE: i64 = (
+        "service.smtp.maxmessagesize",
+        NONNEG,
+        Some("10485760"),
+        "Largest SMTP message in octets (EHLO SIZE, MAIL FROM SIZE=, and the content as \
+         received, which is refused with 552 5.3.4 beyond it); 0: no limit.",
+    );
+    SERVICE_SMTP_MAXRECIPIENTS: i64 = (
+        "service.smtp.maxrecipients",
+        Kind::Integer {
+            min: 1,
+            max: 100_000,
+        },
+        Some("100"),
+        "Recipients accepted per SMTP message; more get 452 4.5.3.",
     );
     SERVICE_SMTP_PLAINTEXTMINCIPHER: Option<i64> = (
         "service.smtp.plaintextmincipher",

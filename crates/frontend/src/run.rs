@@ -5,9 +5,9 @@
 //! check(service, path)  ── the configuration builds (nothing bound)
 //! run(service, path, shutdown)
 //!    ─► build: policy, users (directory or file), penalty, filters, stores, TLS, limits, PROXY policy
-//!    ─► bind every listener ("listening on ADDR (pop, tls|starttls)")
+//!    ─► bind every listener ("listening on ADDR (pop|imap, tls|starttls)")
 //!    ─► ready() callback (systemd notification in the binaries)
-//!    ─► accept ─► listen::admit ─► the protocol's front end, one task each
+//!    ─► accept ─► listen::admit ─► the protocol's front end (Frontend), one task each
 //!    ─► shutdown: stop accepting, unauthenticated clients hear -ERR/BYE,
 //!       proxied sessions get up to SHUTDOWN_GRACE to end
 //! ```
@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_config::Config;
+use portcullis_imap_proto::{ResponseCode, refusal_greeting};
 use portcullis_ldapauth::UserSource;
 use portcullis_popbeforesmtp::{AuthCache, Settings};
 use portcullis_sasl::{Policy, PolicyConfig};
@@ -27,8 +28,9 @@ use tokio::sync::{mpsc, watch};
 use crate::Error;
 use crate::auth::{AccessFilters, Authenticator};
 use crate::backend::Backend;
+use crate::imap::ImapFrontend;
 use crate::limits::Limits;
-use crate::listen::{self, Admission, ListenerSpec};
+use crate::listen::{self, Admission, Admitted, ListenerSpec, TlsMode};
 use crate::penalty::Penalty;
 use crate::pop3::Pop3Frontend;
 use crate::proxy_protocol::ProxyPolicy;
@@ -39,10 +41,48 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// The pause after a failed accept (EMFILE and the like).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// The protocol front end a service runs: what it serves on an admitted
+/// connection, and how it turns away a connection the limits refused.
+#[derive(Debug)]
+enum Frontend {
+    /// POP3 (`popd`).
+    Pop(Pop3Frontend),
+    /// IMAP (`imapd`).
+    Imap(ImapFrontend),
+}
+
+impl Frontend {
+    /// The short service name in logs (`pop`, `imap`).
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Pop(_) => "pop",
+            Self::Imap(_) => "imap",
+        }
+    }
+
+    /// Serves one admitted connection to its end; `stop` turning true
+    /// ends a connection that has not logged in yet.
+    async fn serve(&self, conn: Admitted, mode: TlsMode, stop: watch::Receiver<bool>) {
+        match self {
+            Self::Pop(f) => f.serve(conn, mode, stop).await,
+            Self::Imap(f) => f.serve(conn, mode, stop).await,
+        }
+    }
+
+    /// The protocol's refusal of a connection the limits turned away,
+    /// written on a plaintext listener before the greeting would be.
+    fn refusal_line(&self, reason: &str) -> Vec<u8> {
+        match self {
+            Self::Pop(_) => format!("-ERR [SYS/TEMP] {reason}\r\n").into_bytes(),
+            Self::Imap(_) => refusal_greeting(Some(&ResponseCode::Unavailable), reason),
+        }
+    }
+}
+
 /// Everything a service needs, built from the configuration.
 #[derive(Debug)]
 struct Built {
-    frontend: Arc<Pop3Frontend>,
+    frontend: Arc<Frontend>,
     listeners: Vec<ListenerSpec>,
     limits: Limits,
     proxy: ProxyPolicy,
@@ -81,12 +121,6 @@ fn preauth_cache(config: &Config) -> Result<Option<AuthCache>, Error> {
 }
 
 fn build(service: Service, config_path: &Path) -> Result<Built, Error> {
-    if service != Service::Pop {
-        return Err(Error::InvalidSetting {
-            name: "service",
-            reason: "this front end serves POP3 only".to_owned(),
-        });
-    }
     let config = Config::load(config_path)?;
     let dir = config_path
         .parent()
@@ -97,18 +131,36 @@ fn build(service: Service, config_path: &Path) -> Result<Built, Error> {
     // The directory, or the users file when `local.userfile` is set.
     let backends = UserSource::from_parameters(get, dir)?.backends();
     let limits = Limits::from_config(&config)?;
-    let frontend = Pop3Frontend {
-        auth: Authenticator {
-            policy,
-            backends,
-            penalty: Penalty::from_config(&config)?,
-            filters: AccessFilters::from_config(&config, listen::service_name(service))?,
-        },
-        backend: Backend::from_config(&config, dir)?,
-        tls: Some(Arc::new(TlsServer::from_parameters(service, get, dir)?)),
-        limits: limits.clone(),
-        hostname: hostname(),
-        preauth: preauth_cache(&config)?,
+    let auth = Authenticator {
+        policy,
+        backends,
+        penalty: Penalty::from_config(&config)?,
+        filters: AccessFilters::from_config(&config, listen::service_name(service))?,
+    };
+    let backend = Backend::from_config(&config, dir)?;
+    let tls = Some(Arc::new(TlsServer::from_parameters(service, get, dir)?));
+    let frontend = match service {
+        Service::Pop => Frontend::Pop(Pop3Frontend {
+            auth,
+            backend,
+            tls,
+            limits: limits.clone(),
+            hostname: hostname(),
+            preauth: preauth_cache(&config)?,
+        }),
+        Service::Imap => Frontend::Imap(ImapFrontend {
+            auth,
+            backend,
+            tls,
+            limits: limits.clone(),
+            hostname: hostname(),
+        }),
+        _ => {
+            return Err(Error::InvalidSetting {
+                name: "service",
+                reason: format!("no front end for {} here", listen::service_name(service)),
+            });
+        }
     };
     Ok(Built {
         frontend: Arc::new(frontend),
@@ -162,6 +214,7 @@ pub async fn run(
         let drain = drain_tx.clone();
         acceptors.push(tokio::spawn(async move {
             let mode = listener.spec.tls;
+            let service = frontend.name();
             loop {
                 let accepted = tokio::select! {
                     r = listener.socket.accept() => r,
@@ -193,7 +246,7 @@ pub async fn run(
                         } => {
                             tracing::info!(
                                 target: "portcullis::connection",
-                                service = "pop",
+                                service,
                                 %client,
                                 result = %refusal,
                                 "connection refused"
@@ -201,11 +254,11 @@ pub async fn run(
                             // Only a plaintext listener can carry the
                             // refusal; an implicit-TLS one closes at once
                             // (no TLS work before the limits).
-                            if mode == listen::TlsMode::StartTls {
-                                let line = format!("-ERR [SYS/TEMP] {refusal}\r\n");
+                            if mode == TlsMode::StartTls {
+                                let line = frontend.refusal_line(&refusal.to_string());
                                 let _ = tokio::time::timeout(
                                     Duration::from_secs(5),
-                                    stream.write_all(line.as_bytes()),
+                                    stream.write_all(&line),
                                 )
                                 .await;
                             }
