@@ -9,9 +9,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group};
-use portcullis_tlsconf::pkcs11::{TokenKey, find_token, load_module};
+use portcullis_tlsconf::pkcs11::token_key as open_token_key;
 use portcullis_tlsconf::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
-use portcullis_tlsconf::rustls::sign::SigningKey;
 use portcullis_tlsconf::rustls::{self, ClientConnection, RootCertStore, ServerConnection};
 use portcullis_tlsconf::{Credential, MemorySource, ServerSettings, TlsServer};
 
@@ -161,14 +160,13 @@ fn token_key(c: &mut Criterion) {
         std::env::var_os("SOFTHSM2_CONF").is_some(),
         "the token bench needs SOFTHSM2_CONF (main() sets it up)"
     );
-    let pkcs11 = load_module(MODULE).expect("softhsm module");
-    let slot = find_token(&pkcs11, "tlsconf-bench").expect("token");
-    let key = TokenKey::open(&pkcs11, slot, "5678", "bench-key").expect("token key");
+    let key =
+        open_token_key(Path::new(MODULE), "tlsconf-bench", "5678", "bench-key").expect("token key");
     let pki = Pki::new();
     let cert = pki.leaf(&Spki(key.public_key().expect("spki").as_ref().to_vec()));
     let server_cfg = server(Credential {
         chain: vec![cert],
-        key: Arc::new(key),
+        key,
     });
     bench_pair(c, "token_key_p256_softhsm", &pki, &server_cfg);
 }
