@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use portcullis_accessfilter::Verdict;
 use portcullis_pop3_proto::{Event, Response, ResponseCode, ServerConfig, ServerSession};
 use portcullis_sasl::framing::{self, AuthExchange, Protocol};
-use portcullis_sasl::{Authenticated, Mechanism, Password, Salt, ServerContext};
+use portcullis_sasl::{Authenticated, Mechanism, Salt, ServerContext};
 use portcullis_tlsconf::starttls::{PipelinedInput, StartTls};
 use portcullis_tlsconf::{MaybeTls, TlsServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -235,9 +235,9 @@ impl Pop3Frontend {
                     }
                 };
                 log.tls_from(accepted.connection());
-                if let Ok(state) = accepted.sasl_tls_state() {
-                    ctx = ctx.with_tls(state);
-                }
+                // TLS state for channel binding, and a verified client
+                // certificate for EXTERNAL.
+                ctx = accepted.sasl_context(ctx);
                 MaybeTls::Tls(Box::new(accepted.stream))
             }
             _ => MaybeTls::Plain(Prefixed::new(Vec::new(), stream)),
@@ -388,7 +388,7 @@ impl Pop3Frontend {
                     );
                     let outcome = self.auth.complete(started).await;
                     let secret = Zeroizing::new(password.as_bytes().to_vec());
-                    self.conclude(c, outcome, &user, &secret, Some(password), Pending::Login)
+                    self.conclude(c, outcome, &user, &secret, Pending::Login)
                         .await;
                 }
                 Event::Apop { user, digest } => {
@@ -406,7 +406,7 @@ impl Pop3Frontend {
                         }
                         None => Err(portcullis_sasl::Error::MechanismUnavailable),
                     };
-                    self.conclude(c, outcome, &user, digest.as_bytes(), None, Pending::Login)
+                    self.conclude(c, outcome, &user, digest.as_bytes(), Pending::Login)
                         .await;
                 }
                 Event::Auth {
@@ -490,8 +490,7 @@ impl Pop3Frontend {
         match outcome {
             Some(outcome) => {
                 let secret = std::mem::take(&mut c.last_response);
-                self.conclude(c, outcome, "", &secret, None, Pending::Auth)
-                    .await;
+                self.conclude(c, outcome, "", &secret, Pending::Auth).await;
             }
             None => c
                 .session
@@ -507,11 +506,10 @@ impl Pop3Frontend {
         outcome: Result<Authenticated, portcullis_sasl::Error>,
         user: &str,
         secret: &[u8],
-        cleartext: Option<Password>,
         pending: Pending,
     ) {
         let refused = match self.auth.conclude(outcome, &c.peer, user, secret).await {
-            LoginOutcome::Granted(auth) => match self.open_store(c, &auth, cleartext).await {
+            LoginOutcome::Granted(auth) => match self.open_store(c, &auth).await {
                 Ok(()) => {
                     let _ = c.session.login_ok();
                     return;
@@ -569,7 +567,6 @@ impl Pop3Frontend {
         &self,
         c: &mut Conn,
         auth: &Authenticated,
-        cleartext: Option<Password>,
     ) -> Result<(), (Option<ResponseCode>, String)> {
         let user = auth.identity().to_owned();
         c.log.user = Some(user.clone());
@@ -577,16 +574,16 @@ impl Pop3Frontend {
         let mail_host = auth.account().and_then(|a| a.mail_host.clone());
         let mut identity = ClientIdentity::new(c.peer.client);
         identity.local = Some(c.peer.local);
-        // The cleartext password is replayed only for mechanisms that
-        // carried one (USER/PASS here); everything else uses the
-        // master-user form.
-        let cleartext = cleartext.filter(|_| auth.mechanism().is_plaintext());
+        // The exchange hands on the password of a cleartext login (USER/
+        // PASS, AUTH PLAIN, AUTH LOGIN) for mmp.storelogin = auto or replay;
+        // CRAM-MD5, SCRAM, APOP and EXTERNAL have none: the master-user
+        // form.
         match self
             .backend
             .open_pop3(
                 mail_host.as_deref(),
                 &user,
-                cleartext.as_ref(),
+                auth.password(),
                 Some(&identity),
             )
             .await
@@ -653,9 +650,7 @@ impl Pop3Frontend {
             Ok(accepted) => {
                 c.starttls.established(proof);
                 c.log.tls_from(accepted.connection());
-                if let Ok(state) = accepted.sasl_tls_state() {
-                    c.ctx = c.ctx.clone().with_tls(state);
-                }
+                c.ctx = accepted.sasl_context(c.ctx.clone());
                 c.peer.tls = true;
                 c.stream = Some(MaybeTls::Tls(Box::new(accepted.stream)));
                 let mechanisms = self.mechanisms(&c.ctx);
