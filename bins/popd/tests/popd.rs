@@ -5,62 +5,30 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::process::Command;
 
 use portcullis_popbeforesmtp::{AuthCache, CacheSettings, Lookup, RedisStore, Timestamp};
 use portcullis_test_support::ca::TestCa;
+use portcullis_test_support::daemon::{Daemon, LOG_WAIT};
 use portcullis_test_support::dovecot::Dovecot;
 use portcullis_test_support::free_port;
 use portcullis_test_support::redis::Redis;
 use portcullis_test_support::slapd::Slapd;
 use portcullis_tlsconf::certdb::certdb::{CertDb, KdfParams, Password, PrivateKey, TrustFlags};
 
-/// A hang guard for waiting on popd's log, not a synchronisation delay.
-const LOG_WAIT: Duration = Duration::from_secs(60);
-
-/// popd's stderr, collected by a reader thread.
-#[derive(Default)]
-struct Log {
-    text: Mutex<String>,
-    grew: Condvar,
-}
-
-impl Log {
-    /// Waits until `count` lines contain `needle`; the log so far.
-    fn wait_for(&self, needle: &str, count: usize) -> String {
-        let deadline = std::time::Instant::now() + LOG_WAIT;
-        let mut text = self.text.lock().unwrap();
-        loop {
-            if text.matches(needle).count() >= count {
-                return text.clone();
-            }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            assert!(!left.is_zero(), "no {needle:?} in popd's log:\n{text}");
-            text = self.grew.wait_timeout(text, left).unwrap().0;
-        }
-    }
-
-    fn text(&self) -> String {
-        self.text.lock().unwrap().clone()
-    }
-}
-
 /// A running popd, stopped (by its PID) when dropped.
 struct Popd {
-    child: Child,
-    log: Arc<Log>,
+    daemon: Daemon,
     port: u16,
     sslport: u16,
     ca: PathBuf,
     dir: tempfile::TempDir,
 }
 
-impl Drop for Popd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Popd {
+    type Target = Daemon;
+    fn deref(&self) -> &Daemon {
+        &self.daemon
     }
 }
 
@@ -176,40 +144,19 @@ fn start_notifying(local: &str, pop: &str, extra: &str, notify: Option<&Path>) -
     let dir = tempfile::tempdir().unwrap();
     let (port, sslport) = (free_port(), free_port());
     let config = configure(dir.path(), port, sslport, local, pop, extra);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_popd"));
-    if let Some(socket) = notify {
-        command.env("NOTIFY_SOCKET", socket);
-    }
-    let mut child = command
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Log::default());
-    let stderr = child.stderr.take().unwrap();
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let mut text = sink.text.lock().unwrap();
-            text.push_str(&line);
-            text.push('\n');
-            sink.grew.notify_all();
-        }
-    });
+    let envs: Vec<(&str, &std::ffi::OsStr)> = notify
+        .map(|p| ("NOTIFY_SOCKET", p.as_os_str()))
+        .into_iter()
+        .collect();
+    let daemon = Daemon::spawn(Path::new(env!("CARGO_BIN_EXE_popd")), &config, &envs).unwrap();
     let popd = Popd {
-        child,
-        log,
+        daemon,
         port,
         sslport,
         ca: dir.path().join("client-ca.pem"),
         dir,
     };
-    let text = popd.log.wait_for("listening on", 2);
+    let text = popd.log().wait_for("listening on", 2);
     assert!(
         text.contains(&format!("listening on 127.0.0.1:{port} (pop, starttls)")),
         "{text}"
@@ -243,7 +190,7 @@ fn client(
         out.status.success(),
         "{scenario}: {stdout}\n{}\npopd:\n{}",
         String::from_utf8_lossy(&out.stderr),
-        popd.log.text()
+        popd.log().text()
     );
     stdout
         .lines()
@@ -310,7 +257,7 @@ fn stls_user_pass_fetches_the_message_from_the_store_with_the_real_client_addres
     assert!(line.contains("pop3-login"), "{line}");
     // One connection line, with the canonical user and the TLS version,
     // and never the password.
-    let log = popd.log.wait_for("connection closed", 1);
+    let log = popd.log().wait_for("connection closed", 1);
     let closed = log
         .lines()
         .find(|l| l.contains("connection closed") && l.contains("user=alice"))
@@ -339,7 +286,7 @@ fn apop_over_implicit_tls_logs_in_as_the_master_user_form() {
     );
     assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
     assert!(field(&r, "count").parse::<usize>().unwrap() >= 1, "{r:?}");
-    let log = popd.log.wait_for("connection closed", 1);
+    let log = popd.log().wait_for("connection closed", 1);
     assert!(log.contains("mechanism=APOP"), "{log}");
     // APOP never saw the password: Dovecot saw the master user acting
     // for carol.
@@ -383,7 +330,7 @@ fn auth_external_with_a_client_certificate_reaches_the_store_and_an_unknown_ca_i
     );
     assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
     assert!(field(&r, "count").parse::<usize>().unwrap() >= 1, "{r:?}");
-    let log = popd.log.wait_for("mechanism=EXTERNAL", 1);
+    let log = popd.log().wait_for("mechanism=EXTERNAL", 1);
     assert!(log.contains("user=alice"), "{log}");
     let line = dovecot
         .wait_for_log("rip=127.0.0.8", LOG_WAIT)
@@ -411,7 +358,7 @@ fn auth_external_with_a_client_certificate_reaches_the_store_and_an_unknown_ca_i
     );
     assert!(r.iter().any(|(k, _)| k == "refused"), "{r:?}");
     assert!(!r.iter().any(|(k, _)| k == "login"), "{r:?}");
-    popd.log.wait_for("TLS handshake failed", 1);
+    popd.log().wait_for("TLS handshake failed", 1);
 }
 
 #[test]
@@ -427,7 +374,7 @@ fn a_wrong_password_is_refused_after_the_penalty() {
     );
     let refusal = field(&r, "wrong");
     assert!(refusal.starts_with("-ERR [AUTH]"), "{refusal}");
-    let log = popd.log.wait_for("failed login penalised", 1);
+    let log = popd.log().wait_for("failed login penalised", 1);
     assert!(!log.contains("not-bobs-password"), "{log}");
 }
 
@@ -465,7 +412,9 @@ fn the_service_filter_refuses_before_the_greeting() {
         field(&allowed, "greeting").starts_with("+OK"),
         "{allowed:?}"
     );
-    let log = popd.log.wait_for("denied by the service access filter", 1);
+    let log = popd
+        .log()
+        .wait_for("denied by the service access filter", 1);
     assert!(log.contains("client=127.0.0.2:"), "{log}");
 }
 
@@ -584,19 +533,19 @@ fn readiness_is_notified_and_sigterm_ends_unauthenticated_sessions_with_err() {
         assert!(reader.read_line(&mut line).unwrap() > 0, "CAPA cut short");
     }
     let status = Command::new("kill")
-        .args(["-TERM", &popd.child.id().to_string()])
+        .args(["-TERM", &popd.pid().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let mut rest = String::new();
     reader.read_to_string(&mut rest).unwrap();
     assert!(rest.starts_with("-ERR [SYS/TEMP]"), "{rest:?}");
-    let exit = popd.child.wait().unwrap();
-    assert!(exit.success(), "{exit:?}\n{}", popd.log.text());
+    let exit = popd.daemon.wait().unwrap();
+    assert!(exit.success(), "{exit:?}\n{}", popd.log().text());
     assert!(
-        popd.log.text().contains("shutting down"),
+        popd.log().text().contains("shutting down"),
         "{}",
-        popd.log.text()
+        popd.log().text()
     );
 }
 
@@ -617,7 +566,7 @@ fn behind_a_trusted_proxy_the_header_names_the_client_the_store_sees() {
         .wait_for_log("rip=192.0.2.77", LOG_WAIT)
         .unwrap_or_else(|| panic!("no rip=192.0.2.77:\n{}", dovecot.log()));
     assert!(line.contains("user=<alice>"), "{line}");
-    let log = popd.log.wait_for("connection closed", 1);
+    let log = popd.log().wait_for("connection closed", 1);
     assert!(log.contains("client=192.0.2.77:40077"), "{log}");
 }
 

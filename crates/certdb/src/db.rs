@@ -15,6 +15,7 @@ use crate::cert::CertInfo;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, WriteLock, atomic_write, hex, random_hex, read_capped, sync_dir, unhex};
 use crate::key::{KdfParams, PrivateKey};
+use crate::keycache::KeyCache;
 use crate::password::{INTERNAL_TOKEN, Password, PasswordFile};
 use crate::signer::{Identity, Signer, SoftwareSigner};
 use crate::trust::TrustFlags;
@@ -94,6 +95,20 @@ struct Index {
 impl Index {
     fn cert(&self, alias: &str) -> Option<&CertRecord> {
         self.certs.iter().find(|c| c.alias == alias)
+    }
+    /// The key record of an internal certificate.
+    fn key_of(&self, alias: &str) -> Result<&KeyRecord> {
+        let rec = self
+            .cert(alias)
+            .ok_or_else(|| Error::UnknownAlias(alias.to_owned()))?;
+        let kid = rec
+            .key
+            .as_ref()
+            .ok_or_else(|| Error::NoPrivateKey(alias.to_owned()))?;
+        self.keys
+            .iter()
+            .find(|k| &k.id == kid)
+            .ok_or_else(|| Error::Corrupt("missing key record".into()))
     }
     fn kdf(&self) -> KdfParams {
         KdfParams {
@@ -336,14 +351,21 @@ impl CertDb {
     /// [`Error::AlreadyExists`] or I/O errors.
     pub fn create(dir: impl Into<PathBuf>, password: &Password, kdf: KdfParams) -> Result<Self> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-                .map_err(|e| Error::io("setting permissions of", &dir, e))?;
+        // A directory made here is private from the start; one that exists
+        // already keeps its mode (it may be a shared folder that is not
+        // ours to restrict), as does a database that exists already. The
+        // files and sub-directories inside are private either way.
+        if !dir.is_dir() {
+            let mut b = fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b.create(&dir).map_err(|e| Error::io("creating", &dir, e))?;
         }
-        let _lock = WriteLock::acquire(&dir)?;
+        if Self::exists(&dir) {
+            return Err(Error::AlreadyExists(dir));
+        }
+        let lock = WriteLock::acquire(&dir)?;
         if Self::exists(&dir) {
             return Err(Error::AlreadyExists(dir));
         }
@@ -377,7 +399,7 @@ impl CertDb {
         };
         let mut pwfile = PasswordFile::load(&dir)?;
         pwfile.set(INTERNAL_TOKEN, password.clone())?;
-        pwfile.store(&dir)?;
+        pwfile.store(&lock)?;
         // The index goes last: until it exists there is no database.
         write_index(&dir, &index)?;
         Ok(CertDb { dir, index })
@@ -517,21 +539,39 @@ impl CertDb {
     /// [`Error::WrongPassword`].
     pub fn private_key(&self, alias: &str, password: &Password) -> Result<PrivateKey> {
         self.with_snapshot(|idx| {
-            let rec = idx
-                .cert(alias)
-                .ok_or_else(|| Error::UnknownAlias(alias.to_owned()))?;
-            let kid = rec
-                .key
-                .as_ref()
-                .ok_or_else(|| Error::NoPrivateKey(alias.to_owned()))?;
-            let krec = idx
-                .keys
-                .iter()
-                .find(|k| &k.id == kid)
-                .ok_or_else(|| Error::Corrupt("missing key record".into()))?;
+            let krec = idx.key_of(alias)?;
             let enc = read_checked(&self.dir, &krec.file, &krec.sha256)?;
             PrivateKey::decrypt(&enc, password.expose().as_bytes(), || Error::WrongPassword)
         })
+    }
+
+    /// The signer for an internal certificate's key, from `cache` when the
+    /// same encrypted key file was opened with the same password before
+    /// (no key derivation then), else decrypted and remembered there.
+    fn cached_signer(
+        &self,
+        alias: &str,
+        password: &Password,
+        cache: &KeyCache,
+    ) -> Result<Arc<SoftwareSigner>> {
+        self.with_snapshot(|idx| {
+            let krec = idx.key_of(alias)?;
+            if let Some(signer) = cache.get(&krec.sha256, password) {
+                return Ok(signer);
+            }
+            let enc = read_checked(&self.dir, &krec.file, &krec.sha256)?;
+            let key =
+                PrivateKey::decrypt(&enc, password.expose().as_bytes(), || Error::WrongPassword)?;
+            let signer = Arc::new(SoftwareSigner::new(&key)?);
+            cache.insert(&krec.sha256, password, Arc::clone(&signer));
+            Ok(signer)
+        })
+    }
+
+    /// Forgets the keys in `cache` this database no longer holds.
+    pub fn prune_key_cache(&self, cache: &KeyCache) {
+        let files: Vec<&str> = self.index.keys.iter().map(|k| k.sha256.as_str()).collect();
+        cache.retain(&files);
     }
 
     /// The issuers of `leaf` found among the directory's certificates, in
@@ -565,19 +605,35 @@ impl CertDb {
     /// Unknown nickname, no private key, wrong password or PIN, token
     /// failures.
     pub fn load_identity(&self, nickname: &str, passwords: &PasswordFile) -> Result<Identity> {
+        self.load_identity_cached(nickname, passwords, &KeyCache::new())
+    }
+
+    /// [`CertDb::load_identity`], taking internal keys from `cache` when
+    /// they were decrypted before (same key file, same password) and
+    /// remembering the ones it decrypts: what a server that loads the same
+    /// nickname for several services, and again on every reload, calls.
+    ///
+    /// # Errors
+    /// As [`CertDb::load_identity`].
+    pub fn load_identity_cached(
+        &self,
+        nickname: &str,
+        passwords: &PasswordFile,
+        cache: &KeyCache,
+    ) -> Result<Identity> {
         match Nickname::parse(nickname) {
             Nickname::Internal(alias) => {
                 let entry = self.certificate(&alias)?;
                 let pw = passwords
                     .internal()
                     .ok_or_else(|| Error::NoPin(INTERNAL_TOKEN.into()))?;
-                let key = self.private_key(&alias, pw)?;
+                let key = self.cached_signer(&alias, pw, cache)?;
                 if key.public_key_info() != entry.info.spki {
                     return Err(Error::Corrupt(format!(
                         "key of {alias:?} does not match its certificate"
                     )));
                 }
-                let signer: Arc<dyn Signer> = Arc::new(SoftwareSigner::new(&key)?);
+                let signer: Arc<dyn Signer> = key;
                 let mut chain = vec![entry.info.der.clone()];
                 chain.extend(self.issuer_chain(&entry.info)?);
                 Ok(Identity { chain, signer })
@@ -658,6 +714,11 @@ impl CertDb {
 
     fn transact<T>(&mut self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
         let _lock = WriteLock::acquire(&self.dir)?;
+        // An earlier commit whose index rename could not be synced may still
+        // be undone by a crash, bringing back the index before it: only
+        // once the directory is synced are the files only that older index
+        // names garbage.
+        sync_dir(&self.dir)?;
         let index = load_index(&self.dir)?;
         sweep(&self.dir, &index);
         let mut txn = Txn {
@@ -668,9 +729,19 @@ impl CertDb {
         match f(&mut txn) {
             Ok(v) => {
                 txn.index.generation += 1;
-                if let Err(e) = write_index(&self.dir, &txn.index) {
-                    txn.rollback();
-                    return Err(e);
+                match write_index(&self.dir, &txn.index) {
+                    Ok(()) => {}
+                    Err(e @ Error::NotDurable { .. }) => {
+                        // The new index is in place but a crash may bring
+                        // the old one back: keep every file either names
+                        // (no rollback, no sweep) and say so.
+                        self.index = txn.index;
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        txn.rollback();
+                        return Err(e);
+                    }
                 }
                 sweep(&self.dir, &txn.index);
                 self.index = txn.index;
@@ -916,14 +987,14 @@ impl CertDb {
     /// # Errors
     /// Unknown module, I/O.
     pub fn set_module_password(&mut self, module: &str, pin: Password) -> Result<()> {
-        let _lock = WriteLock::acquire(&self.dir)?;
+        let lock = WriteLock::acquire(&self.dir)?;
         self.index = load_index(&self.dir)?;
         if module != INTERNAL_TOKEN && !self.index.modules.iter().any(|m| m.name == module) {
             return Err(Error::UnknownModule(module.to_owned()));
         }
         let mut pins = PasswordFile::load(&self.dir)?;
         pins.set(module, pin)?;
-        pins.store(&self.dir)
+        pins.store(&lock)
     }
 
     /// Adds a PKCS#11 module (`add-module NAME LIBRARY`).
@@ -1107,4 +1178,177 @@ pub fn expiring(entries: &[CertEntry], now: OffsetDateTime, days: u32) -> Vec<&C
         .iter()
         .filter(|e| e.info.not_after < limit)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::fsutil::{DIR_SYNC_ATTEMPTS, DIR_SYNC_FAULTS};
+    use crate::key::KeyType;
+    use crate::signer::SoftwareSigner;
+    use crate::x509gen::{Subject, SubjectFields, Validity, self_signed};
+
+    fn cert(cn: &str) -> Vec<u8> {
+        let k = PrivateKey::generate(KeyType::EcP256).unwrap();
+        self_signed(
+            &SoftwareSigner::new(&k).unwrap(),
+            &Subject::from_fields(&SubjectFields::new(cn)).unwrap(),
+            Validity::days(OffsetDateTime::now_utc(), 30),
+        )
+        .unwrap()
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir.join(CERTS_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn an_unsynced_index_rename_fails_and_sweeps_nothing_the_old_index_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db =
+            CertDb::create(dir.path(), &Password::new("pw"), KdfParams::INSECURE_FAST).unwrap();
+        db.add_certificate("A", &cert("a.example"), TrustFlags::default())
+            .unwrap();
+        let before = files(dir.path());
+        assert_eq!(before.len(), 1);
+
+        // The sync before the transaction succeeds, every sync after the
+        // index rename fails.
+        DIR_SYNC_FAULTS.set((1, DIR_SYNC_ATTEMPTS));
+        let err = db.remove("A").unwrap_err();
+        assert!(matches!(err, Error::NotDurable { .. }), "{err}");
+        assert!(err.to_string().contains("may not survive a crash"), "{err}");
+        // The old index (should a crash bring it back) still finds A's file.
+        assert_eq!(files(dir.path()), before);
+        // The new index is the one in place.
+        assert!(CertDb::open(dir.path()).unwrap().certificate("A").is_err());
+
+        // The next writer syncs first, and only then sweeps.
+        DIR_SYNC_FAULTS.set((0, 0));
+        db.add_certificate("B", &cert("b.example"), TrustFlags::default())
+            .unwrap();
+        let after = files(dir.path());
+        assert_eq!(after.len(), 1);
+        assert_ne!(after, before);
+    }
+
+    #[test]
+    fn a_directory_sync_that_fails_once_is_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db =
+            CertDb::create(dir.path(), &Password::new("pw"), KdfParams::INSECURE_FAST).unwrap();
+        db.add_certificate("A", &cert("a.example"), TrustFlags::default())
+            .unwrap();
+        DIR_SYNC_FAULTS.set((1, 1));
+        db.remove("A").unwrap();
+        assert!(files(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_writer_that_cannot_sync_first_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db =
+            CertDb::create(dir.path(), &Password::new("pw"), KdfParams::INSECURE_FAST).unwrap();
+        db.add_certificate("A", &cert("a.example"), TrustFlags::default())
+            .unwrap();
+        let generation = CertDb::open(dir.path()).unwrap().generation();
+        DIR_SYNC_FAULTS.set((0, 1));
+        assert!(db.remove("A").is_err());
+        DIR_SYNC_FAULTS.set((0, 0));
+        let db = CertDb::open(dir.path()).unwrap();
+        assert_eq!(db.generation(), generation);
+        assert!(db.certificate("A").is_ok());
+    }
+
+    #[test]
+    fn the_password_file_is_written_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        CertDb::create(dir.path(), &Password::new("pw"), KdfParams::INSECURE_FAST).unwrap();
+        db_add_modules(dir.path());
+        // Many writers set their module's PIN at once: every line survives,
+        // which a read-modify-write outside the lock would lose.
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let path = dir.path().to_owned();
+                std::thread::spawn(move || {
+                    let mut db = CertDb::open(&path).unwrap();
+                    db.set_module_password(&format!("m{i}"), Password::new(format!("pin{i}")))
+                        .unwrap();
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let pins = PasswordFile::load(dir.path()).unwrap();
+        for i in 0..8 {
+            assert_eq!(
+                pins.get(&format!("m{i}")).unwrap().expose(),
+                format!("pin{i}")
+            );
+        }
+        assert_eq!(pins.internal().unwrap().expose(), "pw");
+    }
+
+    #[test]
+    fn a_key_cache_decrypts_each_key_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = Password::new("pw");
+        let db =
+            CertDb::generate(dir.path(), &pw, KdfParams::INSECURE_FAST, KeyType::EcP256).unwrap();
+        let pins = db.password_file().unwrap();
+        let cache = KeyCache::new();
+        let a = db
+            .load_identity_cached("Server-Cert", &pins, &cache)
+            .unwrap();
+        let b = CertDb::open(dir.path())
+            .unwrap()
+            .load_identity_cached("Server-Cert", &pins, &cache)
+            .unwrap();
+        assert_eq!(cache.decryptions(), 1);
+        assert_eq!(a.signer.public_key_info(), b.signer.public_key_info());
+        let sig = b.signer.sign(b.signer.schemes()[0], b"m").unwrap();
+        crate::signer::verify(
+            a.signer.public_key_info(),
+            b.signer.schemes()[0],
+            b"m",
+            &sig,
+        )
+        .unwrap();
+
+        // Another password is not served from the cache.
+        let mut wrong = PasswordFile::default();
+        wrong.set(INTERNAL_TOKEN, Password::new("not-pw")).unwrap();
+        let err = db
+            .load_identity_cached("Server-Cert", &wrong, &cache)
+            .unwrap_err();
+        assert!(matches!(err, Error::WrongPassword), "{err}");
+
+        // A fresh cache decrypts again.
+        let fresh = KeyCache::new();
+        db.load_identity_cached("Server-Cert", &pins, &fresh)
+            .unwrap();
+        assert_eq!(fresh.decryptions(), 1);
+
+        // Keys the database no longer holds are dropped.
+        let mut w = CertDb::open(dir.path()).unwrap();
+        w.remove("Server-Cert").unwrap();
+        w.prune_key_cache(&cache);
+        assert!(cache.is_empty());
+    }
+
+    fn db_add_modules(dir: &Path) {
+        let mut db = CertDb::open(dir).unwrap();
+        for i in 0..8 {
+            db.add_module(&format!("m{i}"), Path::new("/nonexistent/module.so"), None)
+                .unwrap();
+        }
+    }
 }

@@ -110,6 +110,16 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A file was replaced but the directory holding it could not be synced,
+    /// so after a crash the old content may come back. The change may or
+    /// may not be in effect; nothing either version refers to was removed.
+    #[error("{} was written but may not survive a crash: {source}", path.display())]
+    NotDurable {
+        /// The file that was replaced.
+        path: PathBuf,
+        /// Why the directory sync failed.
+        source: Box<Error>,
+    },
     /// The input is larger than this crate accepts.
     #[error("input too large ({0} bytes)")]
     TooLarge(usize),

@@ -39,16 +39,74 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// How often a failed directory sync after a rename is tried again before
+/// the write is reported as not durable.
+pub(crate) const DIR_SYNC_ATTEMPTS: usize = 3;
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: the next directory syncs on this thread, `(succeed, then
+    /// fail)`: the first number succeed, the second number after them fail.
+    pub(crate) static DIR_SYNC_FAULTS: std::cell::Cell<(usize, usize)> =
+        const { std::cell::Cell::new((0, 0)) };
+}
+
 /// Syncs a directory so that renames and unlinks inside it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(test)]
+    {
+        let (ok, fail) = DIR_SYNC_FAULTS.get();
+        if ok > 0 {
+            DIR_SYNC_FAULTS.set((ok - 1, fail));
+        } else if fail > 0 {
+            DIR_SYNC_FAULTS.set((0, fail - 1));
+            return Err(Error::io(
+                "syncing directory",
+                dir,
+                std::io::Error::other("injected failure"),
+            ));
+        }
+    }
     let d = File::open(dir).map_err(|e| Error::io("opening directory", dir, e))?;
     d.sync_all()
         .map_err(|e| Error::io("syncing directory", dir, e))
 }
 
+/// Syncs `dir` after a rename into it, trying again a few times; the last
+/// failure is [`Error::NotDurable`].
+fn sync_after_rename(dir: &Path, path: &Path) -> Result<()> {
+    let mut last = None;
+    for attempt in 1..=DIR_SYNC_ATTEMPTS {
+        match sync_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "directory sync after rename failed");
+                last = Some(e);
+            }
+        }
+    }
+    Err(Error::NotDurable {
+        path: path.to_owned(),
+        source: Box::new(last.unwrap_or_else(|| {
+            Error::io(
+                "syncing directory",
+                dir,
+                std::io::Error::other("no attempt"),
+            )
+        })),
+    })
+}
+
 /// Writes `data` to `path` atomically: a reader sees the old content or the
 /// new content, never a mixture, and after a crash the file is one or the
 /// other. `private` files get mode 0600.
+///
+/// # Errors
+/// [`Error::NotDurable`] when the new content is in place but the directory
+/// sync after the rename kept failing: a crash may bring the old content
+/// back, so the caller must treat both as possibly current (the database
+/// then removes no file either may name). Any other error leaves the old
+/// content in place.
 pub(crate) fn atomic_write(path: &Path, data: &[u8], private: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!("{TMP_PREFIX}{}", random_hex(8)?));
@@ -69,20 +127,13 @@ pub(crate) fn atomic_write(path: &Path, data: &[u8], private: bool) -> Result<()
             .map_err(|e| Error::io("writing", &tmp, e))?;
         f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
         drop(f);
-        fs::rename(&tmp, path).map_err(|e| Error::io("renaming into place", path, e))?;
-        // The new content is in place: a failure to sync the directory now
-        // only makes the rename's durability uncertain. Reporting it as a
-        // failed write would make callers undo work the new file already
-        // refers to.
-        if let Err(e) = sync_dir(dir) {
-            tracing::warn!(error = %e, "directory sync after rename failed");
-        }
-        Ok(())
+        fs::rename(&tmp, path).map_err(|e| Error::io("renaming into place", path, e))
     })();
     if res.is_err() {
         let _ = fs::remove_file(&tmp);
+        return res;
     }
-    res
+    sync_after_rename(dir, path)
 }
 
 /// Reads a whole file, refusing anything over [`MAX_FILE`].
@@ -102,6 +153,7 @@ pub(crate) fn read_capped(path: &Path) -> Result<Vec<u8>> {
 #[derive(Debug)]
 pub(crate) struct WriteLock {
     file: File,
+    dir: PathBuf,
     path: PathBuf,
 }
 
@@ -116,7 +168,16 @@ impl WriteLock {
             .open(&path)
             .map_err(|e| Error::io("opening lock file", &path, e))?;
         file.lock().map_err(|e| Error::io("locking", &path, e))?;
-        Ok(WriteLock { file, path })
+        Ok(WriteLock {
+            file,
+            dir: dir.to_owned(),
+            path,
+        })
+    }
+
+    /// The database directory this lock guards.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 

@@ -7,6 +7,7 @@ mod db;
 mod error;
 mod fsutil;
 mod key;
+mod keycache;
 mod ops;
 mod password;
 mod pkcs11;
@@ -23,6 +24,7 @@ pub use db::{
 };
 pub use error::{Error, Result};
 pub use key::{KdfParams, KeyAlgorithm, KeyType, PrivateKey};
+pub use keycache::KeyCache;
 pub use ops::{DEFAULT_SERVER_CERT, SOON_DAYS, format_list, host_name};
 pub use password::{INTERNAL_TOKEN, PASSWORD_FILE, Password, PasswordFile};
 pub use pkcs11::{Token, TokenDescription, TokenSigner, list_tokens};

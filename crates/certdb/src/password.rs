@@ -191,12 +191,18 @@ impl PasswordFile {
         s
     }
 
-    /// Writes the file atomically (mode 0600) into a database directory.
+    /// Writes the file atomically (mode 0600) into the database directory
+    /// whose writers' lock `lock` is: two writers never interleave their
+    /// read-modify-write of the file.
     ///
     /// # Errors
     /// The file cannot be written.
-    pub fn store(&self, dir: &Path) -> Result<()> {
-        fsutil::atomic_write(&dir.join(PASSWORD_FILE), self.to_text().as_bytes(), true)
+    pub(crate) fn store(&self, lock: &fsutil::WriteLock) -> Result<()> {
+        fsutil::atomic_write(
+            &lock.dir().join(PASSWORD_FILE),
+            self.to_text().as_bytes(),
+            true,
+        )
     }
 }
 

@@ -193,6 +193,15 @@ impl std::ops::Deref for Pooled<'_> {
     }
 }
 
+impl Pooled<'_> {
+    /// Drops the session instead of returning it to the pool.
+    fn discard(mut self) {
+        if let Some(s) = self.session.take() {
+            let _ = s.close();
+        }
+    }
+}
+
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(s) = self.session.take() {
@@ -336,6 +345,91 @@ impl Token {
             }
             Err(e) => Err(ck(&self.module, e)),
         }
+    }
+
+    /// Forgets the process's sessions and login on this token: after the
+    /// token was removed (or its sessions closed under us), the next
+    /// operation opens fresh sessions and logs in again.
+    pub fn reset(&self) {
+        let stale: Vec<Session> = std::mem::take(
+            &mut *self
+                .state
+                .sessions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        // Closing a session the token already dropped fails; that is fine.
+        for s in stale {
+            let _ = s.close();
+        }
+        *self
+            .state
+            .logged_in
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+    }
+
+    /// A signer for the private key labelled `label` (a key pair without a
+    /// certificate on the token, such as one made by `pkcs11-tool`): the
+    /// public key comes from the public-key object of the same `CKA_ID` or
+    /// label.
+    ///
+    /// # Errors
+    /// No such key, no public half, unsupported key type, token errors.
+    pub fn signer(&self, label: &str) -> Result<TokenSigner> {
+        self.login()?;
+        let s = self.session()?;
+        let m = &self.module;
+        let nick = format!("{m}:{label}");
+        let lab = Attribute::Label(label.as_bytes().to_vec());
+        let key = s
+            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), lab.clone()])
+            .map_err(|e| ck(m, e))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NoPrivateKey(nick.clone()))?;
+        let mut id = Vec::new();
+        let mut kt = None;
+        for a in s
+            .get_attributes(key, &[AttributeType::Id, AttributeType::KeyType])
+            .map_err(|e| ck(m, e))?
+        {
+            match a {
+                Attribute::Id(i) => id = i,
+                Attribute::KeyType(k) => kt = Some(k),
+                _ => {}
+            }
+        }
+        let kind = match kt {
+            Some(k) if k == CkKeyType::EC => KeyType::EcP256,
+            Some(k) if k == CkKeyType::RSA => KeyType::Rsa2048,
+            _ => return Err(Error::Unsupported(format!("the key type of {nick}"))),
+        };
+        let by = if id.is_empty() {
+            lab
+        } else {
+            Attribute::Id(id)
+        };
+        let public = s
+            .find_objects(&[Attribute::Class(ObjectClass::PUBLIC_KEY), by])
+            .map_err(|e| ck(m, e))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::BadKey(format!("{nick} has no public key object")))?;
+        let spki = self.public_key_info(&s, public, kind)?;
+        drop(s);
+        TokenSigner::new(self.clone(), key, label.to_owned(), spki)
+    }
+
+    /// Finds the private key whose public half is `spki` again (object
+    /// handles do not survive the token's removal).
+    fn find_private_key(&self, spki: &[u8]) -> Result<ObjectHandle> {
+        let s = self.session()?;
+        let id = self
+            .id_for_public_key(&s, spki)?
+            .ok_or_else(|| Error::NoPrivateKey(format!("{}:<key>", self.module)))?;
+        self.private_key_handle(&s, &id)?
+            .ok_or_else(|| Error::NoPrivateKey(format!("{}:<key>", self.module)))
     }
 
     /// Certificates on the token: `(label, DER, private key present)`.
@@ -669,10 +763,60 @@ impl Token {
     }
 }
 
+/// Why one signing attempt failed.
+enum SignFailure {
+    /// The session, the login or the key handle is gone (token removed,
+    /// sessions closed): worth reconnecting.
+    Lost(CkError),
+    /// Anything else the token said.
+    Other(CkError),
+    /// Opening a session or logging in failed.
+    Db(Error),
+}
+
+/// Token answers after which a fresh session, login and key handle may
+/// succeed.
+fn is_lost(e: &CkError) -> bool {
+    matches!(
+        e,
+        CkError::Pkcs11(
+            RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::DeviceRemoved
+                | RvError::DeviceError
+                | RvError::TokenNotPresent
+                | RvError::UserNotLoggedIn
+                | RvError::KeyHandleInvalid
+                | RvError::ObjectHandleInvalid,
+            _
+        )
+    )
+}
+
+impl TokenSigner {
+    fn sign_once(&self, mech: &Mechanism<'_>, data: &[u8]) -> Result<Vec<u8>, SignFailure> {
+        self.token.login().map_err(SignFailure::Db)?;
+        let s = self.token.session().map_err(SignFailure::Db)?;
+        let key = *self
+            .key
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match s.sign(mech, key, data) {
+            Ok(sig) => Ok(sig),
+            Err(e) if is_lost(&e) => {
+                // A broken session does not go back to the pool.
+                s.discard();
+                Err(SignFailure::Lost(e))
+            }
+            Err(e) => Err(SignFailure::Other(e)),
+        }
+    }
+}
+
 /// A [`Signer`] whose private key stays on a PKCS#11 token.
 pub struct TokenSigner {
     token: Token,
-    key: ObjectHandle,
+    key: Mutex<ObjectHandle>,
     label: String,
     spki: Vec<u8>,
     algorithm: KeyAlgorithm,
@@ -693,7 +837,7 @@ impl TokenSigner {
         let (algorithm, _) = spki_algorithm(&spki)?;
         Ok(TokenSigner {
             token,
-            key,
+            key: Mutex::new(key),
             label,
             spki,
             algorithm,
@@ -762,11 +906,32 @@ impl Signer for TokenSigner {
             ),
             (alg, s) => return Err(Error::Unsupported(format!("{s:?} with a {alg} key"))),
         };
-        self.token.login()?;
-        let s = self.token.session()?;
-        let sig = s
-            .sign(&mech, self.key, &data)
-            .map_err(|e| ck(&self.token.module, e))?;
+        let sig = match self.sign_once(&mech, &data) {
+            Err(SignFailure::Lost(e)) => {
+                // The token went away (or closed our sessions) and may be
+                // back: drop the broken sessions, log in again, find the
+                // key again, and try once more.
+                tracing::warn!(module = %self.token.module, label = %self.label, error = %e,
+                    "token session lost; reconnecting");
+                self.token.reset();
+                self.token.login()?;
+                let handle = self.token.find_private_key(&self.spki)?;
+                *self
+                    .key
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = handle;
+                match self.sign_once(&mech, &data) {
+                    Ok(sig) => sig,
+                    Err(SignFailure::Lost(e) | SignFailure::Other(e)) => {
+                        return Err(ck(&self.token.module, e));
+                    }
+                    Err(SignFailure::Db(e)) => return Err(e),
+                }
+            }
+            Err(SignFailure::Other(e)) => return Err(ck(&self.token.module, e)),
+            Err(SignFailure::Db(e)) => return Err(e),
+            Ok(sig) => sig,
+        };
         if self.algorithm == KeyAlgorithm::EcP256 {
             ecdsa_raw_to_der(&sig)
         } else {

@@ -244,3 +244,33 @@ fn issued_certificate_finds_the_requested_key_and_chain() {
         portcullis_certdb::KeyAlgorithm::Rsa { bits: 2048 }
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn create_never_changes_the_mode_of_a_directory_it_did_not_make() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let pw = Password::new("pw");
+    let top = tempfile::tempdir().unwrap();
+
+    // An existing folder (say a shared one) keeps its mode.
+    let shared = top.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    CertDb::create(&shared, &pw, KdfParams::INSECURE_FAST).unwrap();
+    assert_eq!(mode(&shared), 0o755);
+    // The database's own contents are private nevertheless.
+    assert_eq!(mode(&shared.join("keys")), 0o700);
+    assert_eq!(mode(&shared.join("sslpassword.conf")), 0o600);
+
+    // A second create there is refused and changes nothing.
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let err = CertDb::create(&shared, &pw, KdfParams::INSECURE_FAST).unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
+    assert_eq!(mode(&shared), 0o750);
+
+    // A folder create makes is private from the start.
+    let fresh = top.path().join("a/b/certdb");
+    CertDb::create(&fresh, &pw, KdfParams::INSECURE_FAST).unwrap();
+    assert_eq!(mode(&fresh), 0o700);
+}

@@ -92,11 +92,12 @@ fn token_identity_and_signing() {
         .unwrap();
     db.add_module("delta", Path::new(LIB), Some("delta"))
         .unwrap();
-    let mut pins = db.password_file().unwrap();
-    pins.set("alpha", Password::new("5678")).unwrap();
-    pins.set("beta", Password::new("0000")).unwrap();
-    pins.set("delta", Password::new("5678")).unwrap();
-    pins.store(db.dir()).unwrap();
+    db.set_module_password("alpha", Password::new("5678"))
+        .unwrap();
+    db.set_module_password("beta", Password::new("0000"))
+        .unwrap();
+    db.set_module_password("delta", Password::new("5678"))
+        .unwrap();
 
     let now = time::OffsetDateTime::now_utc();
     let subject = Subject::from_fields(&SubjectFields::new("hsm.example.com")).unwrap();
@@ -170,6 +171,20 @@ fn token_identity_and_signing() {
             t.join().unwrap();
         }
     }
+    // The token's login is lost under us (as when the token is removed and
+    // put back): the next signature logs in again and succeeds.
+    let id = server.load_identity("alpha:ec", &pins).unwrap();
+    let scheme = id.signer.schemes()[0];
+    id.signer.sign(scheme, b"before").unwrap();
+    log_out_behind_our_back("alpha");
+    let sig = id.signer.sign(scheme, b"after").unwrap();
+    verify(id.signer.public_key_info(), scheme, b"after", &sig).unwrap();
+    // A token key pair without a certificate is reachable by its label.
+    let tok = Token::open(&server.module("alpha").unwrap(), pins.get("alpha")).unwrap();
+    let by_label = tok.signer("ec").unwrap();
+    assert_eq!(by_label.public_key_info(), id.signer.public_key_info());
+    assert!(matches!(tok.signer("nope"), Err(Error::NoPrivateKey(_))));
+
     let internal = server.load_identity("Internal-One", &pins).unwrap();
     assert_eq!(internal.signer.location(), KeyLocation::Internal);
 
@@ -217,18 +232,9 @@ fn token_identity_and_signing() {
 }
 
 fn already_logged_in(delta: &portcullis_certdb::Module) {
-    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
     use cryptoki::session::UserType;
     use cryptoki::types::AuthPin;
-    // A second handle on the library this process already initialised.
-    let other = Pkcs11::new(LIB).unwrap();
-    let _already = other.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-    let slot = other
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| other.get_token_info(*s).unwrap().label().trim() == "delta")
-        .unwrap();
+    let (other, slot) = second_handle("delta");
     let session = other.open_rw_session(slot).unwrap();
     session
         .login(UserType::So, Some(&AuthPin::from("1234".to_owned())))
@@ -250,4 +256,31 @@ fn already_logged_in(delta: &portcullis_certdb::Module) {
     // second handle must not finalise it when dropped.
     std::mem::forget(session);
     std::mem::forget(other);
+}
+
+/// Logs the process out of token `label` through a second handle on the
+/// library, as a token removal would.
+fn log_out_behind_our_back(label: &str) {
+    let (other, slot) = second_handle(label);
+    let session = other.open_ro_session(slot).unwrap();
+    session.logout().unwrap();
+    // The library stays initialised for the rest of the process.
+    std::mem::forget(session);
+    std::mem::forget(other);
+}
+
+/// A second handle on the library this process already initialised, and
+/// the slot of token `label`. Callers forget the handle so that it does
+/// not finalise the library when dropped.
+fn second_handle(label: &str) -> (cryptoki::context::Pkcs11, cryptoki::slot::Slot) {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    let other = Pkcs11::new(LIB).unwrap();
+    let _already = other.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = other
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| other.get_token_info(*s).unwrap().label().trim() == label)
+        .unwrap();
+    (other, slot)
 }

@@ -201,7 +201,9 @@ parameters! {
         Kind::String,
         Some(""),
         "redis:// (or rediss://) URL of a Redis that front ends share for failed-login \
-         penalties; empty: each process counts in memory.",
+         penalties and POP-before-SMTP authorizations; several blank-separated URLs name \
+         nodes of a Redis Cluster (POP-before-SMTP). Empty: each process keeps them in \
+         memory.",
     );
     LOCAL_SSLCRLFILES: Vec<String> = (
         "local.sslcrlfiles",
@@ -397,6 +399,17 @@ parameters! {
          admin=), relative to the configuration file. When set it replaces the directory as \
          the user source; it is re-read when it changes. Empty: the LDAP directory.",
     );
+    MMP_AUTHCACHEMAXENTRIES: i64 = (
+        "mmp.authcachemaxentries",
+        Kind::Integer {
+            min: 1,
+            max: 2_147_483_647,
+        },
+        Some("1000000"),
+        "Most POP-before-SMTP authorizations (client addresses) the in-memory cache holds \
+         over all its shards; when full, the oldest are evicted. Not used with \
+         local.redisurl.",
+    );
     MMP_AUTHFAILUREDELAY: i64 = (
         "mmp.authfailuredelay",
         NONNEG,
@@ -462,7 +475,8 @@ parameters! {
         BOOL,
         Some("false"),
         "ClientLookup: do one reverse DNS lookup of the client at the proxy and pass the \
-         name to the SMTP relay.",
+         name to the SMTP relay, only when a forward lookup of the name returns the \
+         client's address (else [UNAVAILABLE], or [TEMPUNAVAIL] on DNS trouble).",
     );
     MMP_CONNLIMITS: Vec<String> = (
         "mmp.connlimits",
@@ -493,6 +507,14 @@ parameters! {
         Some("143"),
         "Port of the IMAP message stores for hosts that name none.",
     );
+    MMP_IPV6PREFIX: i64 = (
+        "mmp.ipv6prefix",
+        Kind::Integer { min: 1, max: 128 },
+        Some("64"),
+        "POP-before-SMTP: IPv6 clients in the same network of this prefix length share an \
+         authorization (privacy addresses change within a /64); 128: exact addresses. \
+         IPv4 addresses are always exact.",
+    );
     MMP_MAXAUTHATTEMPTS: i64 = (
         "mmp.maxauthattempts",
         Kind::Integer { min: 1, max: 1000 },
@@ -518,8 +540,9 @@ parameters! {
         "mmp.popbeforesmtpkludgechannel",
         Kind::String,
         Some(""),
-        "PopBeforeSmtpKludgeChannel: channel the relay switches POP-authorized clients to \
-         (e.g. tcp_intranet); with XCLIENT the user is passed as LOGIN instead.",
+        "PopBeforeSmtpKludgeChannel: channel the relay is to treat POP-authorized clients \
+         as (e.g. tcp_intranet); XCLIENT passes the user as LOGIN and the relay's rules for \
+         authenticated clients apply; the channel is logged with each such hand-off.",
     );
     MMP_PREAUTH: bool = (
         "mmp.preauth",
@@ -540,12 +563,30 @@ parameters! {
         Some("5"),
         "Seconds a host of mmp.trustedproxies has to send its PROXY protocol header.",
     );
+    MMP_RELAYHANDOFF: String = (
+        "mmp.relayhandoff",
+        Kind::String,
+        Some("xclient"),
+        "How the SMTP proxy tells the relays who the client is: xclient (Postfix XCLIENT, \
+         with the POP-before-SMTP user as LOGIN), proxy-v1 or proxy-v2 (a PROXY protocol \
+         header; it cannot carry the user, so it is refused with mmp.preauth).",
+    );
+    MMP_RELAYTLS: String = (
+        "mmp.relaytls",
+        Kind::String,
+        Some("maytls"),
+        "TLS toward the SMTP relays: none, maytls (STARTTLS when offered; a certificate \
+         that does not verify is logged and the session stays encrypted, unverified; \
+         plaintext only without STARTTLS) or musttls (verified TLS, or the relay counts as \
+         failed).",
+    );
     MMP_SMTPPROXYPASSWORD: String = (
         "mmp.smtpproxypassword",
         Kind::Secret,
         Some(""),
-        "SmtpProxyPassword: password the SMTP proxy presents to the relays (the relays' \
-         PROXY_PASSWORD).",
+        "SmtpProxyPassword: the chapter's relays' PROXY_PASSWORD. Refused when set: \
+         XCLIENT and PROXY protocol relays authorize the proxy by its address (Postfix \
+         smtpd_authorized_xclient_hosts), so no password is sent.",
     );
     MMP_SMTPRELAYS: Vec<String> = (
         "mmp.smtprelays",
@@ -875,6 +916,15 @@ parameters! {
         "POP3 port with implicit TLS; 0 turns the listener off. Governed by the \
          service.pop.* parameters like the STARTTLS port.",
     );
+    SERVICE_SMTP_BARENEWLINE: String = (
+        "service.smtp.barenewline",
+        Kind::String,
+        Some("reject"),
+        "What a bare LF or bare CR in an SMTP command or message gets (the SMTP smuggling \
+         class, CVE-2023-51764/5/6): reject (550 5.5.2; a command line closes the \
+         connection, as Postfix's smtpd_forbid_bare_newline = reject) or normalize (read as \
+         CR LF). Either way a message ends only at CR LF . CR LF.",
+    );
     SERVICE_SMTP_DOMAINALLOWED: FilterValue = (
         "service.smtp.domainallowed",
         Kind::Filter,
@@ -886,6 +936,41 @@ parameters! {
         Kind::Filter,
         Some(""),
         "Access filters whose matches are denied authenticated SMTP access.",
+    );
+    SERVICE_SMTP_MAXERRORS: i64 = (
+        "service.smtp.maxerrors",
+        Kind::Integer {
+            min: 1,
+            max: 1000,
+        },
+        Some("10"),
+        "Errors (bad commands, sequence errors, failed AUTH) on one SMTP connection before \
+         it is closed with 421.",
+    );
+    SERVICE_SMTP_MAXMESSAGES: i64 = (
+        "service.smtp.maxmessages",
+        Kind::Integer {
+            min: 1,
+            max: 100_000,
+        },
+        Some("100"),
+        "Messages accepted on one SMTP connection; the next MAIL FROM gets 421.",
+    );
+    SERVICE_SMTP_MAXMESSAGESIZE: i64 = (
+        "service.smtp.maxmessagesize",
+        NONNEG,
+        Some("10485760"),
+        "Largest SMTP message in octets (EHLO SIZE, MAIL FROM SIZE=, and the content as \
+         received, which is refused with 552 5.3.4 beyond it); 0: no limit.",
+    );
+    SERVICE_SMTP_MAXRECIPIENTS: i64 = (
+        "service.smtp.maxrecipients",
+        Kind::Integer {
+            min: 1,
+            max: 100_000,
+        },
+        Some("100"),
+        "Recipients accepted per SMTP message; more get 452 4.5.3.",
     );
     SERVICE_SMTP_PLAINTEXTMINCIPHER: Option<i64> = (
         "service.smtp.plaintextmincipher",

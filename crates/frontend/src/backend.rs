@@ -409,6 +409,12 @@ pub trait LoginDriver: Send {
     /// After [`DriverEvent::LoggedIn`]: store bytes read past the login
     /// reply, which belong to the client.
     fn take_pending_input(&mut self) -> Zeroizing<Vec<u8>>;
+    /// The store's capabilities as last announced (after
+    /// [`DriverEvent::LoggedIn`]: the post-login ones, which the client
+    /// is shown).
+    fn capabilities(&self) -> &[String] {
+        &[]
+    }
 }
 
 /// [`LoginDriver`] for POP3 over pop3-proto's [`pop3::ClientSession`].
@@ -471,6 +477,10 @@ impl LoginDriver for Pop3Driver {
 
     fn take_pending_input(&mut self) -> Zeroizing<Vec<u8>> {
         self.0.take_pending_input()
+    }
+
+    fn capabilities(&self) -> &[String] {
+        self.0.capabilities()
     }
 }
 
@@ -537,6 +547,10 @@ impl LoginDriver for ImapDriver {
     fn take_pending_input(&mut self) -> Zeroizing<Vec<u8>> {
         self.0.take_pending_input()
     }
+
+    fn capabilities(&self) -> &[String] {
+        self.0.capabilities()
+    }
 }
 
 /// A connection to a store: plaintext, or TLS (implicit, or after
@@ -555,6 +569,9 @@ pub struct StoreSession {
     /// Store bytes read past the login reply: send them to the client
     /// first (wiped on drop).
     pub pending: Zeroizing<Vec<u8>>,
+    /// The store's capabilities after the login (IMAP: what the tagged
+    /// OK announced; POP3: its CAPA keywords).
+    pub capabilities: Vec<String>,
 }
 
 /// The TLS client toward the stores: verifying, or (`mmp.backsideverify =
@@ -876,6 +893,7 @@ impl Backend {
             stream,
             address,
             pending,
+            capabilities: driver.capabilities().to_vec(),
         })
     }
 

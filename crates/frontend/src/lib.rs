@@ -4,7 +4,9 @@
 
 pub mod auth;
 pub mod backend;
+pub mod cli;
 mod error;
+pub mod imap;
 pub mod limits;
 pub mod listen;
 pub mod net;
@@ -13,6 +15,7 @@ pub mod pop3;
 pub mod proxy_protocol;
 pub mod relay;
 mod run;
+mod session;
 
 pub use backend::{Backend, ClientIdentity, StoreAddress, StoreSession};
 pub use error::Error;

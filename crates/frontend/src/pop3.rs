@@ -16,38 +16,25 @@
 //! store, the bytes each way, the duration and the result; never a
 //! password.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use portcullis_accessfilter::Verdict;
 use portcullis_pop3_proto::{Event, Response, ResponseCode, ServerConfig, ServerSession};
 use portcullis_sasl::framing::{self, AuthExchange, Protocol};
 use portcullis_sasl::{Authenticated, Mechanism, Salt, ServerContext};
+use portcullis_tlsconf::TlsServer;
 use portcullis_tlsconf::starttls::{PipelinedInput, StartTls};
-use portcullis_tlsconf::{MaybeTls, TlsServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::auth::{Authenticator, LoginOutcome, Peer};
-use crate::backend::{Backend, ClientIdentity, StoreSession};
+use crate::backend::{Backend, StoreSession};
 use crate::limits::Limits;
-use crate::listen::{Admitted, Prefixed, TlsMode};
-use crate::relay::{RelayOutcome, relay};
-
-/// How long the last words to a client (a refusal, a timeout notice) may
-/// take to leave.
-const LAST_WORDS: Duration = Duration::from_secs(5);
-
-/// The read buffer of the AUTHORIZATION phase.
-const READ_CHUNK: usize = 4096;
-
-/// The client's transport: the socket, behind what came with the PROXY
-/// header.
-type Client = Prefixed<TcpStream>;
+use crate::listen::{Admitted, TlsMode};
+use crate::session::{self, ClientStream, ConnLog, LAST_WORDS, READ_CHUNK};
 
 /// Everything a POP3 connection needs, shared by all of them.
 #[derive(Debug)]
@@ -68,47 +55,6 @@ pub struct Pop3Frontend {
     pub preauth: Option<portcullis_popbeforesmtp::AuthCache>,
 }
 
-/// The connection's log record.
-#[derive(Debug, Default)]
-struct ConnLog {
-    tls_version: Option<String>,
-    tls_suite: Option<String>,
-    user: Option<String>,
-    mechanism: Option<&'static str>,
-    store: Option<String>,
-    client_bytes: u64,
-    store_bytes: u64,
-    result: String,
-}
-
-impl ConnLog {
-    fn tls_from(&mut self, conn: &portcullis_tlsconf::rustls::ServerConnection) {
-        self.tls_version = conn.protocol_version().map(|v| format!("{v:?}"));
-        self.tls_suite = conn
-            .negotiated_cipher_suite()
-            .map(portcullis_tlsconf::suites::iana_name)
-            .map(str::to_owned);
-    }
-
-    fn emit(&self, client: SocketAddr, started: Instant) {
-        tracing::info!(
-            target: "portcullis::connection",
-            service = "pop",
-            %client,
-            tls = %self.tls_version.as_deref().unwrap_or("none"),
-            suite = %self.tls_suite.as_deref().unwrap_or("-"),
-            user = %self.user.as_deref().unwrap_or("-"),
-            mechanism = %self.mechanism.unwrap_or("-"),
-            store = %self.store.as_deref().unwrap_or("-"),
-            client_bytes = self.client_bytes,
-            store_bytes = self.store_bytes,
-            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            result = %self.result,
-            "connection closed"
-        );
-    }
-}
-
 /// Which answer a pending login wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pending {
@@ -120,7 +66,7 @@ enum Pending {
 
 /// One connection's state before the relay.
 struct Conn {
-    stream: Option<MaybeTls<Client>>,
+    stream: Option<ClientStream>,
     session: ServerSession,
     ctx: ServerContext,
     salt: Option<Salt>,
@@ -134,7 +80,7 @@ struct Conn {
 }
 
 impl Conn {
-    fn stream(&mut self) -> std::io::Result<&mut MaybeTls<Client>> {
+    fn stream(&mut self) -> std::io::Result<&mut ClientStream> {
         self.stream
             .as_mut()
             .ok_or_else(|| std::io::Error::other("connection lost in the TLS upgrade"))
@@ -196,7 +142,7 @@ impl Pop3Frontend {
         if let Err(e) = result {
             log.result = format!("error: {e}");
         }
-        log.emit(client, started);
+        log.emit("pop", client, started);
     }
 
     async fn serve_inner(
@@ -217,30 +163,18 @@ impl Pop3Frontend {
         } = conn;
         let deadline = started + self.limits.preauth_timeout;
         let mut ctx = self.context();
-        let stream = match mode {
-            TlsMode::Implicit => {
-                let Some(tls) = &self.tls else {
-                    log.result = "no TLS configured for the implicit-TLS port".to_owned();
-                    return Ok(());
-                };
-                // Bytes that came with the PROXY header start the
-                // handshake.
-                let stream = Prefixed::new(std::mem::take(&mut buffered), stream);
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                let accepted = match tls.accept_with_timeout(stream, remaining).await {
-                    Ok(a) => a,
-                    Err(e) => {
-                        log.result = format!("TLS handshake failed: {e}");
-                        return Ok(());
-                    }
-                };
-                log.tls_from(accepted.connection());
-                // TLS state for channel binding, and a verified client
-                // certificate for EXTERNAL.
-                ctx = accepted.sasl_context(ctx);
-                MaybeTls::Tls(Box::new(accepted.stream))
-            }
-            _ => MaybeTls::Plain(Prefixed::new(Vec::new(), stream)),
+        let Some(stream) = session::open_client(
+            self.tls.as_ref(),
+            mode,
+            stream,
+            &mut buffered,
+            deadline,
+            &mut ctx,
+            log,
+        )
+        .await
+        else {
+            return Ok(());
         };
         let tls_active = stream.is_tls();
         let peer = Peer::new(client, local, tls_active);
@@ -340,20 +274,13 @@ impl Pop3Frontend {
             return Ok(());
         };
         let pending = c.session.take_pending_input();
-        if !pending.is_empty() {
-            store.stream.write_all(&pending).await?;
-        }
         let idle = self.limits.idle_timeout;
-        let outcome: RelayOutcome = match c.stream()? {
-            MaybeTls::Plain(t) => relay(t, &mut store.stream, &store.pending, idle).await,
-            MaybeTls::Tls(t) => relay(t.as_mut(), &mut store.stream, &store.pending, idle).await,
+        let Some(stream) = c.stream.as_mut() else {
+            return Err(Error::Io(std::io::Error::other(
+                "connection lost in the TLS upgrade",
+            )));
         };
-        c.log.client_bytes = outcome
-            .client_to_store
-            .saturating_add(u64::try_from(pending.len()).unwrap_or(0));
-        c.log.store_bytes = outcome.store_to_client;
-        c.log.result = format!("relayed, {:?}", outcome.end);
-        Ok(())
+        session::relay_to_store(stream, &mut store, &pending, idle, &mut c.log).await
     }
 
     /// The AUTHORIZATION phase: `Ok(true)` once logged in (store session
@@ -572,8 +499,7 @@ impl Pop3Frontend {
         c.log.user = Some(user.clone());
         c.log.mechanism = Some(auth.mechanism().name());
         let mail_host = auth.account().and_then(|a| a.mail_host.clone());
-        let mut identity = ClientIdentity::new(c.peer.client);
-        identity.local = Some(c.peer.local);
+        let identity = session::client_identity(&c.peer);
         // The exchange hands on the password of a cleartext login (USER/
         // PASS, AUTH PLAIN, AUTH LOGIN) for mmp.storelogin = auto or replay;
         // CRAM-MD5, SCRAM, APOP and EXTERNAL have none: the master-user
@@ -642,28 +568,18 @@ impl Pop3Frontend {
             return Ok(());
         }
         c.flush().await?;
-        let Some(MaybeTls::Plain(tcp)) = c.stream.take() else {
-            c.starttls.failed(proof);
-            return Err(Error::Io(std::io::Error::other("STLS on a TLS stream")));
-        };
-        match tls.accept_starttls(tcp, &proof).await {
-            Ok(accepted) => {
-                c.starttls.established(proof);
-                c.log.tls_from(accepted.connection());
-                c.ctx = accepted.sasl_context(c.ctx.clone());
-                c.peer.tls = true;
-                c.stream = Some(MaybeTls::Tls(Box::new(accepted.stream)));
-                let mechanisms = self.mechanisms(&c.ctx);
-                c.session.set_sasl_mechanisms(mechanisms);
-                Ok(())
-            }
-            Err(e) => {
-                c.starttls.failed(proof);
-                Err(Error::Io(std::io::Error::new(
-                    e.kind(),
-                    format!("STLS handshake failed: {e}"),
-                )))
-            }
-        }
+        session::upgrade(
+            tls,
+            &mut c.starttls,
+            proof,
+            &mut c.stream,
+            &mut c.ctx,
+            &mut c.peer,
+            &mut c.log,
+        )
+        .await?;
+        let mechanisms = self.mechanisms(&c.ctx);
+        c.session.set_sasl_mechanisms(mechanisms);
+        Ok(())
     }
 }

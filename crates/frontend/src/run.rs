@@ -5,9 +5,9 @@
 //! check(service, path)  ── the configuration builds (nothing bound)
 //! run(service, path, shutdown)
 //!    ─► build: policy, users (directory or file), penalty, filters, stores, TLS, limits, PROXY policy
-//!    ─► bind every listener ("listening on ADDR (pop, tls|starttls)")
+//!    ─► bind every listener ("listening on ADDR (pop|imap, tls|starttls)")
 //!    ─► ready() callback (systemd notification in the binaries)
-//!    ─► accept ─► listen::admit ─► the protocol's front end, one task each
+//!    ─► accept ─► listen::admit ─► the protocol's front end (Frontend), one task each
 //!    ─► shutdown: stop accepting, unauthenticated clients hear -ERR/BYE,
 //!       proxied sessions get up to SHUTDOWN_GRACE to end
 //! ```
@@ -16,9 +16,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_config::{Config, params};
+use portcullis_config::Config;
+use portcullis_imap_proto::{ResponseCode, refusal_greeting};
 use portcullis_ldapauth::UserSource;
-use portcullis_popbeforesmtp::{AuthCache, CacheSettings, MemoryStore, RedisStore};
+use portcullis_popbeforesmtp::{AuthCache, Settings};
 use portcullis_sasl::{Policy, PolicyConfig};
 use portcullis_tlsconf::{Service, TlsServer};
 use tokio::io::AsyncWriteExt;
@@ -27,8 +28,9 @@ use tokio::sync::{mpsc, watch};
 use crate::Error;
 use crate::auth::{AccessFilters, Authenticator};
 use crate::backend::Backend;
+use crate::imap::ImapFrontend;
 use crate::limits::Limits;
-use crate::listen::{self, Admission, ListenerSpec};
+use crate::listen::{self, Admission, Admitted, ListenerSpec, TlsMode};
 use crate::penalty::Penalty;
 use crate::pop3::Pop3Frontend;
 use crate::proxy_protocol::ProxyPolicy;
@@ -39,10 +41,48 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// The pause after a failed accept (EMFILE and the like).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// The protocol front end a service runs: what it serves on an admitted
+/// connection, and how it turns away a connection the limits refused.
+#[derive(Debug)]
+enum Frontend {
+    /// POP3 (`popd`).
+    Pop(Pop3Frontend),
+    /// IMAP (`imapd`).
+    Imap(ImapFrontend),
+}
+
+impl Frontend {
+    /// The short service name in logs (`pop`, `imap`).
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Pop(_) => "pop",
+            Self::Imap(_) => "imap",
+        }
+    }
+
+    /// Serves one admitted connection to its end; `stop` turning true
+    /// ends a connection that has not logged in yet.
+    async fn serve(&self, conn: Admitted, mode: TlsMode, stop: watch::Receiver<bool>) {
+        match self {
+            Self::Pop(f) => f.serve(conn, mode, stop).await,
+            Self::Imap(f) => f.serve(conn, mode, stop).await,
+        }
+    }
+
+    /// The protocol's refusal of a connection the limits turned away,
+    /// written on a plaintext listener before the greeting would be.
+    fn refusal_line(&self, reason: &str) -> Vec<u8> {
+        match self {
+            Self::Pop(_) => format!("-ERR [SYS/TEMP] {reason}\r\n").into_bytes(),
+            Self::Imap(_) => refusal_greeting(Some(&ResponseCode::Unavailable), reason),
+        }
+    }
+}
+
 /// Everything a service needs, built from the configuration.
 #[derive(Debug)]
 struct Built {
-    frontend: Arc<Pop3Frontend>,
+    frontend: Arc<Frontend>,
     listeners: Vec<ListenerSpec>,
     limits: Limits,
     proxy: ProxyPolicy,
@@ -66,37 +106,21 @@ fn hostname() -> String {
 /// `local.redisurl` is set (where smtpd finds it), else in this process's
 /// memory; entries live `mmp.authservicettl` seconds.
 fn preauth_cache(config: &Config) -> Result<Option<AuthCache>, Error> {
-    if !config.get(params::MMP_PREAUTH)? {
-        return Ok(None);
-    }
-    let ttl = config.get(params::MMP_AUTHSERVICETTL)?;
-    let settings =
-        CacheSettings::with_ttl(u32::try_from(ttl).map_err(|_| Error::InvalidSetting {
-            name: "mmp.authservicettl",
-            reason: format!("{ttl} is out of range"),
-        })?);
-    let url = config.get(params::LOCAL_REDISURL)?;
-    let cache = if url.trim().is_empty() {
-        AuthCache::new(MemoryStore::builder().build(), settings)
-    } else {
-        let store = RedisStore::builder(url.trim())
-            .build()
-            .map_err(|e| Error::InvalidSetting {
-                name: "local.redisurl",
-                reason: e.to_string(),
-            })?;
-        AuthCache::new(store, settings)
-    };
-    Ok(Some(cache))
+    // The POP-before-SMTP crate's one configuration reader.
+    Settings::from_parameters(|name| config.string(name).ok())
+        .and_then(|s| s.auth_cache())
+        .map_err(|e| match e {
+            portcullis_popbeforesmtp::Error::InvalidSetting { name, reason } => {
+                Error::InvalidSetting { name, reason }
+            }
+            other => Error::InvalidSetting {
+                name: "mmp.preauth",
+                reason: other.to_string(),
+            },
+        })
 }
 
 fn build(service: Service, config_path: &Path) -> Result<Built, Error> {
-    if service != Service::Pop {
-        return Err(Error::InvalidSetting {
-            name: "service",
-            reason: "this front end serves POP3 only".to_owned(),
-        });
-    }
     let config = Config::load(config_path)?;
     let dir = config_path
         .parent()
@@ -107,18 +131,36 @@ fn build(service: Service, config_path: &Path) -> Result<Built, Error> {
     // The directory, or the users file when `local.userfile` is set.
     let backends = UserSource::from_parameters(get, dir)?.backends();
     let limits = Limits::from_config(&config)?;
-    let frontend = Pop3Frontend {
-        auth: Authenticator {
-            policy,
-            backends,
-            penalty: Penalty::from_config(&config)?,
-            filters: AccessFilters::from_config(&config, listen::service_name(service))?,
-        },
-        backend: Backend::from_config(&config, dir)?,
-        tls: Some(Arc::new(TlsServer::from_parameters(service, get, dir)?)),
-        limits: limits.clone(),
-        hostname: hostname(),
-        preauth: preauth_cache(&config)?,
+    let auth = Authenticator {
+        policy,
+        backends,
+        penalty: Penalty::from_config(&config)?,
+        filters: AccessFilters::from_config(&config, listen::service_name(service))?,
+    };
+    let backend = Backend::from_config(&config, dir)?;
+    let tls = Some(Arc::new(TlsServer::from_parameters(service, get, dir)?));
+    let frontend = match service {
+        Service::Pop => Frontend::Pop(Pop3Frontend {
+            auth,
+            backend,
+            tls,
+            limits: limits.clone(),
+            hostname: hostname(),
+            preauth: preauth_cache(&config)?,
+        }),
+        Service::Imap => Frontend::Imap(ImapFrontend {
+            auth,
+            backend,
+            tls,
+            limits: limits.clone(),
+            hostname: hostname(),
+        }),
+        _ => {
+            return Err(Error::InvalidSetting {
+                name: "service",
+                reason: format!("no front end for {} here", listen::service_name(service)),
+            });
+        }
     };
     Ok(Built {
         frontend: Arc::new(frontend),
@@ -172,6 +214,7 @@ pub async fn run(
         let drain = drain_tx.clone();
         acceptors.push(tokio::spawn(async move {
             let mode = listener.spec.tls;
+            let service = frontend.name();
             loop {
                 let accepted = tokio::select! {
                     r = listener.socket.accept() => r,
@@ -203,7 +246,7 @@ pub async fn run(
                         } => {
                             tracing::info!(
                                 target: "portcullis::connection",
-                                service = "pop",
+                                service,
                                 %client,
                                 result = %refusal,
                                 "connection refused"
@@ -211,11 +254,11 @@ pub async fn run(
                             // Only a plaintext listener can carry the
                             // refusal; an implicit-TLS one closes at once
                             // (no TLS work before the limits).
-                            if mode == listen::TlsMode::StartTls {
-                                let line = format!("-ERR [SYS/TEMP] {refusal}\r\n");
+                            if mode == TlsMode::StartTls {
+                                let line = frontend.refusal_line(&refusal.to_string());
                                 let _ = tokio::time::timeout(
                                     Duration::from_secs(5),
-                                    stream.write_all(line.as_bytes()),
+                                    stream.write_all(&line),
                                 )
                                 .await;
                             }

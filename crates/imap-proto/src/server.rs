@@ -4,8 +4,8 @@
 //! or out-of-state commands itself; it hands LOGIN, AUTHENTICATE and
 //! STARTTLS to the caller as [`Event`]s and waits (keeping any pipelined
 //! input) until the caller answers with one of [`ServerSession::login_ok`],
-//! [`ServerSession::login_no`], [`ServerSession::auth_challenge`],
-//! [`ServerSession::auth_fail`], [`ServerSession::starttls_ok`] or
+//! [`ServerSession::login_no`], [`ServerSession::login_fail`],
+//! [`ServerSession::auth_challenge`], [`ServerSession::auth_fail`], [`ServerSession::starttls_ok`] or
 //! [`ServerSession::reject`].
 //!
 //! ```text
@@ -635,10 +635,28 @@ impl ServerSession {
     /// [`Error::ApiMisuse`] when no AUTHENTICATE is pending.
     pub fn auth_fail(&mut self, reply: &[u8]) -> Result<(), Error> {
         self.expect(&[Awaiting::Auth])?;
+        self.fail_with(reply);
+        Ok(())
+    }
+
+    /// LOGIN or AUTHENTICATE failed with this reply from
+    /// `portcullis_sasl::framing::failure_reply`, tagged with the pending
+    /// command's tag (the one mapping from SASL outcomes to replies lives
+    /// there). Counts as a bad command.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ApiMisuse`] when no login is pending.
+    pub fn login_fail(&mut self, reply: &[u8]) -> Result<(), Error> {
+        self.expect(&[Awaiting::Login, Awaiting::Auth])?;
+        self.fail_with(reply);
+        Ok(())
+    }
+
+    fn fail_with(&mut self, reply: &[u8]) {
         self.output.extend_from_slice(reply);
         self.back_to_commands();
         let _ = self.count_bad();
-        Ok(())
     }
 
     /// Accepts STARTTLS: writes `tag OK`, discards the plaintext read after

@@ -491,3 +491,22 @@ fn input_ahead_of_the_answers_is_bounded() {
     assert!(matches!(s.poll(), Event::LoggedIn));
     assert_eq!(s.take_pending_input().len(), big.len());
 }
+
+#[test]
+fn a_failed_login_is_answered_with_the_sasl_failure_reply() {
+    use portcullis_sasl::framing::{Failure, failure_reply};
+    let mut s = session(|c| c.tls_active = true);
+    s.feed(b"a1 LOGIN alice wrong\r\na2 NOOP\r\n");
+    let Event::Login { tag, .. } = s.poll() else {
+        panic!("no login")
+    };
+    let reply = failure_reply(Protocol::Imap, Some(&tag), Failure::BadCredentials);
+    s.login_fail(&reply).expect("fail");
+    // Back in the not-authenticated state: the next command is answered.
+    assert!(matches!(s.poll(), Event::NeedMoreInput));
+    let text = out(&mut s);
+    assert!(text.starts_with("a1 NO [AUTHENTICATIONFAILED]"), "{text}");
+    assert!(text.contains("a2 OK"), "{text}");
+    // Nothing pending any more.
+    assert!(s.login_fail(&reply).is_err());
+}

@@ -254,10 +254,16 @@ fn line_error(line: usize, what: impl fmt::Display) -> Error {
 }
 
 /// SASLprep, then lower case: how names are compared.
+/// The key a name is stored and looked up under: SASLprep, then lower
+/// case. A key must be its own key, so a name whose lower case SASLprep
+/// refuses or changes (lower-case letters newer than SASLprep's Unicode
+/// 3.2, such as Cherokee's) is not a name: otherwise a stored user could
+/// not be found by the very name the file gave.
 fn normalize(name: &str) -> Option<String> {
     let prepped = stringprep::saslprep(name).ok()?;
     let lower = prepped.to_lowercase();
-    (!lower.is_empty() && lower.len() <= MAX_NAME).then_some(lower)
+    let stable = stringprep::saslprep(&lower).ok()? == lower.as_str();
+    (stable && !lower.is_empty() && lower.len() <= MAX_NAME).then_some(lower)
 }
 
 fn domain_of(name: &str) -> Option<&str> {
@@ -548,7 +554,7 @@ fn parse_line(number: usize, text: &str) -> Result<FileUser, String> {
         return Err("user name with blanks".to_owned());
     }
     let user = normalize(raw_user)
-        .ok_or_else(|| "user name is not a valid SASLprep string (or is too long)".to_owned())?;
+        .ok_or_else(|| "user name is not a valid SASLprep string, has a lower case that is not one, or is too long".to_owned())?;
     let credential = credential(fields.next().unwrap_or_default())?;
     let uid = non_empty(fields.next());
     let gid = non_empty(fields.next());

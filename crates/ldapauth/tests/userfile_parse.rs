@@ -76,3 +76,37 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Whatever the user name's characters, a user the parser keeps is
+    /// found again by the name it was stored under.
+    #[test]
+    fn every_kept_user_is_found_by_its_own_name(name in "\\PC{1,6}") {
+        let line = format!("{name}:{{PLAIN}}secret\n");
+        if let Ok(users) = Users::parse(line.as_bytes()) {
+            for u in users.iter() {
+                prop_assert!(users.find(&u.user, None).is_some(), "{:?} not found", u.user);
+            }
+        }
+    }
+}
+
+/// A capital letter whose lower case is newer than SASLprep's Unicode 3.2
+/// (found by the `userfile_parse` fuzz target): the lower case would be a
+/// key no login could reach, so the name is refused.
+#[test]
+fn a_name_whose_lower_case_saslprep_refuses_is_not_a_name() {
+    let users = Users::parse("\u{13ce}:{PLAIN}secret\nbob:{PLAIN}secret\n".as_bytes());
+    if let Ok(users) = users {
+        for u in users.iter() {
+            assert!(
+                users.find(&u.user, None).is_some(),
+                "{:?} not found",
+                u.user
+            );
+        }
+        assert!(users.find("bob", None).is_some());
+    }
+}

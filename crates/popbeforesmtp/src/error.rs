@@ -55,6 +55,16 @@ pub enum Error {
         /// The relay's reply text (first line).
         text: String,
     },
+    /// A value the client gave (HELO name, login) that cannot be handed to
+    /// a relay; refused before any relay sees it, so no relay is marked
+    /// failed because of it.
+    #[error("client {field} refused: {reason}")]
+    InvalidClient {
+        /// The attribute: `HELO`, `LOGIN`, ...
+        field: &'static str,
+        /// Why it was refused.
+        reason: &'static str,
+    },
     /// A relay lacks a capability the configuration requires
     /// (STARTTLS under `musttls`, XCLIENT for the XCLIENT hand-off).
     #[error("relay {relay} does not offer {capability}")]
@@ -97,6 +107,10 @@ impl Error {
             | Self::Tls(_)
             | Self::Io(_) => Some("421 4.3.0 Mail relay temporarily unavailable, try again later"),
             Self::ClientRefused { .. } => Some("550 5.7.1 Client refused by the mail relay"),
+            Self::InvalidClient { field: "HELO", .. } => {
+                Some("501 5.5.4 Syntax error in HELO/EHLO domain (RFC 5321)")
+            }
+            Self::InvalidClient { .. } => Some("550 5.7.1 Client refused by the mail relay"),
             _ => None,
         }
     }

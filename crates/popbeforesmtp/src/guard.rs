@@ -7,6 +7,9 @@
 
 use crate::relay::proxy::V2_SIGNATURE;
 
+/// Where the NUL byte sits in the PROXY v2 signature.
+const V2_NUL_AT: usize = 4;
+
 /// A hand-off attempt seen from a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -17,7 +20,8 @@ pub enum ClientHandoff {
     Xforward,
     /// A PROXY protocol v1 header (`PROXY TCP4 ...`).
     ProxyV1,
-    /// A PROXY protocol v2 header (binary signature), or a prefix of one.
+    /// A PROXY protocol v2 header (binary signature), or a prefix of one
+    /// that reaches its NUL byte (a blank line pair alone is not one).
     ProxyV2,
 }
 
@@ -53,9 +57,10 @@ impl ClientHandoff {
 /// ```
 #[must_use]
 pub fn client_handoff(line: &[u8]) -> Option<ClientHandoff> {
-    if !line.is_empty()
+    // The signature starts with two blank lines, which a client may send
+    // as harmless empty commands; its fifth byte, NUL, is never SMTP.
+    if line.len() > V2_NUL_AT
         && V2_SIGNATURE.starts_with(&line[..line.len().min(V2_SIGNATURE.len())])
-        && line.len() >= 4
     {
         return Some(ClientHandoff::ProxyV2);
     }
@@ -96,7 +101,11 @@ mod tests {
                 b"\r\n\r\n\0\r\nQUIT\n\x21\x11\0\x0c",
                 Some(ClientHandoff::ProxyV2),
             ),
-            (b"\r\n\r\n", Some(ClientHandoff::ProxyV2)),
+            (b"\r\n\r\n\0", Some(ClientHandoff::ProxyV2)),
+            (b"\r\n\r\n\0\r\nQUIT\n", Some(ClientHandoff::ProxyV2)),
+            // A blank line pair is two empty commands, not a PROXY header.
+            (b"\r\n\r\n", None),
+            (b"\r\n\r\nEHLO x\r\n", None),
             (b"\r\n", None),
             (b"XCLIENTS\r\n", None),
             (b"EHLO proxy.example\r\n", None),

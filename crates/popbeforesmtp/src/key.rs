@@ -29,7 +29,7 @@ impl AddressGrouping {
     pub fn ipv6_prefix(prefix: u8) -> Result<Self, crate::Error> {
         if prefix == 0 || prefix > 128 {
             return Err(crate::Error::InvalidSetting {
-                name: "Ipv6Prefix",
+                name: "mmp.ipv6prefix",
                 reason: format!("{prefix} is not in 1..=128"),
             });
         }

@@ -131,3 +131,88 @@ async fn outage_logged_once_per_interval() {
     let n = cap.text().matches("cache backend failed").count();
     assert_eq!(n, 2, "{}", cap.text());
 }
+
+#[tokio::test]
+async fn pop_authorized_hand_off_logged_with_the_kludge_channel() {
+    use portcullis_popbeforesmtp::Settings;
+    use portcullis_popbeforesmtp::relay::ClientInfo;
+    use portcullis_test_support::postfix::Postfix;
+
+    let cap = capture();
+    let pf = Postfix::start().expect("Postfix fixture");
+    // The pool as the configuration reader builds it.
+    let relays = format!("127.0.0.1:{}", pf.smtp_port());
+    let params = [
+        ("mmp.preauth", "true"),
+        ("mmp.smtprelays", relays.as_str()),
+        ("mmp.popbeforesmtpkludgechannel", "tcp_intranet"),
+        ("mmp.relaytls", "none"),
+    ];
+    let settings = Settings::from_parameters(|name| {
+        params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .expect("settings");
+    let cache = settings
+        .auth_cache()
+        .expect("cache")
+        .expect("mmp.preauth is on");
+    let pool = settings.relay_pool(None).expect("pool");
+    let a = ip("192.0.2.70");
+    cache.record(a, "kludge-user", T0).await.expect("record");
+    let Lookup::Authorize(authorization) = cache.lookup(a, T0.plus_secs(1)).await else {
+        panic!("recorded a moment ago");
+    };
+    let mut client = ClientInfo::new(
+        "192.0.2.70:41000".parse().expect("addr"),
+        "127.0.0.1:25".parse().expect("addr"),
+    );
+    client.helo = Some("pc.example".to_owned());
+    client.authorize_by_pop(&authorization);
+    let mut session = pool.connect(&client).await.expect("hand-off");
+    // Postfix relays for the POP-authorized user.
+    let mail = session
+        .command("MAIL FROM:<kludge-user@client.example>")
+        .await
+        .expect("MAIL");
+    assert_eq!(mail.code(), 250, "{mail}");
+    let rcpt = session
+        .command("RCPT TO:<someone@elsewhere.example>")
+        .await
+        .expect("RCPT");
+    assert_eq!(rcpt.code(), 250, "{rcpt}");
+    session.command("RSET").await.expect("RSET");
+    session.quit().await.expect("quit");
+    // A client with a login of its own (SMTP AUTH) is not logged as POP-authorized.
+    let mut other = ClientInfo::new(
+        "192.0.2.71:41001".parse().expect("addr"),
+        "127.0.0.1:25".parse().expect("addr"),
+    );
+    other.login = Some("smtp-auth-user".to_owned());
+    pool.connect(&other)
+        .await
+        .expect("hand-off")
+        .quit()
+        .await
+        .expect("quit");
+
+    let text = cap.text();
+    let handoffs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("popbeforesmtp.handoff"))
+        .collect();
+    assert_eq!(handoffs.len(), 1, "{text}");
+    let line = handoffs[0];
+    assert!(line.contains(AUDIT_TARGET), "{line}");
+    assert!(line.contains("tcp_intranet"), "{line}");
+    assert!(line.contains("kludge-user"), "{line}");
+    assert!(line.contains("client=192.0.2.70"), "{line}");
+    assert!(
+        pf.wait_for_log(&["sasl_username=kludge-user"], Duration::from_secs(20))
+            .is_some(),
+        "{}",
+        pf.maillog()
+    );
+}

@@ -569,3 +569,180 @@ async fn redis_over_tls() {
     );
     process.stop();
 }
+
+/// The cache as the configuration reader builds it from `params`.
+fn cache_from(params: &[(&str, &str)]) -> AuthCache {
+    portcullis_popbeforesmtp::Settings::from_parameters(|name| {
+        params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .expect("settings")
+    .auth_cache()
+    .expect("cache")
+    .expect("mmp.preauth is on")
+}
+
+#[tokio::test]
+async fn values_read_back_from_redis_are_validated_like_values_written() {
+    let prefix = unique_prefix("readback");
+    let store = RedisStore::builder(Redis::shared().url())
+        .key_prefix(prefix.clone())
+        .build()
+        .expect("store");
+    let cache = AuthCache::new(store, ttl900());
+    let client = redis::Client::open(Redis::shared().url()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let expires = T0.unix_secs() + 900;
+    // Values `record` refuses to write (control characters, over-long
+    // names, a signed expiry) authorize nobody when found in Redis.
+    let long = "a".repeat(513);
+    let planted = [
+        ("192.0.2.201", format!("{expires} root\r\nX")),
+        ("192.0.2.202", format!("{expires} {long}")),
+        ("192.0.2.203", format!("+{expires} alice")),
+        ("192.0.2.204", format!("{expires} ali\u{1b}[2Jce")),
+    ];
+    for (addr, value) in &planted {
+        let _: () = redis::cmd("SET")
+            .arg(format!("{prefix}{addr}"))
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .expect("SET");
+        assert_eq!(
+            cache.lookup(ip(addr), T0).await,
+            Lookup::Unavailable,
+            "{value:?}"
+        );
+    }
+    // A value as `record` writes it is accepted.
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}192.0.2.205"))
+        .arg(format!("{expires} alice"))
+        .query_async(&mut conn)
+        .await
+        .expect("SET");
+    assert_eq!(
+        user_of(&cache.lookup(ip("192.0.2.205"), T0).await),
+        Some("alice")
+    );
+}
+
+#[tokio::test]
+async fn the_configuration_reader_shares_state_through_local_redisurl() {
+    let url = Redis::shared().url();
+    let params = [
+        ("mmp.preauth", "true"),
+        ("mmp.authservicettl", "600"),
+        ("mmp.ipv6prefix", "48"),
+        ("local.redisurl", url.as_str()),
+    ];
+    // Two front ends built from the same parameters share one view.
+    let (a, b) = (cache_from(&params), cache_from(&params));
+    assert_eq!(a.settings().ttl_secs, 600);
+    assert_eq!(a.settings().grouping.prefix(), 48);
+    a.record(ip("2001:db8:77:1::1"), "shared-user", T0)
+        .await
+        .expect("record");
+    // Another /64 in the same /48, through the other front end.
+    assert_eq!(
+        user_of(&b.lookup(ip("2001:db8:77:2::9"), T0.plus_secs(599)).await),
+        Some("shared-user")
+    );
+    assert_eq!(
+        b.lookup(ip("2001:db8:77:2::9"), T0.plus_secs(600)).await,
+        Lookup::Deny
+    );
+    // And it is in Redis, not in memory.
+    let client = redis::Client::open(url).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let value: Option<String> = redis::cmd("GET")
+        .arg("portcullis:popauth:2001:db8:77::/48")
+        .query_async(&mut conn)
+        .await
+        .expect("GET");
+    assert_eq!(value, Some(format!("{} shared-user", T0.unix_secs() + 600)));
+}
+
+#[tokio::test]
+async fn the_configuration_reader_bounds_the_memory_store() {
+    let cache = cache_from(&[("mmp.preauth", "1"), ("mmp.authcachemaxentries", "100")]);
+    for i in 0..100u8 {
+        cache
+            .record(ip(&format!("10.9.0.{i}")), "u", T0)
+            .await
+            .expect("record");
+    }
+    // All 100 kept (the bound is global), the 101st evicts one.
+    for i in 0..100u8 {
+        assert!(
+            cache
+                .lookup(ip(&format!("10.9.0.{i}")), T0)
+                .await
+                .authorization()
+                .is_some()
+        );
+    }
+    cache.record(ip("10.9.1.1"), "u", T0).await.expect("record");
+    let mut kept = 0;
+    for i in 0..100u8 {
+        if cache
+            .lookup(ip(&format!("10.9.0.{i}")), T0)
+            .await
+            .authorization()
+            .is_some()
+        {
+            kept += 1;
+        }
+    }
+    assert_eq!(kept, 99);
+}
+
+#[tokio::test]
+async fn several_redis_urls_are_a_redis_cluster() {
+    use portcullis_test_support::redis::RedisCluster;
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3))
+        .await
+        .expect("join")
+        .expect("Redis Cluster fixture");
+    let urls = cluster.urls().join(" ");
+    let params = [("mmp.preauth", "true"), ("local.redisurl", urls.as_str())];
+    let (a, b) = (cache_from(&params), cache_from(&params));
+    // Many keys: they fall into hash slots on every node.
+    let ips: Vec<IpAddr> = (0..60u8).map(|i| ip(&format!("198.18.0.{i}"))).collect();
+    for (i, addr) in ips.iter().enumerate() {
+        a.record(*addr, &format!("user{i}"), T0)
+            .await
+            .expect("record");
+    }
+    for (i, addr) in ips.iter().enumerate() {
+        let want = format!("user{i}");
+        assert_eq!(
+            user_of(&b.lookup(*addr, T0.plus_secs(1)).await),
+            Some(want.as_str())
+        );
+    }
+    let many = b.lookup_many(&ips, T0.plus_secs(1)).await;
+    assert!(many.iter().all(|l| l.authorization().is_some()), "{many:?}");
+    // The keys are spread over the nodes (each node holds some).
+    for node in cluster.nodes() {
+        let client = redis::Client::open(node.url()).expect("client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let n: i64 = redis::cmd("DBSIZE")
+            .query_async(&mut conn)
+            .await
+            .expect("DBSIZE");
+        assert!(n > 0, "node {} holds no key", node.port());
+    }
+}

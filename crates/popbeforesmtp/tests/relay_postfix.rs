@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use portcullis_popbeforesmtp::cache::BoxFuture;
+use portcullis_popbeforesmtp::relay::pool::LOGIN_HANDOFF;
 use portcullis_popbeforesmtp::relay::{
-    ClientInfo, ClientName, EhloFilter, Handoff, ManualClock, RelayAddr, RelayPool, RelaySession,
-    RelaySpec, ReverseResolver, TlsPolicy,
+    ClientInfo, ClientName, EhloFilter, ForwardLookup, Handoff, ManualClock, RelayAddr, RelayPool,
+    RelaySession, RelaySpec, ReverseResolver, TlsPolicy,
 };
 use portcullis_popbeforesmtp::{Error, Settings, rustls};
 use portcullis_test_support::ca::TestCa;
@@ -132,18 +134,46 @@ async fn without_login_postfix_refuses_to_relay_for_the_client() {
 /// The client's reverse name as the test's resolver answers it.
 const CLIENT_NAME: &str = "client.portcullis.test";
 
-/// A resolver the test controls, counting its calls: the test asks nothing
-/// of the machine (no `/etc/hosts` entry, no DNS).
-#[derive(Debug, Default)]
-struct Counting(AtomicUsize);
+/// A resolver the test controls, counting its reverse lookups: the test
+/// asks nothing of the machine (no `/etc/hosts` entry, no DNS). Every
+/// address has the reverse name `name`; that name resolves to `forward`.
+#[derive(Debug)]
+struct Counting {
+    reverse_calls: AtomicUsize,
+    name: String,
+    forward: ForwardLookup,
+}
+
+impl Counting {
+    fn new(name: &str, forward: ForwardLookup) -> Self {
+        Self {
+            reverse_calls: AtomicUsize::new(0),
+            name: name.to_owned(),
+            forward,
+        }
+    }
+
+    fn confirming(name: &str, addr: &str) -> Self {
+        Self::new(
+            name,
+            ForwardLookup::Addresses(vec![addr.parse().expect("address")]),
+        )
+    }
+
+    fn calls(&self) -> usize {
+        self.reverse_calls.load(Ordering::SeqCst)
+    }
+}
 
 impl ReverseResolver for Counting {
-    fn reverse(
-        &self,
-        _ip: std::net::IpAddr,
-    ) -> portcullis_popbeforesmtp::cache::BoxFuture<'_, ClientName> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Box::pin(std::future::ready(ClientName::Name(CLIENT_NAME.to_owned())))
+    fn reverse(&self, _ip: std::net::IpAddr) -> BoxFuture<'_, ClientName> {
+        self.reverse_calls.fetch_add(1, Ordering::SeqCst);
+        Box::pin(std::future::ready(ClientName::Name(self.name.clone())))
+    }
+
+    fn forward<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ForwardLookup> {
+        assert_eq!(name, self.name, "forward lookup of the reverse name");
+        Box::pin(std::future::ready(self.forward.clone()))
     }
 }
 
@@ -153,7 +183,7 @@ async fn xclient_name_from_client_lookup() {
     // ClientLookup yes: the pool asks its resolver for the client's name once
     // and passes it as NAME. Without the lookup Postfix would log
     // `unknown[127.0.0.1]` (NAME=[UNAVAILABLE]).
-    let resolver = Arc::new(Counting::default());
+    let resolver = Arc::new(Counting::confirming(CLIENT_NAME, "127.0.0.1"));
     let n = CLIENT_NAME;
     let pool = RelayPool::builder(vec![relay(pf.smtp_port(), Handoff::Xclient)])
         .client_lookup(resolver.clone())
@@ -174,7 +204,7 @@ async fn xclient_name_from_client_lookup() {
         "{}",
         pf.maillog()
     );
-    assert_eq!(resolver.0.load(Ordering::SeqCst), 1);
+    assert_eq!(resolver.calls(), 1);
 
     // [TEMPUNAVAIL] is passed as such; Postfix accepts it. A name the
     // caller already has is not looked up again.
@@ -182,7 +212,7 @@ async fn xclient_name_from_client_lookup() {
     c.name = Some(ClientName::TempUnavail);
     let s = bounded("connect", pool.connect(&c)).await.expect("connect");
     s.quit().await.expect("quit");
-    assert_eq!(resolver.0.load(Ordering::SeqCst), 1);
+    assert_eq!(resolver.calls(), 1);
     assert!(
         pf.wait_for_log(&["disconnect from unknown[192.0.2.13]"], LOG_WAIT)
             .is_some(),
@@ -378,33 +408,209 @@ async fn relays_are_used_round_robin() {
     assert_eq!(used.iter().filter(|r| **r == pb).count(), 3, "{used:?}");
 }
 
+/// Whether any relay of `pool` is being skipped.
+fn any_down(pool: &RelayPool) -> bool {
+    pool.status().iter().any(|(_, down)| *down)
+}
+
 #[tokio::test]
-async fn a_client_postfix_refuses_does_not_take_the_relay_down() {
+async fn no_client_value_takes_a_relay_out_of_service() {
+    let (a, b) = (postfix(), postfix());
+    let pool = RelayPool::builder(vec![
+        relay(a.smtp_port(), Handoff::Xclient),
+        relay(b.smtp_port(), Handoff::Xclient),
+    ])
+    .build()
+    .expect("pool");
+    let long = format!("{}.example", "h".repeat(300));
+    let bad_helos = ["", &long, "pc\r\nRSET", "pc\0x", "two words", "my_pc"];
+    let bad_logins = [
+        String::new(),
+        "l".repeat(600),
+        "al\r\nice".to_owned(),
+        "[UNAVAILABLE]".to_owned(),
+    ];
+    for (i, helo) in bad_helos.iter().enumerate() {
+        let mut c = client(&format!("192.0.2.33:{}", 40100 + i));
+        c.helo = Some((*helo).to_owned());
+        let err = bounded("connect", pool.connect(&c))
+            .await
+            .expect_err("an invalid HELO name is refused");
+        assert!(
+            matches!(err, Error::InvalidClient { field: "HELO", .. }),
+            "{helo:?}: {err:?}"
+        );
+        assert_eq!(err.smtp_reply().map(|r| &r[..9]), Some("501 5.5.4"));
+        assert!(!any_down(&pool), "{helo:?} took a relay out of service");
+    }
+    for (i, login) in bad_logins.iter().enumerate() {
+        let mut c = client(&format!("192.0.2.34:{}", 40200 + i));
+        c.login = Some(login.clone());
+        let err = bounded("connect", pool.connect(&c))
+            .await
+            .expect_err("an invalid login is refused");
+        assert!(
+            matches!(err, Error::InvalidClient { field: "LOGIN", .. }),
+            "{login:?}: {err:?}"
+        );
+        assert!(!any_down(&pool), "{login:?} took a relay out of service");
+    }
+    // Non-ASCII: a U-label HELO name goes to a relay that offers SMTPUTF8
+    // (Postfix does), and a non-ASCII login travels xtext-encoded.
+    let mut c = client("192.0.2.35:40300");
+    c.helo = Some("bücher.example".to_owned());
+    c.login = Some("jürgen".to_owned());
+    let mut s = bounded("connect", pool.connect(&c))
+        .await
+        .expect("non-ASCII HELO and login are handed over");
+    let (rcpt, data) = bounded(
+        "send",
+        send(&mut s, "u@elsewhere.example", "utf8-login-3c9"),
+    )
+    .await;
+    assert_eq!((rcpt, data), (250, 250), "the login authorized relaying");
+    s.quit().await.expect("quit");
+    assert!(!any_down(&pool));
+    // Every relay still serves everybody else.
+    for port in [40400, 40401] {
+        let s = bounded(
+            "connect",
+            pool.connect(&client(&format!("192.0.2.36:{port}"))),
+        )
+        .await
+        .expect("the relays still serve other clients");
+        s.quit().await.expect("quit");
+    }
+    assert!(!any_down(&pool));
+    let logs = format!("{}{}", a.maillog(), b.maillog());
+    assert!(logs.contains("sasl_username=j"), "{logs}");
+}
+
+#[tokio::test]
+async fn long_name_and_non_ascii_login_split_with_name_and_addr_last() {
     let pf = postfix();
+    // A 247-octet PTR name (forward-confirmed) and a login whose xtext form
+    // is 186 characters: the attributes need two XCLIENT commands. Postfix
+    // only accepts the second while the proxy's address is still the one
+    // it sees, so NAME and ADDR come last, and it resets the login on a
+    // command without LOGIN, so LOGIN comes with them.
+    let label = |c: char| std::iter::repeat_n(c, 60).collect::<String>();
+    let long_name = format!(
+        "{}.{}.{}.{}.example",
+        label('a'),
+        label('b'),
+        label('c'),
+        label('d')
+    );
+    assert!(long_name.len() > 240 && long_name.len() <= 255);
+    let resolver = Arc::new(Counting::confirming(&long_name, "192.0.2.60"));
     let pool = RelayPool::builder(vec![relay(pf.smtp_port(), Handoff::Xclient)])
+        .client_lookup(resolver)
         .build()
         .expect("pool");
-    // Postfix answers XCLIENT with a 501 for a HELO name longer than a
-    // host name can be ("5.5.4 Error: attribute value too long").
-    let mut bad = client("192.0.2.33:40013");
-    bad.helo = Some(format!("{}.example", "h".repeat(300)));
-    let err = bounded("connect", pool.connect(&bad))
+    let login = format!("split-{}", "ü".repeat(30));
+    let mut c = client("192.0.2.60:40500");
+    c.login = Some(login.clone());
+    let mut s = bounded("connect", pool.connect(&c))
         .await
-        .expect_err("Postfix refuses the HELO name");
-    match &err {
-        Error::ClientRefused { code, text, .. } => {
-            assert_eq!(*code, 501, "{text}");
-            assert!(text.starts_with("5.5.4"), "{text}");
-        }
-        other => panic!("expected ClientRefused, got {other:?}"),
-    }
-    assert_eq!(err.smtp_reply().map(|r| &r[..9]), Some("550 5.7.1"));
-    // The relay is still in service for everybody else.
-    assert!(pool.status().iter().all(|(_, down)| !*down));
-    let s = bounded("connect", pool.connect(&client("192.0.2.34:40014")))
-        .await
-        .expect("the relay still serves other clients");
+        .expect("split XCLIENT accepted");
+    let (rcpt, data) = bounded(
+        "send",
+        send(&mut s, "v@elsewhere.example", "split-xclient-5e1"),
+    )
+    .await;
+    assert_eq!((rcpt, data), (250, 250), "{}", pf.maillog());
     s.quit().await.expect("quit");
+    let line = pf
+        .wait_for_log(&["sasl_method=XCLIENT", "sasl_username=split-"], LOG_WAIT)
+        .unwrap_or_else(|| panic!("no XCLIENT login:\n{}", pf.maillog()));
+    assert!(
+        line.contains(&format!("client={long_name}[192.0.2.60]")),
+        "{line}"
+    );
+    assert!(
+        pf.wait_for_delivery("split-xclient-5e1", LOG_WAIT),
+        "{}",
+        pf.maillog()
+    );
+}
+
+#[tokio::test]
+async fn client_name_only_when_forward_confirmed() {
+    let pf = postfix();
+    // The reverse zone claims a name whose forward zone does not point back
+    // (anyone controlling their reverse zone can claim any name).
+    for (addr, forward) in [
+        (
+            "192.0.2.61:40600",
+            ForwardLookup::Addresses(vec!["198.51.100.1".parse().expect("address")]),
+        ),
+        ("192.0.2.62:40601", ForwardLookup::NotFound),
+        ("192.0.2.63:40602", ForwardLookup::TempFail),
+    ] {
+        let resolver = Arc::new(Counting::new("bank.example", forward));
+        let pool = RelayPool::builder(vec![relay(pf.smtp_port(), Handoff::Xclient)])
+            .client_lookup(resolver)
+            .build()
+            .expect("pool");
+        let s = bounded("connect", pool.connect(&client(addr)))
+            .await
+            .expect("connect");
+        s.quit().await.expect("quit");
+        let ip = addr.split(':').next().expect("ip");
+        let line = pf
+            .wait_for_log(&["disconnect from", &format!("[{ip}]")], LOG_WAIT)
+            .unwrap_or_else(|| panic!("{}", pf.maillog()));
+        assert!(line.contains(&format!("unknown[{ip}]")), "{line}");
+    }
+    assert!(!pf.maillog().contains("bank.example"), "{}", pf.maillog());
+}
+
+#[tokio::test]
+async fn logins_never_silently_dropped_by_proxy_relays() {
+    let pf = postfix();
+    // A PROXY header cannot carry the user: a client with a login is
+    // refused there (the relay stays in service), never handed over without it.
+    let pool = RelayPool::builder(vec![relay(pf.proxy_port(), Handoff::ProxyV2)])
+        .build()
+        .expect("pool");
+    let mut c = client("192.0.2.64:40700");
+    c.login = Some("mallory".to_owned());
+    let err = bounded("connect", pool.connect(&c))
+        .await
+        .expect_err("no login hand-off over PROXY");
+    assert!(
+        matches!(err, Error::RelayLacks { capability, .. } if capability == LOGIN_HANDOFF),
+        "{err:?}"
+    );
+    assert!(!any_down(&pool));
+    let s = bounded("connect", pool.connect(&client("192.0.2.65:40701")))
+        .await
+        .expect("clients without a login still go through");
+    s.quit().await.expect("quit");
+    // With a PROXY relay listed first, a client with a login goes to the
+    // XCLIENT relay, and nothing is marked down.
+    let pool = RelayPool::builder(vec![
+        relay(pf.proxy_port(), Handoff::ProxyV1),
+        relay(pf.smtp_port(), Handoff::Xclient),
+    ])
+    .build()
+    .expect("pool");
+    for _ in 0..2 {
+        let s = bounded("connect", pool.connect(&c)).await.expect("connect");
+        assert_eq!(s.relay(), format!("127.0.0.1:{}", pf.smtp_port()));
+        s.quit().await.expect("quit");
+    }
+    assert!(!any_down(&pool));
+    // Configured for POP-before-SMTP, a PROXY relay is refused at load.
+    let err = RelayPool::builder(vec![relay(pf.proxy_port(), Handoff::ProxyV2)])
+        .pop_before_smtp(true)
+        .build()
+        .expect_err("refused at load");
+    assert!(
+        matches!(&err, Error::InvalidSetting { name: "mmp.relayhandoff", reason } if reason.contains("PROXY")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -514,11 +720,11 @@ async fn ehlo_filter_on_real_postfix_reply() {
         shown.lines().iter().any(|l| l.starts_with("SIZE 10240000")),
         "{shown:?}"
     );
-    // EhloKeywords adds to the default set; XCLIENT can never be added.
-    let mut settings = Settings::default();
-    settings
-        .set("EhloKeywords", "CHUNKING XCLIENT")
-        .expect("valid");
+    // mmp.ehlokeywords adds to the default set; XCLIENT can never be added.
+    let settings = Settings::from_parameters(|name| {
+        (name == "mmp.ehlokeywords").then(|| "CHUNKING XCLIENT".to_owned())
+    })
+    .expect("valid");
     let shown = settings.ehlo_filter().filter(&raw);
     assert!(shown.lines().iter().any(|l| l == "CHUNKING"));
     let to_client = s.client_ehlo(&settings.ehlo_filter()).expect("filtered");
@@ -573,7 +779,7 @@ async fn musttls_and_maytls_against_postfix() {
     let mut s = bounded("connect", pool.connect(&c))
         .await
         .expect("TLS connect");
-    assert!(s.is_tls());
+    assert!(s.is_tls() && s.tls_verified());
     // STARTTLS is not offered again inside TLS, and the hand-off happened.
     assert!(!portcullis_popbeforesmtp::relay::ehlo::offers(
         s.ehlo_reply().expect("ehlo"),
@@ -631,8 +837,9 @@ async fn musttls_and_maytls_against_postfix() {
         .build()
         .expect("pool");
     assert!(matches!(pool.connect(&c).await, Err(Error::AllRelaysDown)));
-    // Under maytls the same failure falls back to plain text on a fresh
-    // connection, and the relay stays in service.
+    // Under maytls the same failure is logged and the session continues
+    // over TLS, unverified (Postfix's "may"), never in plain text; the
+    // relay stays in service.
     let spec = RelaySpec::new(
         RelayAddr::new("127.0.0.1", pf.smtp_port()),
         Handoff::Xclient,
@@ -644,8 +851,9 @@ async fn musttls_and_maytls_against_postfix() {
         .expect("pool");
     let mut s = bounded("connect", pool.connect(&c))
         .await
-        .expect("maytls falls back to plain text");
-    assert!(!s.is_tls());
+        .expect("maytls continues unverified");
+    assert!(s.is_tls(), "maytls must not fall back to plain text");
+    assert!(!s.tls_verified());
     let (rcpt, data) = bounded(
         "send",
         send(&mut s, "w@elsewhere.example", "maytls-fallback-8c1"),
@@ -655,4 +863,11 @@ async fn musttls_and_maytls_against_postfix() {
     s.quit().await.expect("quit");
     assert!(pool.status().iter().all(|(_, down)| !*down));
     assert!(pf.wait_for_delivery("maytls-fallback-8c1", LOG_WAIT));
+    // Postfix saw TLS for that session too (two TLS sessions in all).
+    let log = pf.maillog();
+    assert_eq!(
+        log.matches("TLS connection established from").count(),
+        2,
+        "{log}"
+    );
 }

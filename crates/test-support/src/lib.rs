@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod ca;
+pub mod daemon;
 pub mod dovecot;
 pub mod postfix;
 mod process;

@@ -13,6 +13,8 @@ pub struct Redis {
     password: Option<String>,
     dir: PathBuf,
     shared: bool,
+    /// The cluster bus port, for a node of a [`RedisCluster`].
+    cluster_bus: Option<u16>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -46,6 +48,14 @@ impl Redis {
     }
 
     fn launch(password: Option<String>, shared: bool) -> Result<Self, FixtureError> {
+        Self::launch_node(password, shared, false)
+    }
+
+    fn launch_node(
+        password: Option<String>,
+        shared: bool,
+        cluster: bool,
+    ) -> Result<Self, FixtureError> {
         let tmp = tempfile::Builder::new()
             .prefix("portcullis-redis-")
             .tempdir()?;
@@ -57,6 +67,7 @@ impl Redis {
                 password: password.clone(),
                 dir: tmp.path().to_owned(),
                 shared,
+                cluster_bus: cluster.then(free_port),
                 _tmp: None,
             };
             match redis.spawn() {
@@ -104,6 +115,17 @@ impl Redis {
         ];
         if let Some(pw) = &self.password {
             args.extend(["--requirepass", pw.as_str()]);
+        }
+        let bus = self.cluster_bus.map(|p| p.to_string());
+        if let Some(bus) = &bus {
+            args.extend([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                bus.as_str(),
+                "--cluster-config-file",
+                "nodes.conf",
+            ]);
         }
         let cleanup: &[(&str, &str)] = if self.shared {
             &[("PORTCULLIS_FIXTURE_CLEANUP", dir.as_str())]
@@ -170,5 +192,78 @@ impl Redis {
     pub fn restart(&mut self) -> Result<(), FixtureError> {
         self.stop();
         self.spawn()
+    }
+}
+
+/// A throwaway Redis Cluster: `n` masters on loopback, no replicas, every
+/// hash slot assigned (`redis-cli --cluster create`). Stopped on drop.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<Redis>,
+}
+
+impl RedisCluster {
+    /// Starts `n` (at least 3, as `redis-cli --cluster create` requires)
+    /// nodes and joins them; returns once every node reports
+    /// `cluster_state:ok`.
+    ///
+    /// # Errors
+    /// When redis-server or redis-cli is missing, or the cluster does not form.
+    pub fn start(n: usize) -> Result<Self, FixtureError> {
+        let cli = require("redis-cli", "Debian package redis-tools")?;
+        let mut nodes = Vec::with_capacity(n);
+        for _ in 0..n.max(3) {
+            nodes.push(Redis::launch_node(None, false, true)?);
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|r| format!("127.0.0.1:{}", r.port))
+            .collect();
+        let mut create = std::process::Command::new("timeout");
+        create
+            .arg("60")
+            .arg(&cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"]);
+        crate::run(&mut create, "redis-cli --cluster create")?;
+        let deadline = std::time::Instant::now() + crate::START_WAIT;
+        for node in &nodes {
+            loop {
+                let info = crate::run(
+                    std::process::Command::new("timeout")
+                        .arg("10")
+                        .arg(&cli)
+                        .args(["-p", &node.port.to_string(), "cluster", "info"]),
+                    "redis-cli cluster info",
+                )
+                .unwrap_or_default();
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(FixtureError::NotReady {
+                        what: "redis cluster".to_owned(),
+                        secs: crate::START_WAIT.as_secs(),
+                        log: info,
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        Ok(Self { nodes })
+    }
+
+    /// `redis://127.0.0.1:PORT/` of every node.
+    #[must_use]
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(Redis::url).collect()
+    }
+
+    /// The nodes.
+    #[must_use]
+    pub fn nodes(&self) -> &[Redis] {
+        &self.nodes
     }
 }

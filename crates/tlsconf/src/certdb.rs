@@ -1,18 +1,29 @@
 //! The certificate database as a [`CertificateSource`].
 //!
-//! Nicknames resolve through `CertDb::load_identity` (`alias` in the
+//! Nicknames resolve through `CertDb::load_identity_cached` (`alias` in the
 //! directory, `module:alias` on a PKCS#11 token, PINs and the database
 //! password from `sslpassword.conf`); client-authentication roots are the
 //! CAs with `T` in their SSL trust flags, server-authentication roots those
-//! with `C`. The database is opened afresh on every build, so
-//! [`crate::TlsServer::reload`] (or a watch on [`CertDbSource`]'s index
-//! file) picks up `msgcert` changes.
+//! with `C`.
+//!
+//! Each build opens the database once ([`CertificateSource::snapshot`]) and
+//! is made again when a commit landed meanwhile, so a configuration always
+//! comes from one database generation. Decrypted internal keys are kept in
+//! a [`KeyCache`] shared by every service of the process that uses the same
+//! database ([`CertDbSource::shared`]): one scrypt run per key, repeated
+//! only when the key file or the password changes. A watch
+//! ([`crate::TlsServer::watch`]) sees the index, `sslpassword.conf` and the
+//! certificates on the database's tokens.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use portcullis_certdb::{CaUsage, CertDb, INDEX_FILE, KeyAlgorithm, KeyLocation, PASSWORD_FILE};
+use portcullis_certdb::{
+    CaUsage, CertDb, INDEX_FILE, KeyAlgorithm, KeyCache, KeyLocation, PASSWORD_FILE, PasswordFile,
+    Token,
+};
 use rustls::sign::{Signer, SigningKey};
 use rustls::{SignatureAlgorithm, SignatureScheme};
 use rustls_pki_types::{CertificateDer, SubjectPublicKeyInfoDer};
@@ -24,19 +35,72 @@ use crate::source::{CertificateSource, Credential};
 use crate::{Error, Nickname};
 
 /// A certificate database directory.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CertDbSource {
     dir: PathBuf,
+    keys: Arc<KeyCache>,
+}
+
+type Registry = Mutex<HashMap<PathBuf, Weak<CertDbSource>>>;
+
+fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 impl CertDbSource {
-    /// The database in `dir` (opened when the configuration is built).
+    /// The database in `dir` (opened when the configuration is built), with
+    /// a key cache of its own.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            keys: Arc::new(KeyCache::new()),
+        }
+    }
+
+    /// The process's source for the database in `dir`: every caller naming
+    /// the same directory (as long as one still holds it) gets the same
+    /// source, so services sharing a database share its decrypted keys.
+    /// [`crate::TlsServer::from_parameters`] uses it.
+    pub fn shared(dir: impl Into<PathBuf>) -> Arc<Self> {
+        let dir = dir.into();
+        let key = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+        let mut map = registry()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, w| w.strong_count() > 0);
+        if let Some(s) = map.get(&key).and_then(Weak::upgrade) {
+            return s;
+        }
+        let s = Arc::new(Self::new(dir));
+        map.insert(key, Arc::downgrade(&s));
+        s
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// How many internal keys were decrypted for this source so far (each
+    /// costs one scrypt run).
+    pub fn key_decryptions(&self) -> u64 {
+        self.keys.decryptions()
     }
 
     fn open(&self) -> Result<CertDb, Error> {
         CertDb::open(&self.dir).map_err(source_error)
+    }
+
+    fn view(&self) -> Result<CertDbView<'_>, Error> {
+        let db = self.open()?;
+        let passwords = db.password_file().map_err(source_error)?;
+        db.prune_key_cache(&self.keys);
+        Ok(CertDbView {
+            source: self,
+            db,
+            passwords,
+        })
     }
 }
 
@@ -48,12 +112,27 @@ fn ders(v: Vec<Vec<u8>>) -> Vec<CertificateDer<'static>> {
     v.into_iter().map(CertificateDer::from).collect()
 }
 
-impl CertificateSource for CertDbSource {
+/// One opened generation of the database, for one build.
+struct CertDbView<'a> {
+    source: &'a CertDbSource,
+    db: CertDb,
+    passwords: PasswordFile,
+}
+
+impl fmt::Debug for CertDbView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertDbView")
+            .field("dir", &self.source.dir)
+            .field("generation", &self.db.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertificateSource for CertDbView<'_> {
     fn credential(&self, nickname: &Nickname) -> Result<Credential, Error> {
-        let db = self.open()?;
-        let passwords = db.password_file().map_err(source_error)?;
-        let identity = db
-            .load_identity(&nickname.to_string(), &passwords)
+        let identity = self
+            .db
+            .load_identity_cached(&nickname.to_string(), &self.passwords, &self.source.keys)
             .map_err(|e| match e {
                 portcullis_certdb::Error::UnknownAlias(_) => {
                     Error::UnknownNickname(nickname.to_string())
@@ -68,7 +147,7 @@ impl CertificateSource for CertDbSource {
 
     fn client_auth_roots(&self) -> Result<Vec<CertificateDer<'static>>, Error> {
         Ok(ders(
-            self.open()?
+            self.db
                 .trusted_cas(CaUsage::ClientAuth)
                 .map_err(source_error)?,
         ))
@@ -76,14 +155,63 @@ impl CertificateSource for CertDbSource {
 
     fn server_auth_roots(&self) -> Result<Vec<CertificateDer<'static>>, Error> {
         Ok(ders(
-            self.open()?
+            self.db
                 .trusted_cas(CaUsage::ServerAuth)
                 .map_err(source_error)?,
         ))
     }
 
+    fn is_current(&self) -> Result<bool, Error> {
+        Ok(self.source.open()?.generation() == self.db.generation())
+    }
+}
+
+impl CertificateSource for CertDbSource {
+    fn credential(&self, nickname: &Nickname) -> Result<Credential, Error> {
+        self.view()?.credential(nickname)
+    }
+
+    fn client_auth_roots(&self) -> Result<Vec<CertificateDer<'static>>, Error> {
+        self.view()?.client_auth_roots()
+    }
+
+    fn server_auth_roots(&self) -> Result<Vec<CertificateDer<'static>>, Error> {
+        self.view()?.server_auth_roots()
+    }
+
     fn watched_paths(&self) -> Vec<PathBuf> {
         vec![self.dir.join(INDEX_FILE), self.dir.join(PASSWORD_FILE)]
+    }
+
+    /// The certificates on each module's token (label and DER), or why the
+    /// token could not be read: a certificate renewed on a token, or a
+    /// token that comes back, triggers a reload.
+    fn watched_state(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let Ok(db) = self.open() else {
+            return out;
+        };
+        let passwords = db.password_file().unwrap_or_default();
+        for m in db.modules() {
+            out.extend_from_slice(m.name.as_bytes());
+            out.push(0);
+            match Token::open(&m, passwords.get(&m.name)).and_then(|t| t.certificates()) {
+                Ok(certs) => {
+                    for (label, der, has_key) in certs {
+                        out.extend_from_slice(label.as_bytes());
+                        out.push(u8::from(has_key));
+                        out.extend_from_slice(&der);
+                    }
+                }
+                Err(e) => out.extend_from_slice(e.to_string().as_bytes()),
+            }
+            out.push(0);
+        }
+        out
+    }
+
+    fn snapshot(&self) -> Result<Option<Box<dyn CertificateSource + '_>>, Error> {
+        Ok(Some(Box::new(self.view()?)))
     }
 }
 

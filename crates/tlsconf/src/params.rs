@@ -279,8 +279,11 @@ impl crate::TlsServer {
     /// The TLS server of `service` as the configuration describes it:
     /// [`ServerSettings::from_parameters`] over the certificate database
     /// [`certificate_database`] (`local.ssldbpath`). The one call a daemon
-    /// makes per service; on SIGHUP, [`crate::TlsServer::reconfigure`] with
-    /// fresh settings, or [`crate::TlsServer::reload`] for new certificates.
+    /// makes per service; on SIGHUP, [`crate::TlsServer::reconfigure_async`]
+    /// with fresh settings, or [`crate::TlsServer::reload_async`] for new
+    /// certificates. Services over the same database share one
+    /// [`crate::certdb::CertDbSource::shared`], so each database key is
+    /// decrypted once for all of them.
     ///
     /// # Errors
     /// As [`ServerSettings::from_parameters`], then any error of building
@@ -293,10 +296,9 @@ impl crate::TlsServer {
         config_dir: &Path,
     ) -> Result<Self, Error> {
         let settings = ServerSettings::from_parameters(service, &get, config_dir)?;
-        let source = crate::certdb::CertDbSource::new(certificate_database(&get, config_dir));
+        let source = crate::certdb::CertDbSource::shared(certificate_database(&get, config_dir));
         let list_parameter = Parameters { get: &get }.nickname_parameter(service);
-        Self::new(std::sync::Arc::new(source), settings.clone())
-            .map_err(|e| blame(e, &settings, list_parameter))
+        Self::new(source, settings.clone()).map_err(|e| blame(e, &settings, list_parameter))
     }
 }
 

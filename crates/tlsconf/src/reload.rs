@@ -5,6 +5,12 @@
 //!                  └──▶ Err(e): current untouched, e returned
 //! ```
 //!
+//! A build reads keys (an internal key costs one scrypt run) and may wait
+//! on a token: [`TlsServer::reload_async`] and
+//! [`TlsServer::reconfigure_async`] run it on tokio's blocking pool, so a
+//! SIGHUP handler on the runtime never stalls the workers that serve
+//! connections; [`TlsServer::watch`] builds on a thread of its own.
+//!
 //! `accept` takes a snapshot (an `Arc<ServerConfig>`) when the ClientHello
 //! arrives; the handshake runs on it to the end, so handshakes in flight
 //! finish with the old certificate while new ones get the new one.
@@ -37,6 +43,7 @@ pub struct TlsServer {
     current: ArcSwap<Built>,
     generation: AtomicU64,
     refused: AtomicU64,
+    last_refusal: Mutex<Option<String>>,
     source: Arc<dyn CertificateSource>,
     inputs: Mutex<Inputs>,
 }
@@ -66,6 +73,7 @@ impl TlsServer {
             current: ArcSwap::from_pointee(built),
             generation: AtomicU64::new(1),
             refused: AtomicU64::new(0),
+            last_refusal: Mutex::new(None),
             source,
             inputs: Mutex::new(Inputs {
                 settings,
@@ -107,6 +115,52 @@ impl TlsServer {
     /// configuration stayed), whether asked for directly or by a watch.
     pub fn refused_reloads(&self) -> u64 {
         self.refused.load(Ordering::SeqCst)
+    }
+
+    /// Why the last refused reload or reconfiguration was refused (`None`
+    /// when none was, or the latest one succeeded).
+    pub fn last_refusal(&self) -> Option<String> {
+        self.last_refusal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_last_refusal(&self, why: Option<String>) {
+        *self
+            .last_refusal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = why;
+    }
+
+    /// [`TlsServer::reload`] on tokio's blocking pool: the entry point for a
+    /// daemon's SIGHUP handler. The runtime's workers keep serving while
+    /// keys are decrypted and tokens answer; handshakes keep the old
+    /// configuration until the new one is swapped in.
+    ///
+    /// # Errors
+    /// The build error (the current configuration stays), or
+    /// [`Error::Config`] when the blocking task could not run.
+    pub async fn reload_async(self: &Arc<Self>) -> Result<u64, Error> {
+        let server = Arc::clone(self);
+        tokio::task::spawn_blocking(move || server.reload())
+            .await
+            .map_err(|e| Error::Config(format!("the reload task failed: {e}")))?
+    }
+
+    /// [`TlsServer::reconfigure`] on tokio's blocking pool (see
+    /// [`TlsServer::reload_async`]).
+    ///
+    /// # Errors
+    /// As [`TlsServer::reload_async`].
+    pub async fn reconfigure_async(
+        self: &Arc<Self>,
+        settings: ServerSettings,
+    ) -> Result<u64, Error> {
+        let server = Arc::clone(self);
+        tokio::task::spawn_blocking(move || server.reconfigure(settings))
+            .await
+            .map_err(|e| Error::Config(format!("the reconfiguration task failed: {e}")))?
     }
 
     fn lock(&self) -> MutexGuard<'_, Inputs> {
@@ -163,11 +217,13 @@ impl TlsServer {
                 inputs.settings = settings;
                 inputs.resumption = resumption;
                 let g = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+                self.set_last_refusal(None);
                 tracing::info!(generation = g, "TLS configuration reloaded");
                 Ok(g)
             }
             Err(e) => {
                 self.refused.fetch_add(1, Ordering::SeqCst);
+                self.set_last_refusal(Some(e.to_string()));
                 tracing::warn!(error = %e, "TLS reload refused; the previous configuration stays");
                 Err(e)
             }
@@ -181,14 +237,21 @@ impl TlsServer {
         v
     }
 
-    /// Polls the watched files every `interval` on a thread of its own and
+    fn fingerprint(&self) -> (Fingerprint, Vec<u8>) {
+        let state = self.source.watched_state();
+        let digest = ring::digest::digest(&ring::digest::SHA256, &state);
+        (fingerprint(&self.watched_paths()), digest.as_ref().to_vec())
+    }
+
+    /// Polls the watched files (and the source's other state, such as the
+    /// certificates on tokens) every `interval` on a thread of its own and
     /// reloads when one changes (content, appearance or disappearance). A failed reload is logged and retried only after the
     /// next change. The watch stops when the returned guard is dropped.
     pub fn watch(self: &Arc<Self>, interval: Duration) -> Watch {
         let stop = Arc::new(AtomicBool::new(false));
         let server = Arc::clone(self);
         let stop2 = Arc::clone(&stop);
-        let mut last = fingerprint(&self.watched_paths());
+        let mut last = self.fingerprint();
         let thread = std::thread::Builder::new()
             .name("tlsconf-watch".into())
             .spawn(move || {
@@ -197,7 +260,7 @@ impl TlsServer {
                     if stop2.load(Ordering::SeqCst) {
                         break;
                     }
-                    let now = fingerprint(&server.watched_paths());
+                    let now = server.fingerprint();
                     if now != last {
                         last = now;
                         // Errors are logged inside; the old configuration stays.

@@ -165,7 +165,35 @@ pub fn build_server_config(
     Ok(build(settings, source, &state)?.config)
 }
 
+/// How often a build is made again when the source changed under it.
+const BUILD_ATTEMPTS: usize = 5;
+
 pub(crate) fn build(
+    settings: &ServerSettings,
+    source: &dyn CertificateSource,
+    resumption: &ResumptionState,
+) -> Result<Built, Error> {
+    for attempt in 1..=BUILD_ATTEMPTS {
+        let snapshot = source.snapshot()?;
+        let view = snapshot.as_deref().unwrap_or(source);
+        // A build that read a store changing underneath may also have
+        // failed because of it (a file removed between two reads): either
+        // way it is made again from a fresh view.
+        let built = build_from(settings, view, resumption);
+        if view.is_current()? {
+            return built;
+        }
+        tracing::debug!(
+            attempt,
+            "the certificate source changed during the build; building again"
+        );
+    }
+    Err(Error::Source(format!(
+        "the certificate source changed during each of {BUILD_ATTEMPTS} builds"
+    )))
+}
+
+fn build_from(
     settings: &ServerSettings,
     source: &dyn CertificateSource,
     resumption: &ResumptionState,

@@ -140,6 +140,34 @@ pub trait CertificateSource: fmt::Debug + Send + Sync {
     fn watched_paths(&self) -> Vec<PathBuf> {
         Vec::new()
     }
+
+    /// State outside files whose change should trigger a reload when
+    /// watched (for the certificate database: the certificates on its
+    /// PKCS#11 tokens), as bytes compared between polls.
+    fn watched_state(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// A consistent view for one build: every lookup of a build goes to it,
+    /// so a configuration never mixes two versions of a store that changes
+    /// underneath (the certificate database opens one generation). `None`
+    /// (the default) builds from `self`.
+    ///
+    /// # Errors
+    /// When the store cannot be opened.
+    fn snapshot(&self) -> Result<Option<Box<dyn CertificateSource + '_>>, Error> {
+        Ok(None)
+    }
+
+    /// Asked of a [`CertificateSource::snapshot`] after a build from it:
+    /// whether the store still is what the view showed. When not, the
+    /// build is made again from a fresh view.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    fn is_current(&self) -> Result<bool, Error> {
+        Ok(true)
+    }
 }
 
 /// Material held in memory.
@@ -219,7 +247,7 @@ impl PemFileSource {
     }
 
     /// Serves `chain` (PEM) with a key that stays elsewhere, such as a
-    /// [`crate::pkcs11::TokenKey`].
+    /// key from [`crate::pkcs11::token_key`].
     pub fn with_external_key(
         mut self,
         nickname: Nickname,

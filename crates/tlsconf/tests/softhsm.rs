@@ -13,8 +13,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::{Ca, TestServer, rust_client_config, rust_handshake, s_client, write};
-use portcullis_tlsconf::pkcs11::{TokenKey, cryptoki, find_token, load_module};
-use portcullis_tlsconf::rustls::sign::SigningKey;
+use portcullis_tlsconf::pkcs11::token_key;
 use portcullis_tlsconf::{Credential, MemorySource, ServerSettings, TlsServer};
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -101,9 +100,19 @@ impl rcgen::PublicKeyData for TokenPublic {
 }
 
 /// Runs `body` in a child of this test binary whose `SOFTHSM2_CONF` points
-/// at a fresh scratch token (the parent makes the token and waits).
+/// at a fresh scratch token (the parent makes the token and waits), on a
+/// multi-threaded runtime.
 fn in_token_child(
     test: &str,
+    body: impl FnOnce(&Path) -> std::pin::Pin<Box<dyn Future<Output = ()> + '_>>,
+) {
+    in_token_child_on(test, false, body);
+}
+
+/// [`in_token_child`] on a current-thread runtime when `current_thread`.
+fn in_token_child_on(
+    test: &str,
+    current_thread: bool,
     body: impl FnOnce(&Path) -> std::pin::Pin<Box<dyn Future<Output = ()> + '_>>,
 ) {
     if std::env::var_os("SOFTHSM2_CONF").is_none() {
@@ -119,11 +128,16 @@ fn in_token_child(
         return;
     }
     let dir = PathBuf::from(std::env::var_os("TLSCONF_TEST_DIR").unwrap());
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(body(&dir));
+    let runtime = if current_thread {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    runtime.unwrap().block_on(body(&dir));
 }
 
 #[test]
@@ -133,38 +147,55 @@ fn token_key_serves_handshakes() {
     });
 }
 
-async fn with_token(dir: &Path) {
-    let pkcs11 = load_module(MODULE).unwrap();
-    let slot = find_token(&pkcs11, LABEL).unwrap();
-    // Wrong PIN and missing key are clear errors.
-    assert!(TokenKey::open(&pkcs11, slot, "0000", KEY).is_err());
-    let key = TokenKey::open(&pkcs11, slot, PIN, KEY).unwrap();
-    assert!(
-        TokenKey::open(&pkcs11, slot, PIN, "no-such-key")
-            .unwrap_err()
-            .to_string()
-            .contains("no EC private key")
+/// A current-thread runtime has no other worker to hand tasks to: token
+/// signatures run in place there, and handshakes still complete.
+#[test]
+fn token_key_serves_handshakes_on_a_current_thread_runtime() {
+    in_token_child_on(
+        "token_key_serves_handshakes_on_a_current_thread_runtime",
+        true,
+        |dir| Box::pin(with_token(dir)),
     );
+}
 
-    // The private key is sensitive and not extractable.
-    {
-        use cryptoki::object::{Attribute, AttributeType, ObjectClass};
-        let session = pkcs11.open_ro_session(slot).unwrap();
-        let handle = session
-            .find_objects(&[
-                Attribute::Class(ObjectClass::PRIVATE_KEY),
-                Attribute::Label(KEY.as_bytes().to_vec()),
-            ])
-            .unwrap()[0];
-        let attrs = session
-            .get_attributes(
-                handle,
-                &[AttributeType::Sensitive, AttributeType::Extractable],
-            )
-            .unwrap();
-        assert!(attrs.contains(&Attribute::Sensitive(true)), "{attrs:?}");
-        assert!(attrs.contains(&Attribute::Extractable(false)), "{attrs:?}");
-    }
+async fn with_token(dir: &Path) {
+    let module = Path::new(MODULE);
+    // Wrong PIN and missing key are clear errors.
+    let err = token_key(module, LABEL, "0000", KEY).unwrap_err();
+    assert!(err.to_string().contains("wrong PIN"), "{err}");
+    let key = token_key(module, LABEL, PIN, KEY).unwrap();
+    let err = token_key(module, LABEL, PIN, "no-such-key").unwrap_err();
+    assert!(err.to_string().contains("no private key"), "{err}");
+    let err = token_key(module, "no-such-token", PIN, KEY).unwrap_err();
+    assert!(err.to_string().contains("no token"), "{err}");
+
+    // The private key is sensitive and not extractable (as pkcs11-tool
+    // reports it).
+    let conf = PathBuf::from(std::env::var_os("SOFTHSM2_CONF").unwrap());
+    let out = Command::new("timeout")
+        .args([
+            "30",
+            "pkcs11-tool",
+            "--module",
+            MODULE,
+            "--token-label",
+            LABEL,
+        ])
+        .args([
+            "--login",
+            "--pin",
+            PIN,
+            "--list-objects",
+            "--type",
+            "privkey",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listing}");
+    assert!(listing.contains("sensitive"), "{listing}");
+    assert!(listing.contains("never extractable"), "{listing}");
 
     // A certificate for the token's public key, issued by a test CA.
     let ca = Ca::new("Token Root");
@@ -173,7 +204,7 @@ async fn with_token(dir: &Path) {
     let cert = ca.issue_for_key(&TokenPublic(spki), "token-server");
     let credential = Credential {
         chain: vec![cert.clone()],
-        key: Arc::new(key),
+        key,
     };
     let source = MemorySource::new().with_credential("hsm:tls-key".parse().unwrap(), credential);
     let tls = Arc::new(
@@ -213,26 +244,8 @@ fn certdb_module_nickname_serves_handshakes() {
 
 async fn with_certdb_token(dir: &Path) {
     use portcullis_tlsconf::certdb::CertDbSource;
-    use portcullis_tlsconf::certdb::certdb::{
-        CertDb, KdfParams, KeyType, Password, Subject, SubjectFields, Validity,
-    };
 
-    let db_dir = dir.join("db");
-    let pw = Password::new("db-password");
-    let mut db = CertDb::create(&db_dir, &pw, KdfParams::INSECURE_FAST).unwrap();
-    db.add_module("hsm", Path::new(MODULE), Some(LABEL))
-        .unwrap();
-    db.set_module_password("hsm", Password::new(PIN)).unwrap();
-    // Key generated on the token, certificate signed there and stored there.
-    let subject = Subject::from_fields(&SubjectFields::new("token.example.test")).unwrap();
-    db.add_self_signed(
-        &pw,
-        "hsm:Server-Token",
-        &subject,
-        Validity::days(time::OffsetDateTime::now_utc(), 30),
-        KeyType::EcP256,
-    )
-    .unwrap();
+    let (db_dir, _pw, db) = token_db(dir, "hsm:Server-Token", "token.example.test");
     let entry = db.find("hsm:Server-Token").unwrap();
     let der_path = write(dir, "token-cert.der", &entry.info.der);
     let ca_path = dir.join("token-cert.pem");
@@ -275,4 +288,101 @@ async fn openssl_sees_token_signatures(srv: &mut TestServer, ca_path: &Path, cn:
         assert_eq!(run.field("Signature type:").as_deref(), Some("ECDSA"));
         srv.next().await.result.unwrap();
     }
+}
+
+/// A certificate renewed on the token changes nothing in the database's
+/// files; the watch sees the token and reloads.
+#[test]
+fn token_certificates_are_watched() {
+    in_token_child("token_certificates_are_watched", |dir| {
+        Box::pin(watch_token(dir))
+    });
+}
+
+async fn watch_token(dir: &Path) {
+    use portcullis_tlsconf::certdb::CertDbSource;
+    use portcullis_tlsconf::certdb::certdb::Validity;
+
+    let (db_dir, pw, mut db) = token_db(dir, "hsm:Watched", "localhost");
+    let now = time::OffsetDateTime::now_utc();
+    let first = db.find("hsm:Watched").unwrap().info.der;
+    let tls = Arc::new(
+        TlsServer::new(
+            Arc::new(CertDbSource::new(&db_dir)),
+            ServerSettings::new(vec!["hsm:Watched".parse().unwrap()]),
+        )
+        .unwrap(),
+    );
+    let srv = TestServer::start(Arc::clone(&tls)).await;
+    let client = rust_client_config(&first.clone().into());
+    assert_eq!(
+        rust_handshake(srv.addr, Arc::clone(&client))
+            .await
+            .unwrap()
+            .leaf
+            .as_ref(),
+        first.as_slice()
+    );
+
+    let index = std::fs::read(db_dir.join("index.toml")).unwrap();
+    let _watch = tls.watch(std::time::Duration::from_millis(20));
+    db.renew_self_signed(&pw, "hsm:Watched", Validity::days(now, 60))
+        .unwrap();
+    let renewed = db.find("hsm:Watched").unwrap().info.der;
+    assert_ne!(renewed, first);
+    assert_eq!(std::fs::read(db_dir.join("index.toml")).unwrap(), index);
+    // Bounded wait until the watch's reload serves the renewed certificate
+    // (a renewal on the token takes steps, so a watch may reload more than
+    // once on the way).
+    let mut served = Vec::new();
+    for _ in 0..3000 {
+        if tls.generation() >= 2 {
+            // A fresh client each time: no session to resume.
+            let client = rust_client_config(&renewed.clone().into());
+            served = rust_handshake(srv.addr, client)
+                .await
+                .unwrap()
+                .leaf
+                .as_ref()
+                .to_vec();
+            if served == renewed {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(served, renewed, "{:?}", tls.last_refusal());
+}
+
+/// A certificate database with the test token as module `hsm` (its PIN in
+/// `sslpassword.conf`) and a key generated on the token with a self-signed
+/// certificate for `cn` stored there under `nickname`.
+fn token_db(
+    dir: &Path,
+    nickname: &str,
+    cn: &str,
+) -> (
+    PathBuf,
+    portcullis_tlsconf::certdb::certdb::Password,
+    portcullis_tlsconf::certdb::certdb::CertDb,
+) {
+    use portcullis_tlsconf::certdb::certdb::{
+        CertDb, KdfParams, KeyType, Password, Subject, SubjectFields, Validity,
+    };
+    let db_dir = dir.join("db");
+    let pw = Password::new("db-password");
+    let mut db = CertDb::create(&db_dir, &pw, KdfParams::INSECURE_FAST).unwrap();
+    db.add_module("hsm", Path::new(MODULE), Some(LABEL))
+        .unwrap();
+    db.set_module_password("hsm", Password::new(PIN)).unwrap();
+    let subject = Subject::from_fields(&SubjectFields::new(cn)).unwrap();
+    db.add_self_signed(
+        &pw,
+        nickname,
+        &subject,
+        Validity::days(time::OffsetDateTime::now_utc(), 30),
+        KeyType::EcP256,
+    )
+    .unwrap();
+    (db_dir, pw, db)
 }

@@ -10,11 +10,15 @@
 //! ```
 //!
 //! With one TTL, record order is expiry order, so the oldest entry is at the
-//! ring's front: eviction when a shard is full and the sweep of expired
-//! entries both pop from the front, a few entries at a time, holding one
-//! shard's lock. A repeated record for the same key turns the old slot into
-//! a tombstone; the ring has a quarter of its capacity of room for those and
-//! is compacted (one shard at a time) when they fill it.
+//! ring's front: eviction and the sweep of expired entries both pop from
+//! the front, a few entries at a time, holding one shard's lock. The bound
+//! is global: one counter over all shards, so the store holds exactly
+//! `max_entries` before it evicts anything, however the keys fall into
+//! shards. When it is full, a record evicts the oldest entry of its own
+//! shard (or, if that shard is empty, of the next shard holding one). A
+//! repeated record for the same key turns the old slot into a tombstone;
+//! a shard is compacted when its tombstones outnumber a quarter of its
+//! live entries.
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
@@ -38,6 +42,9 @@ pub struct MemoryStore {
     hasher: DefaultHashBuilder,
     shard_mask: u64,
     sweep_cursor: AtomicUsize,
+    /// Live entries over all shards (never above `max_entries`).
+    live: AtomicUsize,
+    max_entries: usize,
 }
 
 /// Keeps each shard's lock on its own cache lines.
@@ -63,9 +70,9 @@ impl Default for MemoryStoreBuilder {
 }
 
 impl MemoryStoreBuilder {
-    /// At most this many entries (default 1,000,000). The bound is split
-    /// evenly between shards; a full shard evicts its oldest entry. The
-    /// store never holds more than `max_entries`.
+    /// At most this many entries (default 1,000,000), over all shards
+    /// together: nothing is evicted before the store holds `max_entries`,
+    /// and it never holds more.
     pub fn max_entries(mut self, max_entries: usize) -> Self {
         self.max_entries = max_entries.clamp(1, u32::MAX as usize / 2);
         self
@@ -86,16 +93,16 @@ impl MemoryStoreBuilder {
         while shards > self.max_entries {
             shards /= 2;
         }
-        let cap = self.max_entries / shards;
-        let ring_limit = cap + (cap / 4).max(1);
         let shards_vec: Vec<_> = (0..shards)
-            .map(|_| Padded(RwLock::new(Shard::new(cap, ring_limit))))
+            .map(|_| Padded(RwLock::new(Shard::new())))
             .collect();
         MemoryStore {
             shards: shards_vec.into_boxed_slice(),
             hasher: DefaultHashBuilder::default(),
             shard_mask: (shards as u64) - 1,
             sweep_cursor: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+            max_entries: self.max_entries,
         }
     }
 }
@@ -122,8 +129,6 @@ struct Shard {
     /// Sequence number of `ring[0]`; `ring[i]` has `base + i` (wrapping).
     base: u32,
     live: usize,
-    cap: usize,
-    ring_limit: usize,
 }
 
 fn split(bits: u128) -> (u64, u64) {
@@ -134,20 +139,19 @@ fn split(bits: u128) -> (u64, u64) {
 }
 
 fn seq_offset(len: usize) -> u32 {
-    // The ring never holds more than `ring_limit` slots, and the builder
-    // keeps that below `u32::MAX`.
+    // A ring holds at most `max_entries` live slots plus a quarter as many
+    // tombstones (and 8), and the builder keeps `max_entries` at or below
+    // `u32::MAX / 2`, so this is below `u32::MAX`.
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 impl Shard {
-    fn new(cap: usize, ring_limit: usize) -> Self {
+    fn new() -> Self {
         Self {
             table: HashTable::new(),
             ring: VecDeque::new(),
             base: 0,
             live: 0,
-            cap,
-            ring_limit,
         }
     }
 
@@ -202,8 +206,8 @@ impl Shard {
         removed
     }
 
-    /// Evict the oldest live entry.
-    fn evict_oldest(&mut self, hasher: &DefaultHashBuilder) {
+    /// Evict the oldest live entry; `false` if the shard holds none.
+    fn evict_oldest(&mut self, hasher: &DefaultHashBuilder) -> bool {
         while let Some((seq, slot)) = self.pop_front() {
             if let Some(user) = &slot.user {
                 self.unlink(hasher.hash_one(slot.key_bits()), seq);
@@ -212,24 +216,22 @@ impl Shard {
                     user = &**user,
                     "POP-before-SMTP cache full: evicted oldest entry"
                 );
-                return;
+                return true;
             }
         }
+        false
     }
 
-    /// Make room in the ring for one more slot.
+    /// Make room in the ring for one more slot: drop tombstones at the
+    /// front, and compact when tombstones outnumber a quarter of the live
+    /// entries (amortised O(1) per record).
     fn make_room(&mut self, hasher: &DefaultHashBuilder) {
         while self.ring.front().is_some_and(|s| s.user.is_none()) {
             self.pop_front();
         }
-        if self.ring.len() >= self.ring_limit {
+        let tombstones = self.ring.len() - self.live;
+        if tombstones > self.live / 4 + 8 {
             self.compact(hasher);
-        }
-        if self.ring.len() == self.ring.capacity() {
-            // Grow by doubling, but never past the limit.
-            let want = (self.ring.capacity() * 2).clamp(8, self.ring_limit);
-            self.ring
-                .reserve_exact(want.saturating_sub(self.ring.len()));
         }
     }
 
@@ -249,7 +251,28 @@ impl Shard {
         }
     }
 
-    fn record(
+    /// Turn the live entry for `bits` into a tombstone; `false` if there is none.
+    fn tombstone(&mut self, hash: u64, bits: u128) -> bool {
+        let (hi, lo) = split(bits);
+        let Self {
+            table, ring, base, ..
+        } = self;
+        let Ok(entry) = table.find_entry(hash, |&seq| {
+            ring.get(seq.wrapping_sub(*base) as usize)
+                .is_some_and(|s| s.hi == hi && s.lo == lo)
+        }) else {
+            return false;
+        };
+        let (seq, _) = entry.remove();
+        if let Some(slot) = ring.get_mut(seq.wrapping_sub(*base) as usize) {
+            slot.user = None;
+        }
+        self.live -= 1;
+        true
+    }
+
+    /// Append a live entry for a key the shard does not hold.
+    fn push(
         &mut self,
         hash: u64,
         bits: u128,
@@ -258,23 +281,6 @@ impl Shard {
         hasher: &DefaultHashBuilder,
     ) {
         let (hi, lo) = split(bits);
-        // An earlier record for the same key becomes a tombstone.
-        let Self {
-            table, ring, base, ..
-        } = self;
-        if let Ok(entry) = table.find_entry(hash, |&seq| {
-            ring.get(seq.wrapping_sub(*base) as usize)
-                .is_some_and(|s| s.hi == hi && s.lo == lo)
-        }) {
-            let (seq, _) = entry.remove();
-            if let Some(slot) = ring.get_mut(seq.wrapping_sub(*base) as usize) {
-                slot.user = None;
-            }
-            self.live -= 1;
-        }
-        if self.live >= self.cap {
-            self.evict_oldest(hasher);
-        }
         self.make_room(hasher);
         let seq = self.base.wrapping_add(seq_offset(self.ring.len()));
         self.ring.push_back(Slot {
@@ -316,13 +322,39 @@ impl MemoryStore {
         MemoryStoreBuilder::default()
     }
 
-    fn shard_for(&self, hash: u64) -> &RwLock<Shard> {
+    fn shard_index(&self, hash: u64) -> usize {
         // Shard by bits 40.. of the hash: hashbrown uses the low bits for the
         // bucket and the top seven for its tag. The mask keeps the index
         // below the shard count.
         #[allow(clippy::cast_possible_truncation)]
         let i = ((hash >> 40) & self.shard_mask) as usize;
-        &self.shards[i].0
+        i
+    }
+
+    fn shard_for(&self, hash: u64) -> &RwLock<Shard> {
+        &self.shards[self.shard_index(hash)].0
+    }
+
+    /// Take one unit of the global bound; `false` when the store is full.
+    fn reserve(&self) -> bool {
+        self.live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_entries).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Evict the oldest entry of the first shard after `from` that holds
+    /// one, locking one shard at a time.
+    fn evict_elsewhere(&self, from: usize) {
+        let n = self.shards.len();
+        for i in 1..=n {
+            let mut shard = Self::write(&self.shards[(from + i) % n].0);
+            if shard.evict_oldest(&self.hasher) {
+                self.live.fetch_sub(1, Ordering::AcqRel);
+                return;
+            }
+        }
     }
 
     fn read(lock: &RwLock<Shard>) -> RwLockReadGuard<'_, Shard> {
@@ -338,9 +370,25 @@ impl MemoryStore {
         let bits = key.bits();
         let hash = self.hasher.hash_one(bits);
         let user = UserName::from(user);
-        let mut shard = Self::write(self.shard_for(hash));
-        shard.sweep_front(now.unix_secs(), SWEEP_ON_RECORD, &self.hasher);
-        shard.record(hash, bits, user, expires.unix_secs(), &self.hasher);
+        let index = self.shard_index(hash);
+        loop {
+            {
+                let mut shard = Self::write(&self.shards[index].0);
+                let swept = shard.sweep_front(now.unix_secs(), SWEEP_ON_RECORD, &self.hasher);
+                self.live.fetch_sub(swept, Ordering::AcqRel);
+                // A new record for a key replaces its entry: the count stays.
+                // Otherwise take a unit of the bound, or, when the store is
+                // full, the place of this shard's oldest entry.
+                if shard.tombstone(hash, bits) || self.reserve() || shard.evict_oldest(&self.hasher)
+                {
+                    shard.push(hash, bits, user, expires.unix_secs(), &self.hasher);
+                    return;
+                }
+            }
+            // Full, and this shard holds nothing to evict: make room in
+            // another shard (its lock taken after this one's is released).
+            self.evict_elsewhere(index);
+        }
     }
 
     /// Look up without a future (the store never waits).
@@ -383,7 +431,7 @@ impl MemoryStore {
     /// The most entries the store holds.
     #[must_use]
     pub fn capacity(&self) -> usize {
-        self.shards.iter().map(|s| Self::read(&s.0).cap).sum()
+        self.max_entries
     }
 
     /// Heap bytes held by the tables, rings and user names (an estimate
@@ -407,6 +455,7 @@ impl MemoryStore {
         while visited < n && left > 0 {
             let shard = &self.shards[(start + visited) % n].0;
             let got = Self::write(shard).sweep_front(now.unix_secs(), left, &self.hasher);
+            self.live.fetch_sub(got, Ordering::AcqRel);
             removed += got;
             left = left.saturating_sub(got.max(1));
             visited += 1;
@@ -527,5 +576,84 @@ mod tests {
         for i in 9_000..10_000 {
             assert!(s.contains(key(i), t));
         }
+    }
+
+    #[test]
+    fn the_bound_is_global_not_per_shard() {
+        // 100 entries over 64 shards: all 100 are kept (a per-shard split
+        // of the bound kept one per shard, 64 in all).
+        let s = MemoryStore::builder().max_entries(100).shards(64).build();
+        assert_eq!(s.capacity(), 100);
+        let t = Timestamp::from_unix_secs(1);
+        for i in 0..100 {
+            s.record_now(key(i), "u", t, t.plus_secs(100));
+        }
+        assert_eq!(s.len(), 100);
+        for i in 0..100 {
+            assert!(
+                s.contains(key(i), t),
+                "{i} evicted before the store was full"
+            );
+        }
+        // Full: each further record evicts one entry and the count stays.
+        for i in 100..300 {
+            s.record_now(key(i), "u", t, t.plus_secs(100));
+            assert_eq!(s.len(), 100);
+        }
+        // A record is never its own victim.
+        assert!(s.contains(key(299), t));
+    }
+
+    #[test]
+    fn a_large_store_does_not_evict_early() {
+        // Keys fall into 64 shards unevenly; with the bound split per
+        // shard, the fuller shards evicted long before 20,000 entries.
+        let s = MemoryStore::builder()
+            .max_entries(20_000)
+            .shards(64)
+            .build();
+        let t = Timestamp::from_unix_secs(1);
+        for i in 0..20_000 {
+            s.record_now(key(i), "u", t, t.plus_secs(100));
+        }
+        assert_eq!(s.len(), 20_000);
+        assert!((0..20_000).all(|i| s.contains(key(i), t)));
+        // Re-recording every key leaves the count alone.
+        for i in 0..20_000 {
+            s.record_now(key(i), "v", t, t.plus_secs(100));
+        }
+        assert_eq!(s.len(), 20_000);
+        assert_eq!(&*s.lookup_now(key(7), t).expect("present").user, "v");
+    }
+
+    #[test]
+    fn a_full_store_evicts_from_other_shards_when_needed() {
+        // Two shards; fill the store, then record keys: whichever shard
+        // they fall into, the total stays at the bound.
+        let s = MemoryStore::builder().max_entries(10).shards(2).build();
+        let t = Timestamp::from_unix_secs(1);
+        for i in 0..1000 {
+            s.record_now(key(i), "u", t, t.plus_secs(100));
+            assert!(s.len() <= 10);
+            assert!(s.contains(key(i), t));
+        }
+        assert_eq!(s.len(), 10);
+    }
+
+    #[test]
+    fn sweeping_gives_room_back_to_the_bound() {
+        let s = MemoryStore::builder().max_entries(50).shards(8).build();
+        let t0 = Timestamp::from_unix_secs(0);
+        for i in 0..50 {
+            s.record_now(key(i), "u", t0, Timestamp::from_unix_secs(10));
+        }
+        assert_eq!(s.sweep_expired(Timestamp::from_unix_secs(20), 1000), 50);
+        assert_eq!(s.len(), 0);
+        let t = Timestamp::from_unix_secs(20);
+        for i in 100..150 {
+            s.record_now(key(i), "u", t, t.plus_secs(100));
+        }
+        assert_eq!(s.len(), 50);
+        assert!((100..150).all(|i| s.contains(key(i), t)));
     }
 }

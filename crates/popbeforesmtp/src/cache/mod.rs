@@ -325,7 +325,7 @@ impl AuthCache {
     }
 }
 
-fn validate_user(user: &str) -> Result<(), Error> {
+pub(crate) fn validate_user(user: &str) -> Result<(), Error> {
     if user.is_empty() || user.len() > MAX_USER_LEN || user.chars().any(char::is_control) {
         return Err(Error::InvalidUser);
     }

@@ -9,12 +9,21 @@
 //! connection is a [`redis::aio::ConnectionManager`], which reconnects after
 //! Redis restarts; every operation has a deadline, so an unreachable Redis
 //! yields an error quickly and [`crate::AuthCache`] fails closed.
+//!
+//! A Redis Cluster ([`RedisStore::cluster_builder`], several URLs in
+//! `local.redisurl`) stores the same keys; each key lives on the node of
+//! its hash slot, so [`PopAuthStore::lookup_many`] sends one `GET` per key
+//! there instead of one pipeline.
 
 use std::fmt;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, IntoConnectionInfo, RedisError, TlsCertificates};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, TlsCertificates, Value,
+};
 
 use super::{BoxFuture, PopAuthStore, StoredAuth, UserName};
 use crate::Error;
@@ -24,14 +33,56 @@ use crate::time::Timestamp;
 
 /// The Redis [`PopAuthStore`].
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
     op_timeout: Duration,
+}
+
+/// One server (reconnecting manager) or a cluster (slot-routing connection).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
+            .field("cluster", &self.conn.is_cluster())
             .field("prefix", &self.prefix)
             .field("op_timeout", &self.op_timeout)
             .finish_non_exhaustive()
@@ -43,6 +94,7 @@ impl fmt::Debug for RedisStore {
 #[must_use]
 pub struct RedisStoreBuilder {
     url: String,
+    cluster_nodes: Vec<String>,
     prefix: String,
     username: Option<String>,
     password: Option<Secret>,
@@ -56,6 +108,7 @@ impl RedisStoreBuilder {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            cluster_nodes: Vec::new(),
             prefix: "portcullis:popauth:".to_owned(),
             username: None,
             password: None,
@@ -104,9 +157,12 @@ impl RedisStoreBuilder {
     /// [`Error::InvalidSetting`] for a URL or TLS roots the client refuses.
     pub fn build(self) -> Result<RedisStore, Error> {
         let invalid = |e: RedisError| Error::InvalidSetting {
-            name: "RedisUrl",
+            name: "local.redisurl",
             reason: e.to_string(),
         };
+        if !self.cluster_nodes.is_empty() {
+            return self.build_cluster();
+        }
         let mut info = self.url.as_str().into_connection_info().map_err(invalid)?;
         if let Some(pw) = &self.password {
             let mut settings = info.redis_settings().clone().set_password(pw.expose());
@@ -133,7 +189,42 @@ impl RedisStoreBuilder {
             .set_max_delay(Duration::from_millis(200));
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(invalid)?;
         Ok(RedisStore {
-            conn,
+            conn: Conn::Single(conn),
+            prefix: self.prefix,
+            op_timeout: self.op_timeout,
+        })
+    }
+
+    fn build_cluster(self) -> Result<RedisStore, Error> {
+        let invalid = |e: RedisError| Error::InvalidSetting {
+            name: "local.redisurl",
+            reason: e.to_string(),
+        };
+        let mut builder = ClusterClientBuilder::new(self.cluster_nodes.iter().map(String::as_str))
+            .connection_timeout(self.connect_timeout)
+            .response_timeout(self.op_timeout)
+            .retries(1);
+        if let Some(pw) = &self.password {
+            builder = builder.password(pw.expose());
+        }
+        if let Some(user) = &self.username {
+            builder = builder.username(user);
+        }
+        if let Some(pem) = self.tls_root_pem {
+            builder = builder.certs(TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            });
+        }
+        let client = builder.build().map_err(invalid)?;
+        let config = ClusterConfig::new()
+            .set_connection_timeout(self.connect_timeout)
+            .set_response_timeout(self.op_timeout);
+        // Connects in the background: a cluster that is down now makes
+        // lookups fail (closed) until it is back.
+        let conn = client.get_pending_async_connection_with_config(config);
+        Ok(RedisStore {
+            conn: Conn::Cluster(conn),
             prefix: self.prefix,
             op_timeout: self.op_timeout,
         })
@@ -148,6 +239,15 @@ impl RedisStore {
     /// A builder for `url`.
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder::new(url)
+    }
+
+    /// A builder for a Redis Cluster reached through `nodes` (URLs of some
+    /// or all of its nodes; the others are discovered). One URL is a
+    /// cluster too: use [`RedisStore::builder`] for a single server.
+    pub fn cluster_builder(nodes: Vec<String>) -> RedisStoreBuilder {
+        let mut b = RedisStoreBuilder::new(nodes.first().cloned().unwrap_or_default());
+        b.cluster_nodes = nodes;
+        b
     }
 
     fn redis_key(&self, key: ClientKey) -> String {
@@ -168,13 +268,28 @@ impl RedisStore {
     }
 }
 
-/// `"<expires> <user>"` back to an entry.
-fn decode(value: &str) -> Result<StoredAuth, Error> {
+/// The value stored for an entry: `"<expires> <user>"`.
+#[must_use]
+pub fn encode_value(expires: Timestamp, user: &str) -> String {
+    format!("{} {user}", expires.unix_secs())
+}
+
+/// `"<expires> <user>"` back to an entry, checked as a value written is:
+/// the expiry plain decimal digits without leading zeros, the user a name
+/// [`crate::AuthCache::record`] would have accepted (not empty, at most
+/// [`super::MAX_USER_LEN`] bytes, no control characters). Anything else
+/// was not written by this crate and authorizes nobody.
+///
+/// # Errors
+/// [`Error::CacheCorrupt`] for anything [`encode_value`] does not produce.
+pub fn decode_value(value: &str) -> Result<StoredAuth, Error> {
     let (expires, user) = value.split_once(' ').ok_or(Error::CacheCorrupt)?;
-    let expires: u64 = expires.parse().map_err(|_| Error::CacheCorrupt)?;
-    if user.is_empty() {
+    let digits = !expires.is_empty() && expires.bytes().all(|b| b.is_ascii_digit());
+    if !digits || (expires.len() > 1 && expires.starts_with('0')) {
         return Err(Error::CacheCorrupt);
     }
+    let expires: u64 = expires.parse().map_err(|_| Error::CacheCorrupt)?;
+    super::validate_user(user).map_err(|_| Error::CacheCorrupt)?;
     Ok(StoredAuth {
         user: UserName::from(user),
         expires: Timestamp::from_unix_secs(expires),
@@ -185,7 +300,7 @@ fn live(value: Option<String>, now: Timestamp) -> Result<Option<StoredAuth>, Err
     match value {
         None => Ok(None),
         Some(v) => {
-            let found = decode(&v)?;
+            let found = decode_value(&v)?;
             Ok((found.expires > now).then_some(found))
         }
     }
@@ -201,7 +316,7 @@ impl PopAuthStore for RedisStore {
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let ttl = expires.unix_secs().saturating_sub(now.unix_secs()).max(1);
-            let value = format!("{} {user}", expires.unix_secs());
+            let value = encode_value(expires, user);
             let mut conn = self.conn.clone();
             let mut cmd = redis::cmd("SET");
             cmd.arg(self.redis_key(key)).arg(value).arg("EX").arg(ttl);
@@ -232,6 +347,14 @@ impl PopAuthStore for RedisStore {
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
+            if self.conn.is_cluster() {
+                // Keys live on the nodes of their slots: one GET each.
+                let mut out = Vec::with_capacity(keys.len());
+                for key in keys {
+                    out.push(self.lookup(*key, now).await?);
+                }
+                return Ok(out);
+            }
             let mut pipe = redis::pipe();
             for key in keys {
                 pipe.cmd("GET").arg(self.redis_key(*key));
@@ -249,6 +372,7 @@ mod tests {
 
     #[test]
     fn decode_values() {
+        let decode = decode_value;
         let got = decode("1900 alice@example.com").expect("valid");
         assert_eq!(&*got.user, "alice@example.com");
         assert_eq!(got.expires, Timestamp::from_unix_secs(1900));
@@ -256,5 +380,19 @@ mod tests {
         assert!(decode("alice").is_err());
         assert!(decode("x alice").is_err());
         assert!(decode("12 ").is_err());
+        // Values nobody could have recorded are refused on the way back.
+        assert!(decode("+12 alice").is_err());
+        assert!(decode("12 ali\rce").is_err());
+        assert!(decode("12 ali\u{7f}ce").is_err());
+        assert!(decode(&format!("12 {}", "a".repeat(513))).is_err());
+        assert!(decode(&format!("12 {}", "a".repeat(512))).is_ok());
+        assert!(decode("99999999999999999999999 alice").is_err());
+        assert!(decode("0012 alice").is_err());
+        assert_eq!(
+            decode(&encode_value(Timestamp::from_unix_secs(0), "a"))
+                .ok()
+                .map(|e| e.expires),
+            Some(Timestamp::from_unix_secs(0))
+        );
     }
 }

@@ -13,10 +13,12 @@ pub mod lookup;
 pub mod pool;
 pub mod proxy;
 pub mod reply;
+mod tls;
+pub mod validate;
 pub mod xclient;
 
 pub use ehlo::{DEFAULT_EHLO_KEYWORDS, EhloFilter};
-pub use lookup::{ReverseResolver, SystemResolver};
+pub use lookup::{ForwardLookup, ReverseResolver, SystemResolver, confirmed_name};
 pub use pool::{
     Clock, Handoff, ManualClock, RelayAddr, RelayPool, RelayPoolBuilder, RelaySession, RelaySpec,
     RelayStream, SystemClock, TlsPolicy, parse_relays,

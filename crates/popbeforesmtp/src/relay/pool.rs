@@ -19,11 +19,16 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::ehlo::{self, EhloFilter};
-use super::lookup::ReverseResolver;
-use super::proxy;
+use super::lookup::{ReverseResolver, confirmed_name};
 use super::reply::{Reply, ReplyParser};
 use super::xclient::{self, ClientInfo};
+use super::{proxy, tls, validate};
 use crate::Error;
+use crate::cache::AUDIT_TARGET;
+
+/// The capability a relay lacks when it cannot take a client's login:
+/// XCLIENT without `LOGIN`, or a PROXY protocol hand-off.
+pub const LOGIN_HANDOFF: &str = "a login hand-off (XCLIENT LOGIN)";
 
 /// The time source of the pool (injectable so tests can skip minutes).
 pub trait Clock: fmt::Debug + Send + Sync {
@@ -98,7 +103,7 @@ impl FromStr for Handoff {
             "proxy" | "proxyv1" | "proxy-v1" => Ok(Self::ProxyV1),
             "proxyv2" | "proxy-v2" => Ok(Self::ProxyV2),
             _ => Err(Error::InvalidSetting {
-                name: "RelayHandoff",
+                name: "mmp.relayhandoff",
                 reason: format!("{s:?} is not xclient, proxy-v1 or proxy-v2"),
             }),
         }
@@ -112,8 +117,11 @@ pub enum TlsPolicy {
     /// Never STARTTLS.
     #[default]
     Plain,
-    /// `maytls`: STARTTLS when the relay offers it; if the handshake or the
-    /// certificate check fails, plain text on a fresh connection.
+    /// `maytls` (Postfix's "may" level): STARTTLS when the relay offers
+    /// it. A certificate that does not verify is logged and the session
+    /// continues over TLS, unverified, on a fresh connection; any other TLS
+    /// failure counts as a relay failure. Plain text only when the relay
+    /// offers no STARTTLS.
     May,
     /// `musttls`: STARTTLS or this relay counts as failed.
     Must,
@@ -127,7 +135,7 @@ impl FromStr for TlsPolicy {
             "maytls" | "may" => Ok(Self::May),
             "musttls" | "must" => Ok(Self::Must),
             _ => Err(Error::InvalidSetting {
-                name: "RelayTls",
+                name: "mmp.relaytls",
                 reason: format!("{s:?} is not maytls or musttls"),
             }),
         }
@@ -178,7 +186,7 @@ impl FromStr for RelayAddr {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
         let bad = |why: &str| Error::InvalidSetting {
-            name: "SmtpRelays",
+            name: "mmp.smtprelays",
             reason: format!("{s:?}: {why}"),
         };
         let port_of = |p: &str| {
@@ -225,7 +233,7 @@ pub fn parse_relays(value: &str) -> Result<Vec<RelayAddr>, Error> {
         .collect::<Result<Vec<_>, _>>()?;
     if relays.is_empty() {
         return Err(Error::InvalidSetting {
-            name: "SmtpRelays",
+            name: "mmp.smtprelays",
             reason: "no relay listed".to_owned(),
         });
     }
@@ -293,13 +301,35 @@ pub struct RelayPoolBuilder {
     tls: Option<Arc<ClientConfig>>,
     helo_name: String,
     resolver: Option<Arc<dyn ReverseResolver>>,
+    pop_before_smtp: bool,
+    kludge_channel: Option<String>,
 }
 
 impl RelayPoolBuilder {
+    /// `mmp.preauth`: clients are handed over with the user of their POP
+    /// login, so every relay must take a login. [`RelayPoolBuilder::build`]
+    /// refuses PROXY protocol relays then (a PROXY header cannot carry the
+    /// user).
+    pub fn pop_before_smtp(mut self, on: bool) -> Self {
+        self.pop_before_smtp = on;
+        self
+    }
+
+    /// `mmp.popbeforesmtpkludgechannel`: logged with each hand-off of a
+    /// POP-authorized client ([`ClientInfo::pop_authorized`]) as the
+    /// channel the relay is to treat it as (the relay's own rules for
+    /// authenticated clients do the switching; XCLIENT `LOGIN` carries the
+    /// user).
+    pub fn kludge_channel(mut self, channel: Option<String>) -> Self {
+        self.kludge_channel = channel.filter(|c| !c.trim().is_empty());
+        self
+    }
+
     /// `ClientLookup yes`: before handing a client over, look its address
-    /// up once with `resolver` and pass the result as XCLIENT `NAME`
-    /// (`[UNAVAILABLE]` / `[TEMPUNAVAIL]` when the lookup fails). Clients
-    /// whose [`ClientInfo::name`] is already set are not looked up again.
+    /// up once with `resolver` and pass the forward-confirmed result as
+    /// XCLIENT `NAME` (see [`confirmed_name`]; `[UNAVAILABLE]` /
+    /// `[TEMPUNAVAIL]` otherwise). Clients whose [`ClientInfo::name`] is
+    /// already set are not looked up again.
     pub fn client_lookup(mut self, resolver: Arc<dyn ReverseResolver>) -> Self {
         self.resolver = Some(resolver);
         self
@@ -334,19 +364,26 @@ impl RelayPoolBuilder {
     /// The pool.
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] with no relays, or a TLS relay but no TLS configuration.
+    /// [`Error::InvalidSetting`] with no relays, a TLS relay but no TLS
+    /// configuration, or a PROXY protocol relay under
+    /// [`RelayPoolBuilder::pop_before_smtp`].
     pub fn build(self) -> Result<RelayPool, Error> {
         if self.relays.is_empty() {
             return Err(Error::InvalidSetting {
-                name: "SmtpRelays",
+                name: "mmp.smtprelays",
                 reason: "no relay listed".to_owned(),
             });
         }
         if self.tls.is_none() && self.relays.iter().any(|r| r.tls != TlsPolicy::Plain) {
             return Err(Error::InvalidSetting {
-                name: "RelayTls",
+                name: "mmp.relaytls",
                 reason: "maytls/musttls needs a TLS client configuration".to_owned(),
             });
+        }
+        if self.pop_before_smtp
+            && let Some(r) = self.relays.iter().find(|r| r.handoff != Handoff::Xclient)
+        {
+            return Err(proxy_without_login(&r.addr));
         }
         let timeout = Duration::from_secs(u64::from(self.failover_timeout_secs));
         Ok(RelayPool {
@@ -362,9 +399,14 @@ impl RelayPoolBuilder {
             attempt_timeout: timeout,
             skip_for: timeout * 60,
             clock: self.clock,
+            tls_unverified: self
+                .tls
+                .as_deref()
+                .map(|c| TlsConnector::from(tls::dangerous_unverified(c))),
             tls: self.tls.map(TlsConnector::from),
             helo_name: self.helo_name,
             resolver: self.resolver,
+            kludge_channel: self.kludge_channel,
         })
     }
 }
@@ -382,8 +424,66 @@ pub struct RelayPool {
     skip_for: Duration,
     clock: Arc<dyn Clock>,
     tls: Option<TlsConnector>,
+    tls_unverified: Option<TlsConnector>,
     helo_name: String,
     resolver: Option<Arc<dyn ReverseResolver>>,
+    kludge_channel: Option<String>,
+}
+
+/// The load-time refusal of a PROXY relay when clients carry a login.
+fn proxy_without_login(relay: &RelayAddr) -> Error {
+    Error::InvalidSetting {
+        name: "mmp.relayhandoff",
+        reason: format!(
+            "relay {relay} is reached with the PROXY protocol, which cannot carry the \
+             POP-before-SMTP user (mmp.preauth): POP-authorized clients would silently \
+             lose their authorization; use xclient"
+        ),
+    }
+}
+
+/// How a failed attempt counts.
+enum Fault {
+    /// Caused by the client's data (or the caller): returned at once, no
+    /// relay is marked failed.
+    Client,
+    /// This relay cannot serve this client (e.g. no XCLIENT LOGIN): the
+    /// next relay is tried, this one stays in service.
+    Unsuitable,
+    /// The relay failed: it is skipped for the failover pause.
+    Relay,
+}
+
+impl Fault {
+    fn of(error: &Error) -> Self {
+        match error {
+            Error::ClientRefused { .. } | Error::InvalidClient { .. } | Error::ApiMisuse(_) => {
+                Self::Client
+            }
+            Error::RelayLacks { capability, .. } if *capability == LOGIN_HANDOFF => {
+                Self::Unsuitable
+            }
+            _ => Self::Relay,
+        }
+    }
+}
+
+/// Checks the client's own values before any relay sees them.
+fn check_client(client: &ClientInfo) -> Result<(), Error> {
+    if let Some(helo) = &client.helo {
+        // Non-ASCII is checked again per relay, against its SMTPUTF8.
+        validate::check_helo(helo, true).map_err(|e| Error::InvalidClient {
+            field: "HELO",
+            reason: e.reason(),
+        })?;
+    }
+    if let Some(login) = &client.login {
+        validate::check_login(login).map_err(|e| Error::InvalidClient {
+            field: "LOGIN",
+            reason: e.reason(),
+        })?;
+    }
+    Ok(())
 }
 
 impl fmt::Debug for RelayPool {
@@ -408,6 +508,8 @@ impl RelayPool {
             tls: None,
             helo_name: "localhost".to_owned(),
             resolver: None,
+            pop_before_smtp: false,
+            kludge_channel: None,
         }
     }
 
@@ -431,14 +533,25 @@ impl RelayPool {
     /// Open a session for `client` on the next available relay, handing the
     /// client over as that relay is configured to expect.
     ///
+    /// The client's HELO name and login are checked first
+    /// ([`validate`]); a bad one is [`Error::InvalidClient`] and no relay is
+    /// contacted. A relay refusing what the client sent
+    /// ([`Error::ClientRefused`]) stays in service, as does one that cannot
+    /// take the client's login (XCLIENT without `LOGIN`, or PROXY): the next
+    /// relay is tried, and if none can, the answer is [`Error::RelayLacks`].
+    /// Only connection failures, timeouts and refusals of the proxy's own
+    /// commands mark a relay failed.
+    ///
     /// # Errors
-    /// [`Error::AllRelaysDown`] when every relay failed or is being skipped.
+    /// As above; [`Error::AllRelaysDown`] when every relay failed or is
+    /// being skipped.
     pub async fn connect(&self, client: &ClientInfo) -> Result<RelaySession, Error> {
+        check_client(client)?;
         let looked_up;
         let client = match (&self.resolver, &client.name) {
             (Some(resolver), None) => {
                 let mut c = client.clone();
-                c.name = Some(resolver.reverse(client.addr.ip()).await);
+                c.name = Some(confirmed_name(resolver.as_ref(), client.addr.ip()).await);
                 looked_up = c;
                 &looked_up
             }
@@ -446,38 +559,38 @@ impl RelayPool {
         };
         let n = self.relays.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let mut unsuitable = None;
         for i in 0..n {
             let entry = &self.relays[(start + i) % n];
             if entry.skipped(self.clock.now()) {
                 tracing::debug!(relay = %entry.spec.addr, "relay skipped after a recent failure");
                 continue;
             }
-            let attempt = tokio::time::timeout(self.attempt_timeout, async {
-                match self.open(&entry.spec, entry.spec.tls, client).await {
-                    // maytls is opportunistic: a relay whose TLS fails
-                    // (handshake, certificate) is used in plain text on a
-                    // fresh connection, as if it offered no STARTTLS.
-                    Err(Error::Tls(e)) if entry.spec.tls == TlsPolicy::May => {
+            let attempt =
+                tokio::time::timeout(self.attempt_timeout, self.attempt(&entry.spec, client)).await;
+            let error = match attempt {
+                Ok(Ok(session)) => {
+                    self.log_handoff(&session, client);
+                    return Ok(session);
+                }
+                Ok(Err(e)) => match Fault::of(&e) {
+                    Fault::Client => {
+                        // Another relay would refuse the same client data, and
+                        // one client must not take relays out of service.
+                        tracing::info!(relay = %entry.spec.addr, error = %e, "client refused");
+                        return Err(e);
+                    }
+                    Fault::Unsuitable => {
                         tracing::warn!(
                             relay = %entry.spec.addr,
                             error = %e,
-                            "TLS with relay failed under maytls; continuing without TLS"
+                            "relay cannot take this client's login; trying the next one"
                         );
-                        self.open(&entry.spec, TlsPolicy::Plain, client).await
+                        unsuitable = Some(e);
+                        continue;
                     }
-                    other => other,
-                }
-            })
-            .await;
-            let error = match attempt {
-                Ok(Ok(session)) => return Ok(session),
-                Ok(Err(e @ Error::ClientRefused { .. })) => {
-                    // Another relay would refuse the same client data, and
-                    // one client must not take relays out of service.
-                    tracing::info!(relay = %entry.spec.addr, error = %e, "relay refused the client");
-                    return Err(e);
-                }
-                Ok(Err(e)) => e,
+                    Fault::Relay => e,
+                },
                 Err(_) => Error::RelayTimeout {
                     relay: entry.spec.addr.to_string(),
                 },
@@ -490,20 +603,74 @@ impl RelayPool {
             );
             entry.mark_down(self.clock.now() + self.skip_for);
         }
+        if let Some(e) = unsuitable {
+            tracing::error!(error = %e, "no SMTP relay can take this client's login");
+            return Err(e);
+        }
         tracing::error!("no SMTP relay available");
         Err(Error::AllRelaysDown)
+    }
+
+    fn log_handoff(&self, session: &RelaySession, client: &ClientInfo) {
+        if !client.pop_authorized {
+            return;
+        }
+        let login = client.login.as_deref().unwrap_or("");
+        match &self.kludge_channel {
+            Some(channel) => tracing::info!(
+                target: AUDIT_TARGET,
+                event = "popbeforesmtp.handoff",
+                user = login,
+                client = %client.addr.ip(),
+                relay = session.relay(),
+                channel = channel.as_str(),
+                "POP-authorized client handed to relay as channel {channel}"
+            ),
+            None => tracing::info!(
+                target: AUDIT_TARGET,
+                event = "popbeforesmtp.handoff",
+                user = login,
+                client = %client.addr.ip(),
+                relay = session.relay(),
+                "POP-authorized client handed to relay"
+            ),
+        }
+    }
+
+    /// One attempt on one relay. Under `maytls`, a certificate that does
+    /// not verify is retried on a fresh connection with TLS unverified.
+    async fn attempt(&self, spec: &RelaySpec, client: &ClientInfo) -> Result<RelaySession, Error> {
+        match self.open(spec, true, client).await {
+            Err(Error::Tls(e)) if spec.tls == TlsPolicy::May && tls::is_certificate_error(&e) => {
+                tracing::warn!(
+                    relay = %spec.addr,
+                    error = %e,
+                    "relay certificate not verified; continuing over unverified TLS (maytls)"
+                );
+                self.open(spec, false, client).await
+            }
+            other => other,
+        }
     }
 
     async fn open(
         &self,
         spec: &RelaySpec,
-        tls: TlsPolicy,
+        verify: bool,
         client: &ClientInfo,
     ) -> Result<RelaySession, Error> {
         let relay = spec.addr.to_string();
+        if spec.handoff != Handoff::Xclient && client.login.is_some() {
+            // A PROXY header has no room for the user: never drop it silently.
+            return Err(Error::RelayLacks {
+                relay,
+                capability: LOGIN_HANDOFF,
+            });
+        }
         let tcp = TcpStream::connect((spec.addr.host(), spec.addr.port())).await?;
         tcp.set_nodelay(true)?;
         let mut s = RelaySession::new(RelayStream::Plain(tcp), relay.clone());
+        s.helo_name.clone_from(&self.helo_name);
         match spec.handoff {
             Handoff::ProxyV1 => {
                 s.write_raw(&proxy::v1_header(client.addr, client.local))
@@ -518,20 +685,32 @@ impl RelayPool {
         let greeting = s.read_reply().await?;
         s.expect(&greeting, 220)?;
         let mut ehlo = s.ehlo(&self.helo_name).await?;
-        if tls != TlsPolicy::Plain {
+        if spec.tls != TlsPolicy::Plain {
             if ehlo::offers(&ehlo, "STARTTLS") {
-                let connector = self
-                    .tls
-                    .as_ref()
-                    .ok_or(Error::ApiMisuse("TLS relay without TLS configuration"))?;
+                let connector = if verify {
+                    self.tls.as_ref()
+                } else {
+                    self.tls_unverified.as_ref()
+                }
+                .ok_or(Error::ApiMisuse("TLS relay without TLS configuration"))?;
                 s.starttls(connector, spec.addr.host()).await?;
+                s.tls_verified = verify;
                 ehlo = s.ehlo(&self.helo_name).await?;
-            } else if tls == TlsPolicy::Must {
+            } else if spec.tls == TlsPolicy::Must {
                 return Err(Error::RelayLacks {
                     relay,
                     capability: "STARTTLS",
                 });
             }
+        }
+        if let Some(helo) = &client.helo
+            && !helo.is_ascii()
+            && !ehlo::offers(&ehlo, "SMTPUTF8")
+        {
+            return Err(Error::InvalidClient {
+                field: "HELO",
+                reason: validate::Invalid::NonAscii.reason(),
+            });
         }
         s.proxy_ehlo = Some(ehlo.clone());
         s.ehlo = Some(ehlo);
@@ -611,6 +790,8 @@ pub struct RelaySession {
     ehlo: Option<Reply>,
     proxy_ehlo: Option<Reply>,
     in_transaction: bool,
+    tls_verified: bool,
+    helo_name: String,
     buf: Vec<u8>,
 }
 
@@ -623,6 +804,8 @@ impl RelaySession {
             ehlo: None,
             proxy_ehlo: None,
             in_transaction: false,
+            tls_verified: false,
+            helo_name: "localhost".to_owned(),
             buf: vec![0; 4096],
         }
     }
@@ -637,6 +820,14 @@ impl RelaySession {
     #[must_use]
     pub fn is_tls(&self) -> bool {
         matches!(self.stream, RelayStream::Tls(_))
+    }
+
+    /// Whether the session runs over TLS with the relay's certificate
+    /// verified (`false` in plain text, and under `maytls` after a
+    /// certificate that did not verify).
+    #[must_use]
+    pub fn tls_verified(&self) -> bool {
+        self.is_tls() && self.tls_verified
     }
 
     /// The relay's latest EHLO reply, unfiltered.
@@ -787,13 +978,17 @@ impl RelaySession {
     }
 
     /// Hand `client` over with XCLIENT (attributes limited to those the
-    /// relay offers), then greet the relay again with the client's HELO
-    /// name; the new EHLO reply replaces [`RelaySession::ehlo_reply`].
+    /// relay offers; `NAME` and `ADDR` in the last command, see
+    /// [`xclient::command_lines`]), then greet the relay again with the
+    /// client's HELO name (the proxy's own when the client has not greeted);
+    /// the new EHLO reply replaces [`RelaySession::ehlo_reply`].
     ///
     /// # Errors
     /// [`Error::ApiMisuse`] inside a mail transaction; [`Error::RelayLacks`]
-    /// if the relay does not offer XCLIENT; [`Error::RelayRefused`] if it
-    /// refuses the command.
+    /// if the relay does not offer XCLIENT, or not `LOGIN` for a client
+    /// with a login; [`Error::ClientRefused`] when the relay refuses a value
+    /// of the client's (`501` to XCLIENT, `5xx` to its EHLO);
+    /// [`Error::RelayRefused`] when it refuses the command itself.
     pub async fn xclient(&mut self, client: &ClientInfo) -> Result<(), Error> {
         if self.in_transaction {
             return Err(Error::ApiMisuse(
@@ -810,19 +1005,26 @@ impl RelaySession {
             })?
             .to_owned();
         let supported = ehlo::params(&line);
+        if client.login.is_some() && !supported.iter().any(|a| a.eq_ignore_ascii_case("LOGIN")) {
+            return Err(Error::RelayLacks {
+                relay: self.relay.clone(),
+                capability: LOGIN_HANDOFF,
+            });
+        }
         let attrs = xclient::attributes(client, &supported);
-        for cmd in xclient::command_lines(&attrs) {
+        let lines = xclient::command_lines(&attrs).map_err(|field| Error::InvalidClient {
+            field,
+            reason: "too long for an XCLIENT command",
+        })?;
+        for cmd in lines {
             let reply = self.command(&cmd).await?;
-            if reply.code() >= 500 {
-                // A permanent refusal of what the client sent, not a fault
-                // of the relay.
-                return Err(Error::ClientRefused {
-                    relay: self.relay.clone(),
-                    code: reply.code(),
-                    text: reply.text().to_owned(),
-                });
+            if reply.code() == 501 {
+                // Postfix: "501 5.5.4 Bad ... syntax", a value of the client's.
+                return Err(self.client_refused(&reply));
             }
             if !reply.is_positive() {
+                // Our own command refused (550 insufficient authorization,
+                // 421 ...): a fault of the relay or its configuration.
                 return Err(Error::RelayRefused {
                     relay: self.relay.clone(),
                     code: reply.code(),
@@ -836,13 +1038,23 @@ impl RelaySession {
             login = client.login.as_deref().unwrap_or(""),
             "client handed to relay with XCLIENT"
         );
-        let helo = client
-            .helo
-            .clone()
-            .unwrap_or_else(|| "localhost".to_owned());
-        let ehlo = self.ehlo(&helo).await?;
-        self.ehlo = Some(ehlo);
+        let helo = client.helo.as_deref().unwrap_or(&self.helo_name).to_owned();
+        let reply = self.command(&format!("EHLO {helo}")).await?;
+        if reply.code() >= 500 {
+            // The EHLO carries the client's name.
+            return Err(self.client_refused(&reply));
+        }
+        self.expect(&reply, 250)?;
+        self.ehlo = Some(reply);
         Ok(())
+    }
+
+    fn client_refused(&self, reply: &Reply) -> Error {
+        Error::ClientRefused {
+            relay: self.relay.clone(),
+            code: reply.code(),
+            text: reply.text().to_owned(),
+        }
     }
 
     /// `QUIT` and close.

@@ -116,6 +116,9 @@ pub struct ClientInfo {
     pub proto: Proto,
     /// The login to assert: the POP-before-SMTP user (or an SMTP AUTH identity).
     pub login: Option<String>,
+    /// Whether `login` comes from a POP-before-SMTP authorization (the
+    /// hand-off is then logged with `mmp.popbeforesmtpkludgechannel`).
+    pub pop_authorized: bool,
 }
 
 impl ClientInfo {
@@ -129,7 +132,14 @@ impl ClientInfo {
             helo: None,
             proto: Proto::Esmtp,
             login: None,
+            pop_authorized: false,
         }
+    }
+
+    /// Assert the user of a recent POP login ([`crate::Lookup::Authorize`]).
+    pub fn authorize_by_pop(&mut self, authorization: &crate::Authorization) {
+        self.login = Some(authorization.user.as_str().to_owned());
+        self.pop_authorized = true;
     }
 }
 
@@ -145,15 +155,24 @@ pub fn addr_attribute(ip: IpAddr) -> String {
     }
 }
 
+/// Attributes that go in the last XCLIENT command. After `NAME` or
+/// `ADDR` the session is the client's, which may not send XCLIENT (Postfix
+/// authorizes XCLIENT by the address it currently sees), and Postfix resets
+/// the login on every XCLIENT command without `LOGIN`
+/// (`smtpd_sasl_auth_reset`), so the login must come with them.
+pub const LAST_COMMAND: [&str; 3] = ["LOGIN", "NAME", "ADDR"];
+
 /// The `(name, value)` attributes for `client`, limited to those the
-/// relay lists in its `XCLIENT` EHLO line (`supported`, upper case).
+/// relay lists in its `XCLIENT` EHLO line (`supported`, upper case), in
+/// the order they are sent: `HELO`, `PROTO`, `PORT`, then `LOGIN`,
+/// `NAME` and `ADDR` ([`LAST_COMMAND`]). A `NAME` that is not a valid host
+/// name is sent as `[UNAVAILABLE]`.
 #[must_use]
 pub fn attributes(client: &ClientInfo, supported: &[&str]) -> Vec<(&'static str, String)> {
     let mut attrs: Vec<(&'static str, String)> = Vec::new();
-    let name = client.name.as_ref().unwrap_or(&ClientName::Unavailable);
-    attrs.push(("NAME", name.as_attribute().to_owned()));
-    attrs.push(("ADDR", addr_attribute(client.addr.ip())));
-    attrs.push(("PORT", client.addr.port().to_string()));
+    if let Some(helo) = &client.helo {
+        attrs.push(("HELO", helo.clone()));
+    }
     attrs.push((
         "PROTO",
         match client.proto {
@@ -162,37 +181,89 @@ pub fn attributes(client: &ClientInfo, supported: &[&str]) -> Vec<(&'static str,
         }
         .to_owned(),
     ));
-    if let Some(helo) = &client.helo {
-        attrs.push(("HELO", helo.clone()));
-    }
+    attrs.push(("PORT", client.addr.port().to_string()));
     if let Some(login) = &client.login {
         attrs.push(("LOGIN", login.clone()));
     }
+    let name = match &client.name {
+        Some(ClientName::Name(n)) if !super::validate::valid_host_name(n) => {
+            tracing::debug!(name = %n.escape_debug(), "client name is not a host name; sent as [UNAVAILABLE]");
+            &ClientName::Unavailable
+        }
+        Some(n) => n,
+        None => &ClientName::Unavailable,
+    };
+    attrs.push(("NAME", name.as_attribute().to_owned()));
+    attrs.push(("ADDR", addr_attribute(client.addr.ip())));
     attrs.retain(|(n, _)| supported.iter().any(|s| s.eq_ignore_ascii_case(n)));
     attrs
 }
 
-/// The XCLIENT command lines (without CRLF) carrying `attrs`, split so that
-/// no line exceeds [`MAX_COMMAND_LINE`]. Attributes too long for any line
-/// are replaced by `[UNAVAILABLE]`.
-#[must_use]
-pub fn command_lines(attrs: &[(&str, String)]) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::from("XCLIENT");
+/// The XCLIENT command lines (without CRLF) carrying `attrs`, each within
+/// [`MAX_COMMAND_LINE`] bytes with its CRLF. Attributes are packed in the
+/// order given, except that the [`LAST_COMMAND`] ones (`LOGIN`, `NAME`,
+/// `ADDR`) all go together in the last line. Should a long login and a
+/// long host name not fit that line together, `NAME` is sent as
+/// `[UNAVAILABLE]` (the relay then treats the client as unnamed, never as
+/// someone else).
+///
+/// # Errors
+/// The name of an attribute whose encoded value cannot fit any line
+/// (values checked by [`super::validate`] always fit).
+pub fn command_lines(attrs: &[(&str, String)]) -> Result<Vec<String>, &'static str> {
+    const VERB: &str = "XCLIENT";
+    let fits = |len: usize| len + 2 <= MAX_COMMAND_LINE;
+    let encode = |name: &str, value: &str| format!(" {name}={}", xtext_encode(value.as_bytes()));
+    let mut early = Vec::new();
+    let mut late: Vec<(&str, String)> = Vec::new();
     for (name, value) in attrs {
-        let mut attr = format!(" {name}={}", xtext_encode(value.as_bytes()));
-        if "XCLIENT".len() + attr.len() + 2 > MAX_COMMAND_LINE {
-            attr = format!(" {name}=[UNAVAILABLE]");
+        let attr = encode(name, value);
+        if !fits(VERB.len() + attr.len()) {
+            return Err(attr_name(name));
         }
-        if line.len() + attr.len() + 2 > MAX_COMMAND_LINE {
-            lines.push(std::mem::replace(&mut line, String::from("XCLIENT")));
+        if LAST_COMMAND.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+            late.push((name, attr));
+        } else {
+            early.push(attr);
         }
-        line.push_str(&attr);
     }
-    if line.len() > "XCLIENT".len() {
+    let late_len = |late: &[(&str, String)]| late.iter().map(|(_, a)| a.len()).sum::<usize>();
+    if !fits(VERB.len() + late_len(&late)) {
+        if let Some((name, attr)) = late
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case("NAME"))
+        {
+            tracing::info!("client name too long to send with the login; NAME=[UNAVAILABLE]");
+            *attr = encode(name, ClientName::Unavailable.as_attribute());
+        }
+        if !fits(VERB.len() + late_len(&late)) {
+            return Err("LOGIN");
+        }
+    }
+    let last: String = late.into_iter().map(|(_, a)| a).collect();
+    let mut lines = Vec::new();
+    let mut line = String::from(VERB);
+    for attr in early.iter().chain(std::iter::once(&last)) {
+        if attr.is_empty() {
+            continue;
+        }
+        if !fits(line.len() + attr.len()) {
+            lines.push(std::mem::replace(&mut line, String::from(VERB)));
+        }
+        line.push_str(attr);
+    }
+    if line.len() > VERB.len() {
         lines.push(line);
     }
-    lines
+    Ok(lines)
+}
+
+/// The static name of a known attribute (for errors).
+fn attr_name(name: &str) -> &'static str {
+    ["NAME", "ADDR", "PORT", "PROTO", "HELO", "LOGIN"]
+        .into_iter()
+        .find(|n| n.eq_ignore_ascii_case(name))
+        .unwrap_or("XCLIENT")
 }
 
 #[cfg(test)]
@@ -225,27 +296,65 @@ mod tests {
         c.helo = Some("pc.example".into());
         c.login = Some("alice smith".into());
         let all = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "LOGIN"];
-        let lines = command_lines(&attributes(&c, &all));
+        let lines = command_lines(&attributes(&c, &all)).expect("fits");
         assert_eq!(
             lines,
             vec![
-                "XCLIENT NAME=[TEMPUNAVAIL] ADDR=IPV6:2001:db8::5 PORT=40000 PROTO=ESMTP HELO=pc.example LOGIN=alice+20smith"
+                "XCLIENT HELO=pc.example PROTO=ESMTP PORT=40000 LOGIN=alice+20smith NAME=[TEMPUNAVAIL] ADDR=IPV6:2001:db8::5"
             ]
         );
-        let lines = command_lines(&attributes(&c, &["ADDR"]));
+        let lines = command_lines(&attributes(&c, &["ADDR"])).expect("fits");
         assert_eq!(lines, vec!["XCLIENT ADDR=IPV6:2001:db8::5"]);
+        // A name that is not a host name is not passed on.
+        c.name = Some(ClientName::Name("evil name\r\nRSET".into()));
+        let lines = command_lines(&attributes(&c, &["NAME"])).expect("fits");
+        assert_eq!(lines, vec!["XCLIENT NAME=[UNAVAILABLE]"]);
     }
 
     #[test]
-    fn long_attributes_split_lines() {
+    fn long_attributes_split_lines_with_login_name_and_addr_last() {
         let attrs = vec![
-            ("HELO", "h".repeat(300)),
-            ("LOGIN", "l".repeat(300)),
-            ("NAME", "n".repeat(600)),
+            ("HELO", "h".repeat(250)),
+            ("PROTO", "ESMTP".to_owned()),
+            ("PORT", "1".to_owned()),
+            ("LOGIN", "é".repeat(30)),
+            ("NAME", format!("{}.example", "n".repeat(60))),
+            ("ADDR", "192.0.2.1".to_owned()),
         ];
-        let lines = command_lines(&attrs);
-        assert_eq!(lines.len(), 2);
+        let lines = command_lines(&attrs).expect("fits");
+        assert!(lines.len() >= 2, "{lines:?}");
         assert!(lines.iter().all(|l| l.len() + 2 <= MAX_COMMAND_LINE));
-        assert!(lines[1].ends_with("NAME=[UNAVAILABLE]"));
+        let last = lines.last().expect("a line");
+        for a in LAST_COMMAND {
+            assert!(last.contains(&format!(" {a}=")), "{a}: {last}");
+        }
+        for l in &lines[..lines.len() - 1] {
+            assert!(
+                LAST_COMMAND.iter().all(|a| !l.contains(&format!(" {a}="))),
+                "{l}"
+            );
+        }
+        // Every attribute is sent exactly once.
+        for (name, _) in &attrs {
+            let n = lines
+                .iter()
+                .map(|l| l.matches(&format!(" {name}=")).count())
+                .sum::<usize>();
+            assert_eq!(n, 1, "{name}: {lines:?}");
+        }
+        // A longest login and a longest name do not fit one line: the
+        // name gives way, the login never does.
+        let long_name = format!("{}.example", vec!["n".repeat(60); 4].join("."));
+        let lines = command_lines(&[
+            ("LOGIN", "l".repeat(255)),
+            ("NAME", long_name),
+            ("ADDR", "192.0.2.1".to_owned()),
+        ])
+        .expect("fits");
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].contains(&format!(" LOGIN={} ", "l".repeat(255))));
+        assert!(lines[0].contains(" NAME=[UNAVAILABLE] ADDR=192.0.2.1"));
+        // A value too long for any line is an error, never dropped.
+        assert_eq!(command_lines(&[("LOGIN", "l".repeat(600))]), Err("LOGIN"));
     }
 }

@@ -1,0 +1,545 @@
+//! The IMAP front end: one admitted connection from the greeting to the
+//! end of the relay.
+//!
+//! ```text
+//! Admitted ─► (implicit TLS handshake) ─► service-level filter ─► greeting
+//!    ─► imap-proto ServerSession: CAPABILITY, NOOP, ID, LOGOUT (answered
+//!       there), STARTTLS (guarded upgrade), LOGIN, AUTHENTICATE (sasl framing)
+//!    ─► auth::Authenticator (penalty, account filters)
+//!    ─► Backend::open_imap (mailHost or mmp.storehosts, ID with the
+//!       client's address, LOGIN replay or master-user AUTHENTICATE PLAIN)
+//!    ─► "tag OK [CAPABILITY <the store's>] Logged in" ─► relay until a
+//!       close or mmp.timeout (at least 30 minutes, RFC 9051 §5.4)
+//! ```
+//!
+//! Everything before the login runs within `mmp.preauthtimeout`; a
+//! client that has not logged in hears `* BYE` when that passes or the
+//! daemon shuts down. One log line per connection end (target
+//! `portcullis::connection`), as for POP3; never a password.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use portcullis_accessfilter::Verdict;
+use portcullis_imap_proto::{Event, ResponseCode, ServerConfig, ServerSession};
+use portcullis_sasl::framing::{self, AuthExchange, Protocol};
+use portcullis_sasl::{Authenticated, Password, ServerContext};
+use portcullis_tlsconf::TlsServer;
+use portcullis_tlsconf::starttls::{PipelinedInput, StartTls};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use zeroize::Zeroizing;
+
+use crate::Error;
+use crate::auth::{Authenticator, LoginOutcome, Peer};
+use crate::backend::{Backend, StoreSession};
+use crate::limits::{AuthAttempts, Limits};
+use crate::listen::{Admitted, TlsMode};
+use crate::session::{self, ClientStream, ConnLog, LAST_WORDS, READ_CHUNK};
+
+/// Everything an IMAP connection needs, shared by all of them.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ImapFrontend {
+    /// Authentication, penalty and access filters.
+    pub auth: Authenticator,
+    /// The message stores.
+    pub backend: Backend,
+    /// The service's TLS (`None`: no STARTTLS, no implicit-TLS listener).
+    pub tls: Option<Arc<TlsServer>>,
+    /// Timeouts and attempt limits.
+    pub limits: Limits,
+    /// The host name for SASL.
+    pub hostname: String,
+}
+
+/// One connection's state before the relay.
+struct Conn {
+    stream: Option<ClientStream>,
+    session: ServerSession,
+    ctx: ServerContext,
+    starttls: StartTls,
+    attempts: AuthAttempts,
+    exchange: Option<AuthExchange>,
+    /// The tag of the LOGIN or AUTHENTICATE being answered.
+    tag: String,
+    last_response: Zeroizing<Vec<u8>>,
+    peer: Peer,
+    store: Option<StoreSession>,
+    log: ConnLog,
+}
+
+impl Conn {
+    fn stream(&mut self) -> std::io::Result<&mut ClientStream> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("connection lost in the TLS upgrade"))
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        let out = self.session.take_output();
+        if !out.is_empty() {
+            let s = self.stream()?;
+            s.write_all(&out).await?;
+            s.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left, within [`LAST_WORDS`], ignoring errors.
+    async fn last_words(&mut self) {
+        let _ = tokio::time::timeout(LAST_WORDS, self.flush()).await;
+        if let Some(s) = self.stream.as_mut() {
+            let _ = tokio::time::timeout(LAST_WORDS, s.shutdown()).await;
+        }
+    }
+}
+
+/// What a client hears when the store cannot take its login.
+fn store_refusal(e: &Error) -> (Option<ResponseCode>, &'static str) {
+    if e.is_temporary() {
+        return (
+            Some(ResponseCode::Unavailable),
+            "Message store temporarily unavailable",
+        );
+    }
+    let code = match e {
+        Error::StoreRefused {
+            code: Some(code), ..
+        } => match ResponseCode::parse(code) {
+            // Only the store's RFC 5530 codes are passed on.
+            Ok(ResponseCode::Other(_) | ResponseCode::Capability(_)) | Err(_) => {
+                ResponseCode::AuthenticationFailed
+            }
+            Ok(code) => code,
+        },
+        Error::StoreRefused { .. } => ResponseCode::AuthenticationFailed,
+        _ => ResponseCode::ServerBug,
+    };
+    (Some(code), "The message store refused the login")
+}
+
+impl ImapFrontend {
+    fn context(&self) -> ServerContext {
+        ServerContext::new(portcullis_sasl::Service::Imap, self.hostname.clone())
+    }
+
+    fn mechanisms(&self, ctx: &ServerContext) -> Vec<String> {
+        self.auth
+            .policy
+            .advertised(ctx)
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect()
+    }
+
+    /// Serves one admitted connection to its end; `shutdown` turning true
+    /// ends a connection that has not logged in yet (with `* BYE
+    /// [UNAVAILABLE]`).
+    pub async fn serve(&self, conn: Admitted, mode: TlsMode, mut shutdown: watch::Receiver<bool>) {
+        let started = Instant::now();
+        let client = conn.client;
+        let mut log = ConnLog::default();
+        let result = self
+            .serve_inner(conn, mode, &mut shutdown, &mut log, started)
+            .await;
+        if let Err(e) = result {
+            log.result = format!("error: {e}");
+        }
+        log.emit("imap", client, started);
+    }
+
+    async fn serve_inner(
+        &self,
+        conn: Admitted,
+        mode: TlsMode,
+        shutdown: &mut watch::Receiver<bool>,
+        log: &mut ConnLog,
+        started: Instant,
+    ) -> Result<(), Error> {
+        let Admitted {
+            stream,
+            client,
+            local,
+            mut buffered,
+            permit: _permit,
+            ..
+        } = conn;
+        let deadline = started + self.limits.preauth_timeout;
+        let mut ctx = self.context();
+        let Some(stream) = session::open_client(
+            self.tls.as_ref(),
+            mode,
+            stream,
+            &mut buffered,
+            deadline,
+            &mut ctx,
+            log,
+        )
+        .await
+        else {
+            return Ok(());
+        };
+        let tls_active = stream.is_tls();
+        let mut config = ServerConfig::default();
+        config.tls_active = tls_active;
+        config.starttls_available = self.tls.is_some() && !tls_active;
+        config.plaintext_allowed = self.auth.policy.plaintext_login_allowed(&ctx);
+        config.sasl_mechanisms = self.mechanisms(&ctx);
+        config.id = vec![("name".to_owned(), "Portcullis".to_owned())];
+        let session = ServerSession::new(config)
+            .map_err(|e| Error::Io(std::io::Error::other(format!("IMAP session: {e}"))))?;
+        let mut c = Conn {
+            stream: Some(stream),
+            session,
+            ctx,
+            starttls: if tls_active {
+                StartTls::already_tls()
+            } else {
+                StartTls::new(PipelinedInput::Discard)
+            },
+            attempts: self.limits.auth_attempts(),
+            exchange: None,
+            tag: String::new(),
+            last_response: Zeroizing::new(Vec::new()),
+            peer: Peer::new(client, local, tls_active),
+            store: None,
+            log: std::mem::take(log),
+        };
+        let outcome = self.connected(&mut c, buffered, deadline, shutdown).await;
+        *log = std::mem::take(&mut c.log);
+        outcome
+    }
+
+    async fn connected(
+        &self,
+        c: &mut Conn,
+        buffered: Vec<u8>,
+        deadline: Instant,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Error> {
+        // The service-level filter, before the greeting: `* BYE` instead.
+        match self.auth.filters.at_connect(&c.peer).await {
+            Verdict::Allow => {}
+            verdict => {
+                let _ = c.session.take_output();
+                if verdict == Verdict::Deny {
+                    c.session.bye("Access denied");
+                    c.log.result = "denied by the service access filter".to_owned();
+                } else {
+                    c.session.bye_with_code(
+                        Some(ResponseCode::Unavailable),
+                        "Access check failed temporarily, try again later",
+                    );
+                    c.log.result = "tempfail in the service access filter".to_owned();
+                }
+                c.last_words().await;
+                return Ok(());
+            }
+        }
+        c.session.feed(&buffered);
+        let phase = {
+            let work = tokio::time::timeout_at(deadline.into(), self.not_authenticated(c));
+            tokio::select! {
+                r = work => Some(r),
+                _ = shutdown.wait_for(|stop| *stop) => None,
+            }
+        };
+        let logged_in = match phase {
+            None => {
+                c.session
+                    .bye_with_code(Some(ResponseCode::Unavailable), "Server shutting down");
+                c.last_words().await;
+                c.log.result = "shutdown before login".to_owned();
+                return Ok(());
+            }
+            Some(Err(_elapsed)) => {
+                c.session.bye("Autologout; no login in time");
+                c.last_words().await;
+                c.log.result = "pre-login timeout".to_owned();
+                return Ok(());
+            }
+            Some(Ok(r)) => r?,
+        };
+        if !logged_in {
+            c.last_words().await;
+            return Ok(());
+        }
+        let Some(mut store) = c.store.take() else {
+            c.log.result = "logged in without a store session".to_owned();
+            return Ok(());
+        };
+        let pending = c.session.take_pending_input();
+        let idle = self.limits.imap_idle_timeout();
+        let Some(stream) = c.stream.as_mut() else {
+            return Err(Error::Io(std::io::Error::other(
+                "connection lost in the TLS upgrade",
+            )));
+        };
+        session::relay_to_store(stream, &mut store, &pending, idle, &mut c.log).await
+    }
+
+    /// The not-authenticated state: `Ok(true)` once logged in (store
+    /// session in `c.store`), `Ok(false)` when the connection is to end.
+    async fn not_authenticated(&self, c: &mut Conn) -> Result<bool, Error> {
+        let mut buf = Zeroizing::new(vec![0u8; READ_CHUNK]);
+        loop {
+            c.flush().await?;
+            match c.session.poll() {
+                Event::NeedMoreInput => {
+                    // poll may have answered commands it handled itself.
+                    c.flush().await?;
+                    let n = match c.stream()?.read(&mut buf).await {
+                        Ok(n) => n,
+                        // A TLS client that closes without close_notify.
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                        Err(e) => return Err(e.into()),
+                    };
+                    if n == 0 {
+                        c.log.result = "client closed before login".to_owned();
+                        return Ok(false);
+                    }
+                    c.session.feed(&buf[..n]);
+                }
+                Event::Login {
+                    tag,
+                    user,
+                    password,
+                } => {
+                    c.tag = tag;
+                    let started = portcullis_sasl::ServerSession::password_login(
+                        &self.auth.policy,
+                        &c.ctx,
+                        &user,
+                        &password,
+                    );
+                    let outcome = self.auth.complete(started).await;
+                    let secret = Zeroizing::new(password.as_bytes().to_vec());
+                    self.conclude(c, outcome, &user, &secret, Some(password))
+                        .await;
+                }
+                Event::Authenticate {
+                    tag,
+                    mechanism,
+                    initial_response,
+                } => {
+                    c.last_response = initial_response.clone().unwrap_or_default();
+                    let (exchange, event) = AuthExchange::start(
+                        Protocol::Imap,
+                        Some(tag.as_str()),
+                        mechanism.as_bytes(),
+                        initial_response.as_ref().map(|r| r.as_slice()),
+                        &self.auth.policy,
+                        &c.ctx,
+                    );
+                    c.tag = tag;
+                    c.exchange = Some(exchange);
+                    self.auth_event(c, event).await;
+                }
+                Event::AuthResponse { line } => {
+                    c.last_response = line.clone();
+                    let event = match c.exchange.as_mut() {
+                        Some(ex) => ex.line(&line),
+                        None => {
+                            c.session.bye("No authentication in progress");
+                            continue;
+                        }
+                    };
+                    self.auth_event(c, event).await;
+                }
+                Event::StartTls { .. } => self.starttls(c).await?,
+                // Answered by the session; a client's own ID is not
+                // passed on to the store.
+                Event::Id { .. } => {}
+                Event::Logout => {
+                    c.log.result = "logout before login".to_owned();
+                    return Ok(false);
+                }
+                Event::Close => {
+                    if c.log.result.is_empty() {
+                        c.log.result = "closed before login".to_owned();
+                    }
+                    return Ok(false);
+                }
+                Event::LoggedIn => {
+                    c.flush().await?;
+                    return Ok(true);
+                }
+                _ => {
+                    c.log.result = "protocol state error".to_owned();
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    async fn auth_event(&self, c: &mut Conn, mut event: framing::Event) {
+        // Each round answers one backend request; a mechanism needs few.
+        let mut rounds = 0;
+        let outcome = loop {
+            rounds += 1;
+            if rounds > 8 {
+                break None;
+            }
+            match event {
+                framing::Event::Send(challenge) => {
+                    if c.session.auth_challenge(&challenge).is_err() {
+                        c.session.bye("Authentication state error");
+                    }
+                    return;
+                }
+                framing::Event::Verify(request) => {
+                    let answer = self.auth.backends.resolve(&request).await;
+                    event = match c.exchange.as_mut() {
+                        Some(ex) => ex.answer(answer),
+                        None => break None,
+                    };
+                }
+                framing::Event::Success { auth, .. } => break Some(Ok(auth)),
+                framing::Event::Failure { error, .. } => break Some(Err(error)),
+                _ => break None,
+            }
+        };
+        c.exchange = None;
+        match outcome {
+            Some(outcome) => {
+                let secret = std::mem::take(&mut c.last_response);
+                self.conclude(c, outcome, "", &secret, None).await;
+            }
+            None => c
+                .session
+                .bye_with_code(Some(ResponseCode::ServerBug), "Authentication state error"),
+        }
+    }
+
+    /// Answers a finished login: the penalty and filters through the
+    /// authenticator, then the store, then `tag OK [CAPABILITY ...]` or
+    /// `tag NO [code]`.
+    async fn conclude(
+        &self,
+        c: &mut Conn,
+        outcome: Result<Authenticated, portcullis_sasl::Error>,
+        user: &str,
+        secret: &[u8],
+        cleartext: Option<Password>,
+    ) {
+        let refused = match self.auth.conclude(outcome, &c.peer, user, secret).await {
+            LoginOutcome::Granted(auth) => {
+                match self.open_store(c, &auth, cleartext).await {
+                    Ok(capabilities) => {
+                        let _ = c.session.login_ok(&capabilities);
+                    }
+                    Err((code, text)) => {
+                        let _ = c.session.login_no(code, text);
+                    }
+                }
+                return;
+            }
+            LoginOutcome::Failed { failure, error } => {
+                tracing::debug!(client = %c.peer.client, %error, "login failed");
+                c.log.result = format!("login failed: {error}");
+                let reply = framing::failure_reply(Protocol::Imap, Some(&c.tag), failure);
+                let _ = c.session.login_fail(&reply);
+                true
+            }
+            LoginOutcome::Denied => {
+                c.log.result = "denied by the account's access filter".to_owned();
+                let _ = c
+                    .session
+                    .login_no(Some(ResponseCode::ContactAdmin), "Access denied");
+                true
+            }
+            LoginOutcome::TempFail => {
+                c.log.result = "tempfail in the account's access filter".to_owned();
+                let _ = c.session.login_no(
+                    Some(ResponseCode::Unavailable),
+                    "Access check failed temporarily, try again later",
+                );
+                false
+            }
+        };
+        if refused && !c.attempts.record_failure() {
+            c.session.bye("Too many failed logins, closing connection");
+        }
+    }
+
+    /// Opens the user's store session; the store's post-login
+    /// capabilities, or the reply code and text of the refusal.
+    async fn open_store(
+        &self,
+        c: &mut Conn,
+        auth: &Authenticated,
+        cleartext: Option<Password>,
+    ) -> Result<Vec<String>, (Option<ResponseCode>, &'static str)> {
+        let user = auth.identity().to_owned();
+        c.log.user = Some(user.clone());
+        c.log.mechanism = Some(auth.mechanism().name());
+        let mail_host = auth.account().and_then(|a| a.mail_host.clone());
+        let identity = session::client_identity(&c.peer);
+        // The cleartext password of LOGIN, or the one the exchange handed
+        // on (AUTHENTICATE PLAIN / LOGIN), is replayed; everything else
+        // uses the master-user form.
+        let cleartext = cleartext
+            .filter(|_| auth.mechanism().is_plaintext())
+            .or_else(|| auth.password().cloned());
+        match self
+            .backend
+            .open_imap(
+                mail_host.as_deref(),
+                &user,
+                cleartext.as_ref(),
+                Some(&identity),
+            )
+            .await
+        {
+            Ok(store) => {
+                c.log.store = Some(store.address.to_string());
+                let capabilities = store.capabilities.clone();
+                c.store = Some(store);
+                Ok(capabilities)
+            }
+            Err(e) => {
+                tracing::warn!(%user, error = %e, "store login failed");
+                c.log.result = format!("store: {e}");
+                Err(store_refusal(&e))
+            }
+        }
+    }
+
+    /// STARTTLS: the guard's proof, `tag OK` (the session drops what was
+    /// pipelined after the command), the handshake, the TLS context.
+    async fn starttls(&self, c: &mut Conn) -> Result<(), Error> {
+        let Some(tls) = &self.tls else {
+            let _ = c.session.reject(None, "STARTTLS not available");
+            return Ok(());
+        };
+        // The session holds every byte read so far and discards what
+        // followed STARTTLS itself; nothing is buffered outside it.
+        let proof = match c.starttls.begin(false, &mut Vec::<u8>::new()) {
+            Ok(p) => p,
+            Err(refusal) => {
+                let _ = c.session.reject(None, &refusal.to_string());
+                return Ok(());
+            }
+        };
+        if c.session.starttls_ok().is_err() {
+            c.starttls.failed(proof);
+            c.session.bye("STARTTLS state error");
+            return Ok(());
+        }
+        c.flush().await?;
+        session::upgrade(
+            tls,
+            &mut c.starttls,
+            proof,
+            &mut c.stream,
+            &mut c.ctx,
+            &mut c.peer,
+            &mut c.log,
+        )
+        .await?;
+        let mechanisms = self.mechanisms(&c.ctx);
+        c.session.set_sasl_mechanisms(mechanisms);
+        Ok(())
+    }
+}
