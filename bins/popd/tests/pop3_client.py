@@ -3,6 +3,8 @@
 Usage: pop3_client.py SCENARIO HOST PORT CAFILE USER PASSWORD [SOURCE]
 
 Prints `key=value` lines (binary values in hex) for the Rust test to check.
+The EXTERNAL scenarios take the client certificate and key files (PEM) in
+place of USER and PASSWORD.
 """
 
 import base64
@@ -89,8 +91,8 @@ def greeting(host, port, _cafile, _user, _password, source):
         out("greeting", e.args[0].decode(errors="replace"))
 
 
-def stls_auth_plain(host, port, cafile, user, password, _source):
-    p = poplib.POP3(host, port, timeout=60)
+def stls_auth_plain(host, port, cafile, user, password, source):
+    p = SourcedPOP3(host, port, source)
     p.stls(context(cafile))
     out("sasl", " ".join(p.capa().get("SASL", [])))
     token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode())
@@ -140,7 +142,59 @@ def proxy_ssl(host, port, cafile, user, password, source):
     p.quit()
 
 
+def external_login(p):
+    out("sasl", " ".join(p.capa().get("SASL", [])))
+    # `=`: an empty initial response, act as whoever the certificate maps to.
+    out("login", p._shortcmd("AUTH EXTERNAL =").decode())
+    count, _size = p.stat()
+    out("count", count)
+    p.quit()
+
+
+def client_context(cafile, certfile, keyfile):
+    ctx = context(cafile)
+    ctx.load_cert_chain(certfile, keyfile)
+    return ctx
+
+
+class SourcedPOP3_SSL(poplib.POP3_SSL):
+    """POP3 over implicit TLS from a chosen local address."""
+
+    def __init__(self, host, port, context, source):
+        self._source = source
+        super().__init__(host, port, context=context, timeout=60)
+
+    def _create_socket(self, timeout):
+        sock = socket.create_connection(
+            (self.host, self.port), timeout, source_address=(self._source, 0)
+        )
+        return self.context.wrap_socket(sock, server_hostname=self.host)
+
+
+def ssl_external(host, port, cafile, certfile, keyfile, source):
+    ctx = client_context(cafile, certfile, keyfile)
+    try:
+        p = SourcedPOP3_SSL(host, port, ctx, source)
+        greeting = p.getwelcome().decode()
+    except (ssl.SSLError, OSError, poplib.error_proto) as e:
+        # Under TLS 1.3 the server judges the certificate after the
+        # client's handshake is done: its alert arrives on the first read.
+        out("refused", type(e).__name__)
+        return
+    out("greeting", greeting)
+    external_login(p)
+
+
+def stls_external(host, port, cafile, certfile, keyfile, _source):
+    p = poplib.POP3(host, port, timeout=60)
+    out("sasl_plain", " ".join(p.capa().get("SASL", [])))
+    p.stls(client_context(cafile, certfile, keyfile))
+    external_login(p)
+
+
 SCENARIOS = {
+    "ssl-external": ssl_external,
+    "stls-external": stls_external,
     "stls-retr": stls_retr,
     "ssl-apop": ssl_apop,
     "stls-wrong": stls_wrong,

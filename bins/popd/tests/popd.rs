@@ -22,7 +22,7 @@ struct Popd {
     port: u16,
     sslport: u16,
     ca: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl std::ops::Deref for Popd {
@@ -51,6 +51,21 @@ fn configure(dir: &Path, port: u16, sslport: u16, local: &str, pop: &str, extra:
         &[],
     )
     .unwrap();
+    // The CA is trusted for client authentication too (`CT,,`), so popd
+    // asks for client certificates (encryption.nssslclientauth = auto)
+    // and offers EXTERNAL to a client that sent one.
+    db.add_certificate("Test-CA", &ca.cert_der(), TrustFlags::trusted_ca())
+        .unwrap();
+    let alice = ca.issue_client("Alice", Some("alice@example.com")).unwrap();
+    std::fs::write(dir.join("alice-client.pem"), &alice.cert_pem).unwrap();
+    std::fs::write(dir.join("alice-client.key"), &alice.key_pem).unwrap();
+    // The same subject from a CA popd does not know.
+    let stranger = TestCa::new("unknown CA")
+        .unwrap()
+        .issue_client("Alice", Some("alice@example.com"))
+        .unwrap();
+    std::fs::write(dir.join("stranger-client.pem"), &stranger.cert_pem).unwrap();
+    std::fs::write(dir.join("stranger-client.key"), &stranger.key_pem).unwrap();
     std::fs::write(dir.join("client-ca.pem"), ca.cert_pem()).unwrap();
     std::fs::write(dir.join("ldap-ca.pem"), slapd.ca_pem()).unwrap();
     std::fs::write(dir.join("store-ca.pem"), dovecot.ca_pem()).unwrap();
@@ -139,7 +154,7 @@ fn start_notifying(local: &str, pop: &str, extra: &str, notify: Option<&Path>) -
         port,
         sslport,
         ca: dir.path().join("client-ca.pem"),
-        _dir: dir,
+        dir,
     };
     let text = popd.log().wait_for("listening on", 2);
     assert!(
@@ -273,6 +288,77 @@ fn apop_over_implicit_tls_logs_in_as_the_master_user_form() {
     assert!(field(&r, "count").parse::<usize>().unwrap() >= 1, "{r:?}");
     let log = popd.log().wait_for("connection closed", 1);
     assert!(log.contains("mechanism=APOP"), "{log}");
+    // APOP never saw the password: Dovecot saw the master user acting
+    // for carol.
+    let line = Dovecot::shared()
+        .wait_for_log("user=<carol>", LOG_WAIT)
+        .expect("Dovecot logged carol's login");
+    let master = format!("auth_user=<{}>", Dovecot::shared().master_user().0);
+    assert!(line.contains(&master), "{line}");
+}
+
+/// The client certificate files popd's configuration directory holds.
+fn cert_files(popd: &Popd, name: &str) -> (String, String) {
+    let path = |ext: &str| {
+        popd.dir
+            .path()
+            .join(format!("{name}-client.{ext}"))
+            .to_string_lossy()
+            .into_owned()
+    };
+    (path("pem"), path("key"))
+}
+
+#[test]
+fn auth_external_with_a_client_certificate_reaches_the_store_and_an_unknown_ca_is_refused() {
+    let popd = start("", "");
+    let dovecot = Dovecot::shared();
+    let (cert, key) = cert_files(&popd, "alice");
+    // Implicit TLS: the certificate maps (e-mail → mail=alice@example.com)
+    // to alice, whose store login is the master-user form.
+    let r = client(
+        &popd,
+        "ssl-external",
+        popd.sslport,
+        &cert,
+        &key,
+        "127.0.0.8",
+    );
+    assert!(
+        field(&r, "sasl").split(' ').any(|m| m == "EXTERNAL"),
+        "{r:?}"
+    );
+    assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
+    assert!(field(&r, "count").parse::<usize>().unwrap() >= 1, "{r:?}");
+    let log = popd.log().wait_for("mechanism=EXTERNAL", 1);
+    assert!(log.contains("user=alice"), "{log}");
+    let line = dovecot
+        .wait_for_log("rip=127.0.0.8", LOG_WAIT)
+        .unwrap_or_else(|| panic!("no login of alice from 127.0.0.8:\n{}", dovecot.log()));
+    assert!(line.contains("user=<alice>"), "{line}");
+    let admin = format!("auth_user=<{}>", dovecot.master_user().0);
+    assert!(line.contains(&admin), "{line}");
+    // After STLS: no EXTERNAL before the handshake, EXTERNAL after it.
+    let r = client(&popd, "stls-external", popd.port, &cert, &key, "127.0.0.1");
+    assert!(!field(&r, "sasl_plain").contains("EXTERNAL"), "{r:?}");
+    assert!(
+        field(&r, "sasl").split(' ').any(|m| m == "EXTERNAL"),
+        "{r:?}"
+    );
+    assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
+    // The same subject from an unknown CA: the handshake is refused.
+    let (cert, key) = cert_files(&popd, "stranger");
+    let r = client(
+        &popd,
+        "ssl-external",
+        popd.sslport,
+        &cert,
+        &key,
+        "127.0.0.1",
+    );
+    assert!(r.iter().any(|(k, _)| k == "refused"), "{r:?}");
+    assert!(!r.iter().any(|(k, _)| k == "login"), "{r:?}");
+    popd.log().wait_for("TLS handshake failed", 1);
 }
 
 #[test]
@@ -333,7 +419,7 @@ fn the_service_filter_refuses_before_the_greeting() {
 }
 
 #[test]
-fn auth_plain_after_stls_logs_in_through_the_master_user_and_inactive_accounts_are_refused() {
+fn auth_plain_after_stls_replays_the_password_and_inactive_accounts_are_refused() {
     let popd = start("", "");
     let dovecot = Dovecot::shared();
     let r = client(
@@ -342,17 +428,19 @@ fn auth_plain_after_stls_logs_in_through_the_master_user_and_inactive_accounts_a
         popd.port,
         "bob",
         "bob-pw",
-        "127.0.0.1",
+        "127.0.0.7",
     );
     assert!(field(&r, "sasl").split(' ').any(|m| m == "PLAIN"), "{r:?}");
     assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
     assert!(field(&r, "count").parse::<usize>().unwrap() >= 1, "{r:?}");
-    // AUTH carried no password the proxy could replay: Dovecot saw the
-    // master user acting for bob.
+    // mmp.storelogin = auto: AUTH PLAIN carried bob's password, and the
+    // proxy logged in to Dovecot with it: a normal login, not the master
+    // user's.
     let line = dovecot
-        .wait_for_log("user=<bob>", LOG_WAIT)
-        .expect("Dovecot logged bob's login");
-    assert!(line.contains("method=PLAIN"), "{line}");
+        .wait_for_log("rip=127.0.0.7", LOG_WAIT)
+        .unwrap_or_else(|| panic!("no login from 127.0.0.7:\n{}", dovecot.log()));
+    assert!(line.contains("user=<bob>"), "{line}");
+    assert!(line.contains("auth_user=<bob>"), "{line}");
     // dave's mailUserStatus is inactive: refused like a wrong password.
     let r = client(
         &popd,

@@ -476,9 +476,12 @@ impl ImapFrontend {
         c.log.mechanism = Some(auth.mechanism().name());
         let mail_host = auth.account().and_then(|a| a.mail_host.clone());
         let identity = session::client_identity(&c.peer);
-        // The cleartext password is replayed only for LOGIN; everything
-        // else uses the master-user form.
-        let cleartext = cleartext.filter(|_| auth.mechanism().is_plaintext());
+        // The cleartext password of LOGIN, or the one the exchange handed
+        // on (AUTHENTICATE PLAIN / LOGIN), is replayed; everything else
+        // uses the master-user form.
+        let cleartext = cleartext
+            .filter(|_| auth.mechanism().is_plaintext())
+            .or_else(|| auth.password().cloned());
         match self
             .backend
             .open_imap(

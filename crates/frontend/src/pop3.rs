@@ -22,7 +22,7 @@ use std::time::Instant;
 use portcullis_accessfilter::Verdict;
 use portcullis_pop3_proto::{Event, Response, ResponseCode, ServerConfig, ServerSession};
 use portcullis_sasl::framing::{self, AuthExchange, Protocol};
-use portcullis_sasl::{Authenticated, Mechanism, Password, Salt, ServerContext};
+use portcullis_sasl::{Authenticated, Mechanism, Salt, ServerContext};
 use portcullis_tlsconf::TlsServer;
 use portcullis_tlsconf::starttls::{PipelinedInput, StartTls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -315,7 +315,7 @@ impl Pop3Frontend {
                     );
                     let outcome = self.auth.complete(started).await;
                     let secret = Zeroizing::new(password.as_bytes().to_vec());
-                    self.conclude(c, outcome, &user, &secret, Some(password), Pending::Login)
+                    self.conclude(c, outcome, &user, &secret, Pending::Login)
                         .await;
                 }
                 Event::Apop { user, digest } => {
@@ -333,7 +333,7 @@ impl Pop3Frontend {
                         }
                         None => Err(portcullis_sasl::Error::MechanismUnavailable),
                     };
-                    self.conclude(c, outcome, &user, digest.as_bytes(), None, Pending::Login)
+                    self.conclude(c, outcome, &user, digest.as_bytes(), Pending::Login)
                         .await;
                 }
                 Event::Auth {
@@ -417,8 +417,7 @@ impl Pop3Frontend {
         match outcome {
             Some(outcome) => {
                 let secret = std::mem::take(&mut c.last_response);
-                self.conclude(c, outcome, "", &secret, None, Pending::Auth)
-                    .await;
+                self.conclude(c, outcome, "", &secret, Pending::Auth).await;
             }
             None => c
                 .session
@@ -434,11 +433,10 @@ impl Pop3Frontend {
         outcome: Result<Authenticated, portcullis_sasl::Error>,
         user: &str,
         secret: &[u8],
-        cleartext: Option<Password>,
         pending: Pending,
     ) {
         let refused = match self.auth.conclude(outcome, &c.peer, user, secret).await {
-            LoginOutcome::Granted(auth) => match self.open_store(c, &auth, cleartext).await {
+            LoginOutcome::Granted(auth) => match self.open_store(c, &auth).await {
                 Ok(()) => {
                     let _ = c.session.login_ok();
                     return;
@@ -496,23 +494,22 @@ impl Pop3Frontend {
         &self,
         c: &mut Conn,
         auth: &Authenticated,
-        cleartext: Option<Password>,
     ) -> Result<(), (Option<ResponseCode>, String)> {
         let user = auth.identity().to_owned();
         c.log.user = Some(user.clone());
         c.log.mechanism = Some(auth.mechanism().name());
         let mail_host = auth.account().and_then(|a| a.mail_host.clone());
         let identity = session::client_identity(&c.peer);
-        // The cleartext password is replayed only for mechanisms that
-        // carried one (USER/PASS here); everything else uses the
-        // master-user form.
-        let cleartext = cleartext.filter(|_| auth.mechanism().is_plaintext());
+        // The exchange hands on the password of a cleartext login (USER/
+        // PASS, AUTH PLAIN, AUTH LOGIN) for mmp.storelogin = auto or replay;
+        // CRAM-MD5, SCRAM, APOP and EXTERNAL have none: the master-user
+        // form.
         match self
             .backend
             .open_pop3(
                 mail_host.as_deref(),
                 &user,
-                cleartext.as_ref(),
+                auth.password(),
                 Some(&identity),
             )
             .await

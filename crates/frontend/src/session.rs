@@ -113,9 +113,9 @@ pub(crate) async fn open_client(
         }
     };
     log.tls_from(accepted.connection());
-    if let Ok(state) = accepted.sasl_tls_state() {
-        *ctx = ctx.clone().with_tls(state);
-    }
+    // TLS state for channel binding, and a verified client certificate
+    // for EXTERNAL.
+    *ctx = accepted.sasl_context(ctx.clone());
     Some(MaybeTls::Tls(Box::new(accepted.stream)))
 }
 
@@ -143,9 +143,7 @@ pub(crate) async fn upgrade(
         Ok(accepted) => {
             guard.established(proof);
             log.tls_from(accepted.connection());
-            if let Ok(state) = accepted.sasl_tls_state() {
-                *ctx = ctx.clone().with_tls(state);
-            }
+            *ctx = accepted.sasl_context(ctx.clone());
             peer.tls = true;
             *stream = Some(MaybeTls::Tls(Box::new(accepted.stream)));
             Ok(())

@@ -1,12 +1,18 @@
 //! The proof that an exchange succeeded.
 
-use crate::{Account, ChannelBindingType, Mechanism};
+use crate::{Account, ChannelBindingType, Mechanism, Password};
 
 /// A successfully authenticated (and, for proxying, authorized) identity.
 ///
 /// Only a completed exchange creates one: there is no public constructor, so
 /// a session that requires an `Authenticated` to change state cannot skip a
 /// step of the mechanism.
+///
+/// After a cleartext login (PLAIN, LOGIN, and the protocols' own password
+/// logins, which run PLAIN) it also carries the password that was checked,
+/// for a proxy that logs in to the user's store with it
+/// ([`Authenticated::password`]). The password is zeroized on drop and
+/// `Debug` prints it redacted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authenticated {
     pub(crate) authcid: String,
@@ -15,6 +21,8 @@ pub struct Authenticated {
     pub(crate) trace: Option<String>,
     pub(crate) channel_binding: Option<ChannelBindingType>,
     pub(crate) account: Option<Account>,
+    /// Boxed: most logins carry none, and the type travels in enums.
+    pub(crate) password: Option<Box<Password>>,
 }
 
 impl Authenticated {
@@ -28,7 +36,14 @@ impl Authenticated {
             trace: None,
             channel_binding: None,
             account: None,
+            password: None,
         }
+    }
+
+    /// The same, carrying the cleartext password that was verified.
+    pub(crate) fn with_password(mut self, password: Password) -> Self {
+        self.password = Some(Box::new(password));
+        self
     }
 
     /// The same, carrying the account the credential store returned.
@@ -86,6 +101,26 @@ impl Authenticated {
     /// The channel binding verified by a -PLUS mechanism.
     pub fn channel_binding(&self) -> Option<ChannelBindingType> {
         self.channel_binding
+    }
+
+    /// The cleartext password the client logged in with, as it was verified
+    /// (after SASLprep), for replaying it to the user's message store.
+    ///
+    /// `Some` only for PLAIN and LOGIN (and the protocol logins that run
+    /// them: IMAP `LOGIN`, POP3 `USER`/`PASS`), and only when the session
+    /// acts as the user whose password it is: a proxy authorization (an
+    /// administrator's password with a user as authorization identity) has
+    /// none, since the password is not the user's. Challenge-response
+    /// mechanisms (CRAM-MD5, DIGEST-MD5, SCRAM, APOP) and EXTERNAL never
+    /// see a password.
+    ///
+    /// Never log it: [`Password`]'s `Debug` is redacted, its memory is wiped
+    /// on drop.
+    pub fn password(&self) -> Option<&Password> {
+        if self.authzid.is_some() {
+            return None;
+        }
+        self.password.as_deref()
     }
 
     /// Whether this is an ANONYMOUS login.

@@ -46,6 +46,15 @@ impl fmt::Debug for Password {
     }
 }
 
+/// Constant-time, as [`Password::ct_eq`].
+impl PartialEq for Password {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other)
+    }
+}
+
+impl Eq for Password {}
+
 impl From<String> for Password {
     fn from(s: String) -> Self {
         Self(s)

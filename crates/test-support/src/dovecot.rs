@@ -22,8 +22,10 @@
 //! `login_trusted_networks = 127.0.0.0/8`, so Dovecot believes a proxy on
 //! loopback that passes the client's address (IMAP `ID x-originating-ip`,
 //! POP3 `XCLIENT ADDR=`); its log ([`Dovecot::log`]) shows what it believed
-//! in `Login: user=<…>, method=…, rip=…, rport=…` lines. The POP3 greeting
-//! of a trusted client carries `[XCLIENT]`.
+//! in `Login: user=<…>, method=…, rip=…, rport=…, …, auth_user=<…>` lines
+//! (`auth_user` is the authentication identity: the user itself, or the
+//! master user when it logged in for the user). The POP3 greeting of a
+//! trusted client carries `[XCLIENT]`.
 //!
 //! Traps handled here: the master keeps its caller's descriptors open (the
 //! guard redirects all of them); the login processes run chrooted as an
@@ -636,7 +638,7 @@ auth_verbose = yes
 auth_failure_delay = 0
 login_trusted_networks = 127.0.0.0/8
 haproxy_trusted_networks = 127.0.0.0/8
-login_log_format_elements = user=<%u> method=%m rip=%r rport=%{{rport}} lip=%l mpid=%e %c session=<%{{session}}>
+login_log_format_elements = user=<%u> method=%m rip=%r rport=%{{rport}} lip=%l mpid=%e %c session=<%{{session}}> auth_user=<%{{auth_user}}>
 
 mail_location = maildir:{d}/mail/%u
 mail_uid = {mail_uid}

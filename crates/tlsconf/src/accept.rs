@@ -158,6 +158,41 @@ impl<IO> Accepted<IO> {
     pub fn sasl_tls_state(&self) -> Result<portcullis_sasl::TlsState, portcullis_sasl::Error> {
         self.info.sasl_tls_state(self.connection())
     }
+
+    /// The client certificate this handshake verified, as the identity
+    /// SASL EXTERNAL maps (through certmap, in the directory); `None` when
+    /// the client sent none (the server only requests one when a CA is
+    /// trusted for client authentication, see [`crate::ClientAuth`]).
+    #[cfg(feature = "sasl")]
+    pub fn sasl_external(&self) -> Option<portcullis_sasl::ExternalIdentity> {
+        crate::ClientCertificate::from_connection(self.connection()).map(|c| {
+            portcullis_sasl::ExternalIdentity::Certificate(c.end_entity().as_ref().to_vec())
+        })
+    }
+
+    /// `ctx` for the SASL exchanges after this handshake: its TLS state
+    /// ([`Accepted::sasl_tls_state`]; left out when it cannot be read, so
+    /// channel binding is not offered) and, when the client sent a
+    /// verified certificate, the EXTERNAL identity
+    /// ([`Accepted::sasl_external`]).
+    #[cfg(feature = "sasl")]
+    #[must_use]
+    pub fn sasl_context(
+        &self,
+        ctx: portcullis_sasl::ServerContext,
+    ) -> portcullis_sasl::ServerContext {
+        let mut ctx = match self.sasl_tls_state() {
+            Ok(state) => ctx.with_tls(state),
+            Err(e) => {
+                tracing::debug!(error = %e, "no TLS state for SASL");
+                ctx
+            }
+        };
+        if let Some(identity) = self.sasl_external() {
+            ctx = ctx.with_external(identity);
+        }
+        ctx
+    }
 }
 
 fn timed_out(after: Duration) -> io::Error {

@@ -4,7 +4,7 @@
 use crate::Credentials;
 use crate::backend::{Answer, Request, VerifyPassword};
 use crate::mech::ClientMech;
-use crate::mech::plain::{MAX_FIELD, password_verdict};
+use crate::mech::plain::{MAX_FIELD, Pending, password_verdict};
 use crate::mech::{Inner, ServerMech};
 use crate::util::saslprep;
 use crate::{Error, Mechanism, Password, ServerContext};
@@ -14,7 +14,7 @@ const M: Mechanism = Mechanism::Login;
 #[derive(Debug, Default)]
 pub(crate) struct Server {
     user: Option<String>,
-    pending: Option<(String, Option<String>)>,
+    pending: Option<Pending>,
 }
 
 fn field(input: &[u8]) -> Result<String, Error> {
@@ -57,7 +57,11 @@ impl ServerMech for Server {
         if password.is_empty() {
             return Err(Error::malformed(M, "empty password"));
         }
-        self.pending = Some((authcid.clone(), None));
+        self.pending = Some(Pending {
+            authcid: authcid.clone(),
+            authzid: None,
+            password: password.clone(),
+        });
         Ok(Inner::Verify(Request::VerifyPassword(VerifyPassword {
             service: ctx.service,
             mechanism: M,

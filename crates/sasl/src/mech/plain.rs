@@ -23,7 +23,16 @@ pub(crate) const MAX_FIELD: usize = 1024;
 
 #[derive(Debug, Default)]
 pub(crate) struct Server {
-    pending: Option<(String, Option<String>)>,
+    pending: Option<Pending>,
+}
+
+/// A password check in flight: who asked, and the password to hand on in
+/// [`Authenticated`] when it succeeds.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) authcid: String,
+    pub(crate) authzid: Option<String>,
+    pub(crate) password: Password,
 }
 
 /// Parses a PLAIN message into (authzid, authcid, password), all prepared.
@@ -59,7 +68,11 @@ pub(crate) fn parse(input: &[u8]) -> Result<(Option<String>, String, Password), 
 impl Server {
     fn message(&mut self, ctx: &ServerContext, input: &[u8]) -> Result<Inner, Error> {
         let (authzid, authcid, password) = parse(input)?;
-        self.pending = Some((authcid.clone(), authzid.clone()));
+        self.pending = Some(Pending {
+            authcid: authcid.clone(),
+            authzid: authzid.clone(),
+            password: password.clone(),
+        });
         Ok(Inner::Verify(Request::VerifyPassword(VerifyPassword {
             service: ctx.service,
             mechanism: M,
@@ -91,14 +104,16 @@ impl ServerMech for Server {
 pub(crate) fn password_verdict(
     m: Mechanism,
     answer: Answer,
-    pending: Option<(String, Option<String>)>,
+    pending: Option<Pending>,
 ) -> Result<Inner, Error> {
     if let Some(e) = reject_or_unavailable(&answer) {
         return Err(e);
     }
     match (answer, pending) {
-        (Answer::Accept(account), Some((authcid, authzid))) => Ok(Inner::Success {
-            auth: Authenticated::new(m, authcid, authzid).with_account(account),
+        (Answer::Accept(account), Some(p)) => Ok(Inner::Success {
+            auth: Authenticated::new(m, p.authcid, p.authzid)
+                .with_account(account)
+                .with_password(p.password),
             final_data: None,
         }),
         _ => Err(Error::ApiMisuse(
