@@ -44,22 +44,31 @@ pub fn notify_ready() {
     }
 }
 
-/// Completes on SIGTERM or SIGINT.
-pub async fn terminated() {
+/// Installs the SIGTERM and SIGINT handlers now and returns a future that
+/// completes on either. The handlers are in place when this returns, not
+/// when the future is first polled, so a signal sent as soon as readiness
+/// is announced is never taken by the default action (ending the process
+/// without the goodbye to its clients).
+///
+/// Call it inside the runtime (the handlers need its reactor).
+pub fn terminated() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = int.recv() => {},
+    );
+    async move {
+        match handlers {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
             }
-        }
-        _ => {
-            tracing::warn!("no signal handlers; stop with SIGKILL");
-            std::future::pending::<()>().await;
+            _ => {
+                tracing::warn!("no signal handlers; stop with SIGKILL");
+                std::future::pending::<()>().await;
+            }
         }
     }
 }
@@ -95,7 +104,11 @@ pub fn daemon(name: &str, service: Service, config: &Path, check: bool) -> ExitC
             }
         };
     }
-    let result = runtime.block_on(crate::run(service, config, notify_ready, terminated()));
+    let result = runtime.block_on(async {
+        // Before anything is bound or announced: see `terminated`.
+        let shutdown = terminated();
+        crate::run(service, config, notify_ready, shutdown).await
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

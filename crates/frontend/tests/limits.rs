@@ -120,9 +120,13 @@ fn concurrent_admissions_never_exceed_the_limits() {
             .into_iter()
             .filter_map(|h| h.join().unwrap())
             .collect();
-        // 10 global slots, at most 3 per address: 10 admitted.
-        assert_eq!(permits.len(), 10);
-        assert_eq!(gate.active(), 10);
+        // 10 global slots, at most 3 per address. A thread its address
+        // refuses held a global slot for a moment (the global slot comes
+        // first: `mmp.maxclients` is checked before the PROXY header names
+        // the client), so a racing thread may have been refused globally:
+        // never more than 10, and every permit counted.
+        assert!(permits.len() <= 10, "{} admitted", permits.len());
+        assert_eq!(gate.active(), permits.len());
         for a in 0..4 {
             assert!(gate.active_for(format!("192.0.2.{a}").parse().unwrap()) <= 3);
         }
@@ -132,6 +136,15 @@ fn concurrent_admissions_never_exceed_the_limits() {
             assert_eq!(gate.active_for(format!("192.0.2.{a}").parse().unwrap()), 0);
         }
     }
+    // Once the races are over, the gate fills to exactly its limits.
+    let held: Vec<_> = (0..THREADS)
+        .filter_map(|i| {
+            gate.try_admit(format!("192.0.2.{}", i % 4).parse().unwrap())
+                .ok()
+        })
+        .collect();
+    assert_eq!(held.len(), 10);
+    assert_eq!(gate.active(), 10);
 }
 
 #[test]
