@@ -73,6 +73,28 @@ pub struct DovecotOptions {
     /// process (`service_count = 0`, `process_min_avail` = the number of
     /// CPUs), as Dovecot's documentation recommends for large sites.
     pub high_performance: bool,
+    /// Users are checked against this directory (an LDAP passdb binding as
+    /// the user, `auth_bind = yes`) instead of the passwd-file; the master
+    /// user stays in its file.
+    pub ldap: Option<LdapPassdb>,
+    /// Clients one login process serves at once (`client_limit`, and the
+    /// limits around it sized to match), for load runs that hold
+    /// thousands of connections. The caller raises the descriptor limit
+    /// Dovecot inherits.
+    pub client_limit: Option<u32>,
+}
+
+/// The directory an LDAP passdb ([`DovecotOptions::ldap`]) reads.
+#[derive(Debug, Clone)]
+pub struct LdapPassdb {
+    /// `ldap://127.0.0.1:PORT`.
+    pub uri: String,
+    /// Search base of the users.
+    pub base: String,
+    /// The service account that searches for the user's entry.
+    pub bind_dn: String,
+    /// Its password.
+    pub bind_password: String,
 }
 
 impl DovecotOptions {
@@ -81,7 +103,23 @@ impl DovecotOptions {
     pub fn high_performance() -> Self {
         Self {
             high_performance: true,
+            ..Self::default()
         }
+    }
+
+    /// Users checked against `ldap` (see [`DovecotOptions::ldap`]).
+    #[must_use]
+    pub fn with_ldap(mut self, ldap: LdapPassdb) -> Self {
+        self.ldap = Some(ldap);
+        self
+    }
+
+    /// Login processes serving `n` clients each (see
+    /// [`DovecotOptions::client_limit`]).
+    #[must_use]
+    pub fn with_client_limit(mut self, n: u32) -> Self {
+        self.client_limit = Some(n);
+        self
     }
 }
 
@@ -271,6 +309,18 @@ impl Dovecot {
             dir.join("master-users"),
             format!("{MASTER_USER}:{{PLAIN}}{MASTER_PASSWORD}\n"),
         )?;
+        if let Some(ldap) = &options.ldap {
+            // The search finds the user's entry with the service account,
+            // then Dovecot binds as that entry with the given password.
+            std::fs::write(
+                dir.join("dovecot-ldap.conf.ext"),
+                format!(
+                    "uris = {}\ndn = {}\ndnpass = {}\nauth_bind = yes\nbase = {}\n\
+                     scope = subtree\npass_filter = (&(objectClass=inetOrgPerson)(uid=%n))\n",
+                    ldap.uri, ldap.bind_dn, ldap.bind_password, ldap.base
+                ),
+            )?;
+        }
 
         let mut messages = Vec::new();
         for (user, _) in USERS {
@@ -606,11 +656,26 @@ fn greeting(port: u16, expect: &str) -> Result<String, FixtureError> {
 fn config(dir: &Path, accounts: &Accounts, options: &DovecotOptions, ports: [u16; 6]) -> String {
     let d = dir.display();
     let [imap, imaps, pop3, pop3s, imap_haproxy, pop3_haproxy] = ports;
-    let login_tuning = if options.high_performance {
+    let mut login_tuning = if options.high_performance {
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         format!("  service_count = 0\n  process_min_avail = {cpus}\n")
     } else {
         String::new()
+    };
+    let mut limits = String::new();
+    if let Some(n) = options.client_limit {
+        // Every client of a login process is a descriptor there and, once
+        // logged in, one imap process; the TLS state of thousands of
+        // clients outgrows the default 256 MB address space.
+        login_tuning.push_str(&format!("  client_limit = {n}\n  vsz_limit = 2G\n"));
+        limits = format!(
+            "default_client_limit = {n}\ndefault_process_limit = {n}\n\
+             mail_max_userip_connections = {n}\n"
+        );
+    }
+    let passdb = match &options.ldap {
+        Some(_) => format!("driver = ldap\n  args = {d}/dovecot-ldap.conf.ext"),
+        None => format!("driver = passwd-file\n  args = {d}/users"),
     };
     format!(
         r#"# Written by portcullis-test-support; nothing is read from /etc/dovecot.
@@ -640,7 +705,7 @@ login_trusted_networks = 127.0.0.0/8
 haproxy_trusted_networks = 127.0.0.0/8
 login_log_format_elements = user=<%u> method=%m rip=%r rport=%{{rport}} lip=%l mpid=%e %c session=<%{{session}}> auth_user=<%{{auth_user}}>
 
-mail_location = maildir:{d}/mail/%u
+{limits}mail_location = maildir:{d}/mail/%u
 mail_uid = {mail_uid}
 mail_gid = {mail_gid}
 
@@ -651,8 +716,7 @@ passdb {{
   pass = yes
 }}
 passdb {{
-  driver = passwd-file
-  args = {d}/users
+  {passdb}
 }}
 userdb {{
   driver = static
