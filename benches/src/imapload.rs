@@ -24,6 +24,16 @@ use tokio::net::TcpStream;
 /// The longest line a server may send before the client gives up.
 const MAX_LINE: usize = 64 * 1024;
 
+/// How long one connect or one command may take before the client calls
+/// it failed (a stalled server must not hang the run).
+const STALL: Duration = Duration::from_secs(60);
+
+async fn bounded<T>(work: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    tokio::time::timeout(STALL, work)
+        .await
+        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "stalled")))
+}
+
 /// Where to connect and how to check the server's certificate.
 #[derive(Clone)]
 pub struct Target {
@@ -71,6 +81,10 @@ impl Target {
     /// # Errors
     /// Connection, handshake or greeting failures.
     pub async fn connect(&self) -> io::Result<Session> {
+        bounded(self.connect_unbounded()).await
+    }
+
+    async fn connect_unbounded(&self) -> io::Result<Session> {
         let tcp = TcpStream::connect(self.addr).await?;
         tcp.set_nodelay(true)?;
         let tls = self.connector.connect(self.name.clone(), tcp).await?;
@@ -128,6 +142,10 @@ impl Session {
     /// # Errors
     /// I/O failures, or an answer other than OK.
     pub async fn command(&mut self, command: &str) -> io::Result<u64> {
+        bounded(self.command_unbounded(command)).await
+    }
+
+    async fn command_unbounded(&mut self, command: &str) -> io::Result<u64> {
         self.tags += 1;
         let tag = format!("t{}", self.tags);
         self.io

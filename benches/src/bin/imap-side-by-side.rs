@@ -63,11 +63,22 @@ struct Server {
     target: Target,
 }
 
-/// A process we started, killed by its PID when dropped.
+/// A process we started, stopped by its PID when dropped: SIGTERM (so
+/// nginx's master takes its workers with it), SIGKILL after ten seconds.
 struct Owned(Child);
 
 impl Drop for Owned {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        for _ in 0..100 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -197,13 +208,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let start = std::time::Instant::now();
             let mut bytes = 0u64;
             let mut passes = 0u64;
+            let mut failed = 0;
             while start.elapsed() < Duration::from_secs(args.seconds) {
-                bytes += session.command("FETCH 1:* BODY.PEEK[]").await?;
+                match session.command("FETCH 1:* BODY.PEEK[]").await {
+                    Ok(n) => bytes += n,
+                    Err(e) => {
+                        eprintln!("{}: FETCH pass {passes} failed: {e}", s.name);
+                        failed = 1;
+                        break;
+                    }
+                }
                 passes += 1;
             }
             let run = Run {
                 ok: bytes / (1 << 20),
-                failed: 0,
+                failed,
                 elapsed: start.elapsed(),
             };
             let cpu = procstat::cpu_seconds(s.pid) - before;
