@@ -26,7 +26,13 @@ def out(key, value):
 def main():
     mode, port, cafile, user, password = sys.argv[1:6]
     ctx = ssl.create_default_context(cafile=cafile)
-    imap = imaplib.IMAP4_SSL("127.0.0.1", int(port), ssl_context=ctx, timeout=60)
+    try:
+        imap = imaplib.IMAP4_SSL("127.0.0.1", int(port), ssl_context=ctx, timeout=60)
+    except imaplib.IMAP4.error as e:
+        # A refusal in place of the greeting (`* BYE ...`).
+        arg = e.args[0]
+        out("greeting", arg.decode(errors="replace") if isinstance(arg, bytes) else arg)
+        return
     out("greeting", imap.welcome.decode(errors="replace"))
     if mode == "bad":
         try:

@@ -162,7 +162,10 @@ fn pop_logins_are_counted_and_the_gate_keeps_its_counts_over_a_reload() {
     }
     popd.configure("connlimits = \"0|0:1\"");
     popd.daemon.signal("HUP").unwrap();
-    let log = popd.daemon.log().wait_for("configuration reload", 1);
+    let log = popd
+        .daemon
+        .log()
+        .wait_for("portcullis_frontend::reload: configuration reload", 1);
     assert!(log.contains("configuration reloaded"), "{log}");
 
     // The held session still counts against the new limit: a second

@@ -302,15 +302,17 @@ impl Server {
         }
         built.limits.apply_to(&self.gate);
         let name = listen::service_name(self.service);
-        self.acceptors.retain(|a| {
-            let keep = built.listeners.iter().any(|s| s.address == a.address);
-            if !keep {
-                let _ = a.close.send(true);
-                tracing::info!("no longer listening on {} ({name})", a.address);
-            }
-            keep
-        });
+        let (kept, removed): (Vec<Acceptor>, Vec<Acceptor>) = std::mem::take(&mut self.acceptors)
+            .into_iter()
+            .partition(|a| built.listeners.iter().any(|s| s.address == a.address));
+        self.acceptors = kept;
         self.current.send_replace(Arc::new(built));
+        // Closed once its loop ends (promptly: it waits on the close).
+        for a in removed {
+            let _ = a.close.send(true);
+            let _ = a.task.await;
+            tracing::info!("no longer listening on {} ({name})", a.address);
+        }
         for listener in bound {
             listener.announce();
             self.spawn_acceptor(listener);

@@ -1,7 +1,13 @@
 //! What the reload and metrics tests share: imapd started from a
 //! configuration they can rewrite, the certificate database they can
 //! change, a held IMAP session, `openssl` fingerprints and `curl` scrapes.
-#![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
+#![allow(
+    dead_code,
+    unused_imports,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::missing_panics_doc
+)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -116,10 +122,13 @@ impl Imapd {
     /// Sends SIGHUP and waits for the reload's outcome (the `n`-th one
     /// since the start); its log line.
     pub fn reload(&self, n: usize) -> String {
+        // The front end's outcome line, not tlsconf's "TLS configuration
+        // reloaded".
+        const OUTCOME: &str = "portcullis_frontend::reload: configuration reload";
         self.daemon.signal("HUP").unwrap();
-        let log = self.daemon.log().wait_for("configuration reload", n);
+        let log = self.daemon.log().wait_for(OUTCOME, n);
         log.lines()
-            .filter(|l| l.contains("configuration reload"))
+            .filter(|l| l.contains(OUTCOME))
             .nth(n - 1)
             .unwrap()
             .to_owned()
