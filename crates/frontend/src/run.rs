@@ -156,16 +156,16 @@ fn preauth_error(e: portcullis_popbeforesmtp::Error) -> Error {
 /// The POP-before-SMTP cache when `mmp.preauth` is on: in Redis when
 /// `local.redisurl` is set (where smtpd finds it), else in this process's
 /// memory; entries live `mmp.authservicettl` seconds. After a reload that
-/// left its settings alone, the previous generation's cache (its entries
-/// in memory survive).
+/// left its settings alone, the previous generation's cache (`previous`:
+/// its settings and cache; its entries in memory survive).
 fn preauth_cache(
     settings: &Settings,
-    previous: Option<&Built>,
+    previous: Option<(&Settings, Option<&AuthCache>)>,
 ) -> Result<Option<AuthCache>, Error> {
-    if let Some(prev) = previous
-        && prev.preauth_settings.as_ref() == Some(settings)
+    if let Some((before, cache)) = previous
+        && before == settings
     {
-        return Ok(prev.frontend.preauth().cloned());
+        return Ok(cache.cloned());
     }
     settings.auth_cache().map_err(preauth_error)
 }
@@ -226,7 +226,11 @@ pub(crate) fn prepare(
         Service::Pop => {
             // The POP-before-SMTP crate's one configuration reader.
             let settings = Settings::from_parameters(get).map_err(preauth_error)?;
-            let cache = preauth_cache(&settings, previous)?;
+            let before = previous.and_then(|p| {
+                let settings = p.preauth_settings.as_ref()?;
+                Some((settings, p.frontend.preauth()))
+            });
+            let cache = preauth_cache(&settings, before)?;
             Some((settings, cache))
         }
         Service::Imap => None,
@@ -348,4 +352,52 @@ pub async fn run(
     ready();
     server.serve(shutdown, reloads).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use portcullis_popbeforesmtp::{Lookup, Timestamp};
+
+    use super::*;
+
+    fn settings(text: &str) -> Settings {
+        let config = Config::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        Settings::from_parameters(|name| config.string(name).ok())
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[tokio::test]
+    async fn the_pop_before_smtp_cache_survives_a_reload_that_leaves_it_alone() {
+        let on = settings("[mmp]\npreauth = 1\n");
+        let Ok(Some(first)) = preauth_cache(&on, None) else {
+            panic!("mmp.preauth = 1 makes a cache")
+        };
+        let client: IpAddr = [192, 0, 2, 9].into();
+        let now = Timestamp::now();
+        first
+            .record(client, "alice", now)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The same settings: the same entries.
+        let Ok(Some(kept)) = preauth_cache(&on, Some((&on, Some(&first)))) else {
+            panic!("a cache")
+        };
+        assert!(matches!(
+            kept.lookup(client, now).await,
+            Lookup::Authorize(_)
+        ));
+        // Other settings: a new cache; off: none.
+        let longer = settings("[mmp]\npreauth = 1\nauthservicettl = 60\n");
+        let Ok(Some(fresh)) = preauth_cache(&longer, Some((&on, Some(&first)))) else {
+            panic!("a cache")
+        };
+        assert!(matches!(fresh.lookup(client, now).await, Lookup::Deny));
+        let off = settings("");
+        assert!(matches!(
+            preauth_cache(&off, Some((&on, Some(&first)))),
+            Ok(None)
+        ));
+    }
 }
