@@ -279,28 +279,24 @@ impl Parts {
 
     /// The generation, with its TLS server.
     pub(crate) fn finish(self, tls: Arc<TlsServer>) -> Built {
-        let (frontend, preauth_settings) = match self.preauth {
-            Some((settings, preauth)) => (
-                Frontend::Pop(Pop3Frontend {
-                    auth: self.auth,
-                    backend: self.backend,
-                    tls: Some(tls),
-                    limits: self.limits.clone(),
-                    hostname: hostname(),
-                    preauth,
-                }),
-                Some(settings),
-            ),
-            None => (
-                Frontend::Imap(ImapFrontend {
-                    auth: self.auth,
-                    backend: self.backend,
-                    tls: Some(tls),
-                    limits: self.limits.clone(),
-                    hostname: hostname(),
-                }),
-                None,
-            ),
+        let (preauth_settings, preauth) = self.preauth.unzip();
+        let frontend = match self.service {
+            Service::Pop => Frontend::Pop(Pop3Frontend {
+                auth: self.auth,
+                backend: self.backend,
+                tls: Some(tls),
+                limits: self.limits.clone(),
+                hostname: hostname(),
+                preauth: preauth.flatten(),
+            }),
+            // `prepare` refused every service without a front end here.
+            _ => Frontend::Imap(ImapFrontend {
+                auth: self.auth,
+                backend: self.backend,
+                tls: Some(tls),
+                limits: self.limits.clone(),
+                hostname: hostname(),
+            }),
         };
         Built {
             frontend: Arc::new(frontend),
