@@ -103,13 +103,18 @@ fn counters_move_with_a_good_and_a_bad_login() {
     assert_eq!(http(metrics_port, "GET", "/metrics/extra").0, 404);
     assert_eq!(http(metrics_port, "POST", "/metrics").0, 404);
 
-    // A reload is counted, and the counters survive it.
+    // A reload is counted, the counters survive it, and the metrics
+    // listener moves to a new address.
+    let moved = free_port();
     imapd.rewrite(
         "",
-        &format!("[local.imap.metrics]\nlistenaddr = \"127.0.0.1:{metrics_port}\"\n"),
+        &format!("[local.imap.metrics]\nlistenaddr = \"127.0.0.1:{moved}\"\n"),
     );
     assert!(imapd.reload(1).contains("configuration reloaded"));
-    let after_reload = scrape(metrics_port);
+    let mut ports = vec![imapd.port, imapd.sslport, moved];
+    ports.sort_unstable();
+    assert_eq!(imapd.daemon.listening_ports().unwrap(), ports);
+    let after_reload = scrape(moved);
     assert_eq!(
         value(
             &after_reload,
@@ -123,6 +128,13 @@ fn counters_move_with_a_good_and_a_bad_login() {
         1.0,
         "{after_reload}"
     );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", metrics_port)).is_err());
+    // Unset: closed.
+    imapd.rewrite("", "");
+    assert!(imapd.reload(2).contains("configuration reloaded"));
+    let mut ports = vec![imapd.port, imapd.sslport];
+    ports.sort_unstable();
+    assert_eq!(imapd.daemon.listening_ports().unwrap(), ports);
 }
 
 #[test]

@@ -411,16 +411,32 @@ pub fn listen_address(config: &Config, service: Service) -> Result<Option<Socket
     Ok(None)
 }
 
-/// Binds the metrics listener and logs `metrics on ADDR`.
+/// Binds the metrics listener and logs `metrics on http://ADDR/metrics`.
 ///
 /// # Errors
 /// [`Error::Listen`] naming the address.
 pub async fn bind(address: SocketAddr) -> Result<TcpListener, Error> {
-    let listener = TcpListener::bind(address)
-        .await
-        .map_err(|source| Error::Listen { address, source })?;
-    tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+    let listener = bind_quietly(address).await?;
+    announce(&listener);
     Ok(listener)
+}
+
+/// Binds the metrics listener without a word (a reload announces it
+/// once it is sure to keep it).
+///
+/// # Errors
+/// [`Error::Listen`] naming the address.
+pub async fn bind_quietly(address: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| Error::Listen { address, source })
+}
+
+/// Logs `metrics on http://ADDR/metrics`.
+pub fn announce(listener: &TcpListener) {
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!("metrics on http://{address}/metrics");
+    }
 }
 
 fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes>> {

@@ -27,9 +27,9 @@
 //!
 //! Listeners: an address that appears is bound, one that disappears is
 //! closed (its sessions go on), a changed TLS mode on the same address
-//! applies at once. A listener that cannot be bound refuses the whole
-//! reload. What a reload does not change: `local.metrics.listenaddr` (a
-//! change is logged; restart to move it).
+//! applies at once. The metrics listener follows
+//! `local.metrics.listenaddr` the same way. A listener that cannot be
+//! bound refuses the whole reload.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -111,6 +111,51 @@ pub(crate) struct Server {
     drain: mpsc::Sender<()>,
     drained: mpsc::Receiver<()>,
     acceptors: Vec<Acceptor>,
+    /// The metrics endpoint, when one is configured.
+    metrics_server: Option<MetricsServer>,
+}
+
+/// The metrics endpoint's task.
+#[derive(Debug)]
+struct MetricsServer {
+    address: SocketAddr,
+    close: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl MetricsServer {
+    /// Serves `metrics` on `listener` until closed or shut down.
+    fn spawn(
+        listener: tokio::net::TcpListener,
+        address: SocketAddr,
+        metrics: Metrics,
+        mut stop: watch::Receiver<bool>,
+    ) -> Self {
+        let (close, mut closed) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let (tx, rx) = watch::channel(false);
+            let serving = metrics::serve(listener, metrics, rx);
+            tokio::pin!(serving);
+            tokio::select! {
+                () = &mut serving => return,
+                _ = stop.wait_for(|s| *s) => {},
+                _ = closed.wait_for(|c| *c) => {},
+            }
+            let _ = tx.send(true);
+            serving.await;
+        });
+        Self {
+            address,
+            close,
+            task,
+        }
+    }
+
+    /// Stops serving; the socket is closed when this returns.
+    async fn close(self) {
+        let _ = self.close.send(true);
+        let _ = self.task.await;
+    }
 }
 
 /// Runs `f` on the blocking pool.
@@ -151,10 +196,16 @@ impl Server {
         let (stop_tx, stop) = watch::channel(false);
         let (drain, drained) = mpsc::channel(1);
         let gate = built.limits.gate();
+        let metrics_server = match (metrics_listener, built.metrics_address) {
+            (Some(listener), Some(address)) => Some(MetricsServer::spawn(
+                listener,
+                address,
+                metrics.clone(),
+                stop.clone(),
+            )),
+            _ => None,
+        };
         let (current, _) = watch::channel(Arc::new(built));
-        if let Some(listener) = metrics_listener {
-            tokio::spawn(metrics::serve(listener, metrics.clone(), stop.clone()));
-        }
         let mut server = Self {
             service,
             config_path,
@@ -166,6 +217,7 @@ impl Server {
             drain,
             drained,
             acceptors: Vec::new(),
+            metrics_server,
         };
         for listener in bound {
             server.spawn_acceptor(listener);
@@ -188,6 +240,9 @@ impl Server {
         let _ = self.stop_tx.send(true);
         for a in self.acceptors.drain(..) {
             let _ = a.task.await;
+        }
+        if let Some(m) = self.metrics_server.take() {
+            m.close().await;
         }
         drop(self.drain);
         if tokio::time::timeout(SHUTDOWN_GRACE, self.drained.recv())
@@ -287,6 +342,13 @@ impl Server {
                 bound.push(Listener::bind(spec).await?);
             }
         }
+        let running = self.metrics_server.as_ref().map(|m| m.address);
+        let metrics_listener = match parts.metrics_address {
+            Some(address) if Some(address) != running => {
+                Some(metrics::bind_quietly(address).await?)
+            }
+            _ => None,
+        };
         // TLS last: it reconfigures the running server in place.
         let prev = Arc::clone(&previous);
         let built = blocking(move || {
@@ -295,12 +357,23 @@ impl Server {
         })
         .await?;
         // Commit.
-        if built.metrics_address != previous.metrics_address {
-            tracing::warn!(
-                "the metrics address changed (local.metrics.listenaddr): it takes effect when the daemon restarts"
-            );
-        }
         built.limits.apply_to(&self.gate);
+        if built.metrics_address != running
+            && let Some(old) = self.metrics_server.take()
+        {
+            let address = old.address;
+            old.close().await;
+            tracing::info!("no more metrics on http://{address}/metrics");
+        }
+        if let (Some(listener), Some(address)) = (metrics_listener, built.metrics_address) {
+            metrics::announce(&listener);
+            self.metrics_server = Some(MetricsServer::spawn(
+                listener,
+                address,
+                self.metrics.clone(),
+                self.stop.clone(),
+            ));
+        }
         let name = listen::service_name(self.service);
         let (kept, removed): (Vec<Acceptor>, Vec<Acceptor>) = std::mem::take(&mut self.acceptors)
             .into_iter()

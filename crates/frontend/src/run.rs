@@ -185,7 +185,7 @@ pub(crate) struct Parts {
     preauth: Option<(Settings, Option<AuthCache>)>,
     pub(crate) listeners: Vec<ListenerSpec>,
     proxy: ProxyPolicy,
-    metrics_address: Option<std::net::SocketAddr>,
+    pub(crate) metrics_address: Option<std::net::SocketAddr>,
 }
 
 /// Reads the configuration at `config_path` and builds everything but
