@@ -175,6 +175,13 @@ parameters! {
         "Certificate nicknames for HTTP (at most one per key type); unset: \
          encryption.rsa.nssslpersonalityssl.",
     );
+    LOCAL_IMAP_METRICS_LISTENADDR: String = (
+        "local.imap.metrics.listenaddr",
+        Kind::String,
+        Some(""),
+        "Where imapd serves its metrics (overrides local.metrics.listenaddr for imapd, so \
+         daemons that share one configuration file can use different addresses).",
+    );
     LOCAL_IMAP_SSLNICKNAMES: Vec<String> = (
         "local.imap.sslnicknames",
         Kind::CommaList,
@@ -188,6 +195,21 @@ parameters! {
         None,
         "Certificate nicknames for SMTP (at most one per key type); unset: \
          encryption.rsa.nssslpersonalityssl.",
+    );
+    LOCAL_METRICS_LISTENADDR: String = (
+        "local.metrics.listenaddr",
+        Kind::String,
+        Some(""),
+        "ADDRESS:PORT (e.g. 127.0.0.1:9110, [::1]:9110) where a daemon serves its metrics in \
+         the Prometheus text format at GET /metrics (plain HTTP: bind it to a management \
+         network). Empty: no metrics listener. local.<service>.metrics.listenaddr overrides \
+         it per daemon.",
+    );
+    LOCAL_POP_METRICS_LISTENADDR: String = (
+        "local.pop.metrics.listenaddr",
+        Kind::String,
+        Some(""),
+        "Where popd serves its metrics (overrides local.metrics.listenaddr for popd).",
     );
     LOCAL_POP_SSLNICKNAMES: Vec<String> = (
         "local.pop.sslnicknames",

@@ -24,9 +24,10 @@ use portcullis_accessfilter::net::DnsResolver;
 use portcullis_accessfilter::{Combined, FilterSet, Level, Lookups, Query, Verdict, combine};
 use portcullis_config::Config;
 use portcullis_sasl::framing::Failure;
-use portcullis_sasl::{Account, Authenticated, Backends, Policy, ServerSession, Step};
+use portcullis_sasl::{Account, Authenticated, Backends, Mechanism, Policy, ServerSession, Step};
 
 use crate::Error;
+use crate::metrics::{LoginResult, RefusedBy, ServiceMetrics};
 use crate::penalty::Penalty;
 
 /// How long one DNS query of the access filters may take.
@@ -178,7 +179,7 @@ pub enum LoginOutcome {
 }
 
 /// The authentication side of a front end: mechanism policy, backends,
-/// penalty and access filters.
+/// penalty, access filters, and the service's counters.
 #[derive(Debug)]
 pub struct Authenticator {
     /// Which mechanisms run where.
@@ -189,9 +190,23 @@ pub struct Authenticator {
     pub penalty: Penalty,
     /// The service's access filters.
     pub filters: AccessFilters,
+    /// The service's counters (logins, penalties, and what the front end
+    /// counts around them).
+    pub metrics: ServiceMetrics,
 }
 
 impl Authenticator {
+    /// [`AccessFilters::at_connect`], counting a refusal.
+    pub async fn at_connect(&self, peer: &Peer) -> Verdict {
+        let verdict = self.filters.at_connect(peer).await;
+        match verdict {
+            Verdict::Allow => {}
+            Verdict::Deny => self.metrics.connection_refused(RefusedBy::Filter),
+            Verdict::Tempfail => self.metrics.connection_refused(RefusedBy::FilterTempfail),
+        }
+        verdict
+    }
+
     /// Runs an exchange that needs no more client input (a protocol's own
     /// login: `password_login`, `salted_login`) to its end, answering each
     /// request from the backends.
@@ -225,9 +240,11 @@ impl Authenticator {
     /// other client waits); on success checks the account's filters.
     /// `user` and `secret` are what the client sent (the penalty keeps
     /// only a keyed fingerprint, so a repeated try of the same pair does
-    /// not raise the delay).
+    /// not raise the delay). `mechanism` is what the client used (`None`
+    /// for a name no mechanism has), for the login counter.
     pub async fn conclude(
         &self,
+        mechanism: Option<Mechanism>,
         outcome: Result<Authenticated, portcullis_sasl::Error>,
         peer: &Peer,
         user: &str,
@@ -236,6 +253,7 @@ impl Authenticator {
         let auth = match outcome {
             Ok(auth) => auth,
             Err(error) => {
+                self.metrics.login(mechanism, LoginResult::Failure);
                 let failure = Failure::from(&error);
                 if matches!(
                     failure,
@@ -246,21 +264,26 @@ impl Authenticator {
                         .record_failure(peer.client.ip(), user, secret)
                         .await;
                     if !delay.is_zero() {
+                        self.metrics.penalty();
                         tokio::time::sleep(delay).await;
                     }
                 }
                 return LoginOutcome::Failed { failure, error };
             }
         };
+        let mechanism = Some(auth.mechanism());
         self.penalty.record_success(peer.client.ip()).await;
-        let Some(account) = auth.account() else {
-            return LoginOutcome::Granted(Box::new(auth));
+        let verdict = match auth.account() {
+            Some(account) => self.filters.after_login(account, peer).await.verdict,
+            None => Verdict::Allow,
         };
-        match self.filters.after_login(account, peer).await.verdict {
-            Verdict::Allow => LoginOutcome::Granted(Box::new(auth)),
-            Verdict::Deny => LoginOutcome::Denied,
-            Verdict::Tempfail => LoginOutcome::TempFail,
-        }
+        let (outcome, result) = match verdict {
+            Verdict::Allow => (LoginOutcome::Granted(Box::new(auth)), LoginResult::Success),
+            Verdict::Deny => (LoginOutcome::Denied, LoginResult::Denied),
+            Verdict::Tempfail => (LoginOutcome::TempFail, LoginResult::Tempfail),
+        };
+        self.metrics.login(mechanism, result);
+        outcome
     }
 }
 

@@ -1,12 +1,13 @@
 //! What the daemons' `main` shares once the arguments are parsed: the
-//! runtime, `--check`, the run until SIGTERM or SIGINT, and the systemd
-//! readiness notification.
+//! runtime, `--check`, the run until SIGTERM or SIGINT, reloads on
+//! SIGHUP, and the systemd readiness notification.
 //!
 //! ```text
 //! main ─► args (clap, in the binary) ─► tracing subscriber (in the binary)
 //!      ─► cli::daemon(name, service, config, check)
 //!           --check: check() inside the runtime ─► exit 0, or 2 with the reason
-//!           else:    run() ─► READY=1 to $NOTIFY_SOCKET ─► SIGTERM/SIGINT ─► exit 0
+//!           else:    run() ─► READY=1 to $NOTIFY_SOCKET ─► SIGHUP: reload
+//!                          ─► SIGTERM/SIGINT ─► exit 0
 //! ```
 
 use std::path::Path;
@@ -73,9 +74,35 @@ pub fn terminated() -> impl Future<Output = ()> {
     }
 }
 
+/// Installs the SIGHUP handler now (for the reason given at
+/// [`terminated`]: a SIGHUP sent right after readiness must reload, not
+/// end the process) and returns the reload requests it makes. Several
+/// SIGHUPs during one reload ask for one more.
+///
+/// Call it inside the runtime (the handler needs its reactor).
+pub fn hangups() -> crate::Reloads {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler; configuration reload disabled");
+            return crate::Reloads::none();
+        }
+    };
+    let (requests, reloads) = crate::Reloads::channel();
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = requests.try_send(()) {
+                break;
+            }
+        }
+    });
+    reloads
+}
+
 /// A daemon's life after argument parsing: with `check`, validates the
 /// configuration (exit 0, or 2 with the reason on stderr); otherwise
-/// runs `service` until SIGTERM or SIGINT (exit 0; 2 when the
+/// runs `service` until SIGTERM or SIGINT, reloading on SIGHUP (exit 0; 2 when the
 /// configuration or a listener cannot be used). `name` prefixes the
 /// messages on stderr.
 #[must_use]
@@ -107,7 +134,8 @@ pub fn daemon(name: &str, service: Service, config: &Path, check: bool) -> ExitC
     let result = runtime.block_on(async {
         // Before anything is bound or announced: see `terminated`.
         let shutdown = terminated();
-        crate::run(service, config, notify_ready, shutdown).await
+        let reloads = hangups();
+        crate::run(service, config, notify_ready, shutdown, reloads).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,7 +23,7 @@ use std::time::Instant;
 use portcullis_accessfilter::Verdict;
 use portcullis_imap_proto::{Event, ResponseCode, ServerConfig, ServerSession};
 use portcullis_sasl::framing::{self, AuthExchange, Protocol};
-use portcullis_sasl::{Authenticated, Password, ServerContext};
+use portcullis_sasl::{Authenticated, Mechanism, Password, ServerContext};
 use portcullis_tlsconf::TlsServer;
 use portcullis_tlsconf::starttls::{PipelinedInput, StartTls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -168,6 +168,7 @@ impl ImapFrontend {
         let deadline = started + self.limits.preauth_timeout;
         let mut ctx = self.context();
         let Some(stream) = session::open_client(
+            &self.auth.metrics,
             self.tls.as_ref(),
             mode,
             stream,
@@ -219,7 +220,7 @@ impl ImapFrontend {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Error> {
         // The service-level filter, before the greeting: `* BYE` instead.
-        match self.auth.filters.at_connect(&c.peer).await {
+        match self.auth.at_connect(&c.peer).await {
             Verdict::Allow => {}
             verdict => {
                 let _ = c.session.take_output();
@@ -276,7 +277,15 @@ impl ImapFrontend {
                 "connection lost in the TLS upgrade",
             )));
         };
-        session::relay_to_store(stream, &mut store, &pending, idle, &mut c.log).await
+        session::relay_to_store(
+            &self.auth.metrics,
+            stream,
+            &mut store,
+            &pending,
+            idle,
+            &mut c.log,
+        )
+        .await
     }
 
     /// The not-authenticated state: `Ok(true)` once logged in (store
@@ -315,7 +324,8 @@ impl ImapFrontend {
                     );
                     let outcome = self.auth.complete(started).await;
                     let secret = Zeroizing::new(password.as_bytes().to_vec());
-                    self.conclude(c, outcome, &user, &secret, Some(password))
+                    let mechanism = Some(Mechanism::Plain);
+                    self.conclude(c, mechanism, outcome, &user, &secret, Some(password))
                         .await;
                 }
                 Event::Authenticate {
@@ -400,11 +410,13 @@ impl ImapFrontend {
                 _ => break None,
             }
         };
+        let mechanism = c.exchange.as_ref().and_then(AuthExchange::mechanism);
         c.exchange = None;
         match outcome {
             Some(outcome) => {
                 let secret = std::mem::take(&mut c.last_response);
-                self.conclude(c, outcome, "", &secret, None).await;
+                self.conclude(c, mechanism, outcome, "", &secret, None)
+                    .await;
             }
             None => c
                 .session
@@ -418,12 +430,17 @@ impl ImapFrontend {
     async fn conclude(
         &self,
         c: &mut Conn,
+        mechanism: Option<Mechanism>,
         outcome: Result<Authenticated, portcullis_sasl::Error>,
         user: &str,
         secret: &[u8],
         cleartext: Option<Password>,
     ) {
-        let refused = match self.auth.conclude(outcome, &c.peer, user, secret).await {
+        let refused = match self
+            .auth
+            .conclude(mechanism, outcome, &c.peer, user, secret)
+            .await
+        {
             LoginOutcome::Granted(auth) => {
                 match self.open_store(c, &auth, cleartext).await {
                     Ok(capabilities) => {
@@ -500,6 +517,7 @@ impl ImapFrontend {
             }
             Err(e) => {
                 tracing::warn!(%user, error = %e, "store login failed");
+                self.auth.metrics.store_error(e.is_temporary());
                 c.log.result = format!("store: {e}");
                 Err(store_refusal(&e))
             }
@@ -529,6 +547,7 @@ impl ImapFrontend {
         }
         c.flush().await?;
         session::upgrade(
+            &self.auth.metrics,
             tls,
             &mut c.starttls,
             proof,

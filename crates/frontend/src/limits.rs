@@ -21,7 +21,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use hashbrown::HashMap;
@@ -250,9 +250,9 @@ const SHARDS: usize = 16;
 
 #[derive(Debug)]
 struct GateInner {
-    max_clients: usize,
+    max_clients: AtomicUsize,
     active: AtomicUsize,
-    limits: ConnLimits,
+    limits: RwLock<ConnLimits>,
     shards: [Mutex<HashMap<ClientKey, u32>>; SHARDS],
 }
 
@@ -270,7 +270,8 @@ impl GateInner {
 
 /// Hands out connection permits: one global count (`mmp.maxclients`) kept
 /// in an atomic, per-client counts (`mmp.connlimits`) in sharded maps. Clone
-/// it freely; clones share the counts.
+/// it freely; clones share the counts. [`ConnectionGate::set_limits`]
+/// changes the limits (a configuration reload) and keeps the counts.
 #[derive(Debug, Clone)]
 pub struct ConnectionGate {
     inner: Arc<GateInner>,
@@ -282,9 +283,9 @@ impl ConnectionGate {
     pub fn new(max_clients: usize, limits: ConnLimits) -> Self {
         Self {
             inner: Arc::new(GateInner {
-                max_clients,
+                max_clients: AtomicUsize::new(max_clients),
                 active: AtomicUsize::new(0),
-                limits,
+                limits: RwLock::new(limits),
                 shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             }),
         }
@@ -296,7 +297,7 @@ impl ConnectionGate {
     /// # Errors
     /// [`Refusal::ServerFull`].
     pub fn admit(&self) -> Result<Permit, Refusal> {
-        let max = self.inner.max_clients;
+        let max = self.inner.max_clients.load(Ordering::Acquire);
         let taken = self
             .inner
             .active
@@ -324,6 +325,18 @@ impl ConnectionGate {
         let mut permit = self.admit()?;
         permit.bind_client(client)?;
         Ok(permit)
+    }
+
+    /// Applies new limits to the connections admitted from now on; those
+    /// already admitted stay counted (a lower limit refuses newcomers until
+    /// enough of them have gone).
+    pub fn set_limits(&self, max_clients: usize, limits: ConnLimits) {
+        self.inner.max_clients.store(max_clients, Ordering::Release);
+        *self
+            .inner
+            .limits
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = limits;
     }
 
     /// Connections holding a permit now.
@@ -363,9 +376,15 @@ impl Permit {
     /// the permit.
     pub fn bind_client(&mut self, client: IpAddr) -> Result<(), Refusal> {
         self.unbind();
-        let Some(max) = self.gate.limits.limit_for(client) else {
-            return Ok(());
-        };
+        // Counted even without a limit, so a reload that sets one finds
+        // the connections already open.
+        let max = self
+            .gate
+            .limits
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .limit_for(client)
+            .unwrap_or(u32::MAX);
         let key = ClientKey::of(client);
         let mut map = self
             .gate
@@ -485,6 +504,12 @@ impl Limits {
     #[must_use]
     pub fn gate(&self) -> ConnectionGate {
         ConnectionGate::new(self.max_clients, self.conn_limits.clone())
+    }
+
+    /// Applies `max_clients` and `conn_limits` to an existing gate (a
+    /// reload), keeping its counts.
+    pub fn apply_to(&self, gate: &ConnectionGate) {
+        gate.set_limits(self.max_clients, self.conn_limits.clone());
     }
 
     /// A fresh failed-login counter for one connection.

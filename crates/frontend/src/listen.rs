@@ -197,24 +197,41 @@ impl Listener {
 pub async fn bind(specs: &[ListenerSpec]) -> Result<Vec<Listener>, Error> {
     let mut bound = Vec::with_capacity(specs.len());
     for spec in specs {
+        let listener = Listener::bind(spec).await?;
+        listener.announce();
+        bound.push(listener);
+    }
+    Ok(bound)
+}
+
+impl Listener {
+    /// Binds one listener without a word (a reload binds first and
+    /// announces once it is sure to keep it).
+    ///
+    /// # Errors
+    /// [`Error::Listen`] naming the address.
+    pub async fn bind(spec: &ListenerSpec) -> Result<Self, Error> {
         let socket = TcpListener::bind(spec.address)
             .await
             .map_err(|source| Error::Listen {
                 address: spec.address,
                 source,
             })?;
-        let address = socket.local_addr()?;
-        tracing::info!(
-            "listening on {address} ({}, {})",
-            service_name(spec.service),
-            spec.tls
-        );
-        bound.push(Listener {
+        Ok(Self {
             spec: spec.clone(),
             socket,
-        });
+        })
     }
-    Ok(bound)
+
+    /// Logs `listening on ADDR (service, tls|starttls)`.
+    pub fn announce(&self) {
+        let address = self.local_addr().unwrap_or(self.spec.address);
+        tracing::info!(
+            "listening on {address} ({}, {})",
+            service_name(self.spec.service),
+            self.spec.tls
+        );
+    }
 }
 
 /// A connection past admission: counted, its real client known.

@@ -22,10 +22,15 @@
 //! `local.redisurl`, in Redis, shared by every front end (keys expire
 //! there too). When Redis cannot be reached the process counts in memory
 //! until it is back, so an outage never lifts the penalty entirely.
+//!
+//! A configuration reload builds a new `Penalty` with
+//! [`PenaltyBuilder::keep_counts_of`] the old one: delays and exempt
+//! networks change, the counts (and the process's random hash key) stay,
+//! unless `local.redisurl` itself changed.
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hashbrown::HashMap;
@@ -294,6 +299,15 @@ pub struct PenaltyBuilder {
     secret: Option<Zeroizing<Vec<u8>>>,
     redis_url: Option<String>,
     key_prefix: String,
+    previous: Option<Carried>,
+}
+
+/// What a rebuilt [`Penalty`] takes over from the one it replaces.
+#[derive(Debug)]
+struct Carried {
+    store: Arc<Store>,
+    redis_url: Option<String>,
+    random_key: Option<Arc<HashKey>>,
 }
 
 impl Default for PenaltyBuilder {
@@ -307,6 +321,7 @@ impl Default for PenaltyBuilder {
             secret: None,
             redis_url: None,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            previous: None,
         }
     }
 }
@@ -363,6 +378,19 @@ impl PenaltyBuilder {
         self
     }
 
+    /// Takes over `previous`'s counts (a configuration reload): its store
+    /// when the Redis URL is the same (both unset included), and its
+    /// random hash key when no secret is configured, so a repeated pair is
+    /// still recognised.
+    pub fn keep_counts_of(mut self, previous: &Penalty) -> Self {
+        self.previous = Some(Carried {
+            store: Arc::clone(&previous.store),
+            redis_url: previous.redis_url.clone(),
+            random_key: previous.random_key.then(|| Arc::clone(&previous.key)),
+        });
+        self
+    }
+
     /// The penalty. With Redis it connects lazily: call it inside a Tokio
     /// runtime.
     ///
@@ -370,32 +398,47 @@ impl PenaltyBuilder {
     /// [`Error::InvalidSetting`] for a Redis URL the client refuses, or when
     /// no random key can be drawn.
     pub fn build(self) -> Result<Penalty, Error> {
-        let key = match self.secret {
-            Some(secret) if !secret.is_empty() => secret,
-            _ => {
-                let mut key = Zeroizing::new(vec![0u8; 32]);
-                getrandom::fill(&mut key).map_err(|e| Error::InvalidSetting {
-                    name: "mmp.authfailuresecret",
-                    reason: format!("no random key available: {e}"),
-                })?;
-                key
-            }
-        };
-        let memory = MemoryStore::new(self.capacity);
-        let store = match self.redis_url.filter(|u| !u.is_empty()) {
-            Some(url) => Store::Redis {
-                redis: RedisStore::connect(&url, self.key_prefix)?,
-                fallback: memory,
+        let previous = self.previous;
+        let (key, random_key) = match self.secret {
+            Some(secret) if !secret.is_empty() => (Arc::new(HashKey(secret)), false),
+            _ => match previous.as_ref().and_then(|p| p.random_key.clone()) {
+                Some(key) => (key, true),
+                None => {
+                    let mut key = Zeroizing::new(vec![0u8; 32]);
+                    getrandom::fill(&mut key).map_err(|e| Error::InvalidSetting {
+                        name: "mmp.authfailuresecret",
+                        reason: format!("no random key available: {e}"),
+                    })?;
+                    (Arc::new(HashKey(key)), true)
+                }
             },
-            None => Store::Memory(memory),
+        };
+        let redis_url = self.redis_url.filter(|u| !u.is_empty());
+        let store = match previous {
+            Some(p) if p.redis_url == redis_url => p.store,
+            other => {
+                if other.is_some() {
+                    tracing::warn!("local.redisurl changed: failed-login counts start afresh");
+                }
+                let memory = MemoryStore::new(self.capacity);
+                Arc::new(match &redis_url {
+                    Some(url) => Store::Redis {
+                        redis: RedisStore::connect(url, self.key_prefix)?,
+                        fallback: memory,
+                    },
+                    None => Store::Memory(memory),
+                })
+            }
         };
         Ok(Penalty {
             store,
+            redis_url,
             trusted: self.trusted,
             base: self.base,
             max: self.max.max(self.base),
             expiry: self.expiry.max(Duration::from_secs(1)),
-            key: HashKey(key),
+            key,
+            random_key,
         })
     }
 }
@@ -403,12 +446,14 @@ impl PenaltyBuilder {
 /// Failed-login penalties (see the [module docs](self)).
 #[derive(Debug)]
 pub struct Penalty {
-    store: Store,
+    store: Arc<Store>,
+    redis_url: Option<String>,
     trusted: NetworkList,
     base: Duration,
     max: Duration,
     expiry: Duration,
-    key: HashKey,
+    key: Arc<HashKey>,
+    random_key: bool,
 }
 
 impl Penalty {
@@ -425,18 +470,33 @@ impl Penalty {
     /// [`Error::Config`], or [`Error::InvalidSetting`] for a bad network
     /// list or Redis URL.
     pub fn from_config(config: &Config) -> Result<Self, Error> {
+        Self::builder_from_config(config)?.build()
+    }
+
+    /// [`Penalty::from_config`] for a configuration reload: the counts
+    /// of `previous` carry over (see [`PenaltyBuilder::keep_counts_of`]).
+    ///
+    /// # Errors
+    /// As [`Penalty::from_config`].
+    pub fn from_config_after(config: &Config, previous: &Penalty) -> Result<Self, Error> {
+        Self::builder_from_config(config)?
+            .keep_counts_of(previous)
+            .build()
+    }
+
+    fn builder_from_config(config: &Config) -> Result<PenaltyBuilder, Error> {
         let trusted = NetworkList::parse(
             "mmp.trustednetworks",
             config.get(params::MMP_TRUSTEDNETWORKS)?,
         )?;
         let secret = Zeroizing::new(config.get(params::MMP_AUTHFAILURESECRET)?);
-        Self::builder()
+        let builder = Self::builder()
             .base_delay(seconds(config.get(params::MMP_AUTHFAILUREDELAY)?))
             .max_delay(seconds(config.get(params::MMP_AUTHFAILUREMAXDELAY)?))
             .trusted(trusted)
             .secret(secret.as_bytes())
-            .redis(config.get(params::LOCAL_REDISURL)?)
-            .build()
+            .redis(config.get(params::LOCAL_REDISURL)?);
+        Ok(builder)
     }
 
     /// Whether `addr` is in `mmp.trustednetworks`.
@@ -462,7 +522,7 @@ impl Penalty {
             return Duration::ZERO;
         }
         let key = ClientKey::of(addr);
-        let failures = match &self.store {
+        let failures = match self.store.as_ref() {
             Store::Memory(m) => m.failures(key),
             Store::Redis { redis, fallback } => match redis.failures(key).await {
                 Ok(n) => n.max(fallback.failures(key)),
@@ -484,7 +544,7 @@ impl Penalty {
         }
         let key = ClientKey::of(addr);
         let fp = self.key.fingerprint(user, password);
-        let failures = match &self.store {
+        let failures = match self.store.as_ref() {
             Store::Memory(m) => m.record(key, fp, self.expiry),
             Store::Redis { redis, fallback } => match redis.record(key, fp, self.expiry).await {
                 Ok(n) => n,
@@ -520,7 +580,7 @@ impl Penalty {
     /// while it was unreachable).
     #[must_use]
     pub fn local_entries(&self) -> usize {
-        match &self.store {
+        match self.store.as_ref() {
             Store::Memory(m) | Store::Redis { fallback: m, .. } => m.len(),
         }
     }

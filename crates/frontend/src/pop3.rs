@@ -164,6 +164,7 @@ impl Pop3Frontend {
         let deadline = started + self.limits.preauth_timeout;
         let mut ctx = self.context();
         let Some(stream) = session::open_client(
+            &self.auth.metrics,
             self.tls.as_ref(),
             mode,
             stream,
@@ -222,7 +223,7 @@ impl Pop3Frontend {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Error> {
         // The service-level filter, before the greeting.
-        match self.auth.filters.at_connect(&c.peer).await {
+        match self.auth.at_connect(&c.peer).await {
             Verdict::Allow => {}
             verdict => {
                 let _ = c.session.take_output();
@@ -280,7 +281,15 @@ impl Pop3Frontend {
                 "connection lost in the TLS upgrade",
             )));
         };
-        session::relay_to_store(stream, &mut store, &pending, idle, &mut c.log).await
+        session::relay_to_store(
+            &self.auth.metrics,
+            stream,
+            &mut store,
+            &pending,
+            idle,
+            &mut c.log,
+        )
+        .await
     }
 
     /// The AUTHORIZATION phase: `Ok(true)` once logged in (store session
@@ -315,7 +324,8 @@ impl Pop3Frontend {
                     );
                     let outcome = self.auth.complete(started).await;
                     let secret = Zeroizing::new(password.as_bytes().to_vec());
-                    self.conclude(c, outcome, &user, &secret, Pending::Login)
+                    let mechanism = Some(Mechanism::Plain);
+                    self.conclude(c, mechanism, outcome, &user, &secret, Pending::Login)
                         .await;
                 }
                 Event::Apop { user, digest } => {
@@ -333,7 +343,9 @@ impl Pop3Frontend {
                         }
                         None => Err(portcullis_sasl::Error::MechanismUnavailable),
                     };
-                    self.conclude(c, outcome, &user, digest.as_bytes(), Pending::Login)
+                    let mechanism = Some(Mechanism::Apop);
+                    let secret = digest.as_bytes();
+                    self.conclude(c, mechanism, outcome, &user, secret, Pending::Login)
                         .await;
                 }
                 Event::Auth {
@@ -413,11 +425,13 @@ impl Pop3Frontend {
                 _ => break None,
             }
         };
+        let mechanism = c.exchange.as_ref().and_then(AuthExchange::mechanism);
         c.exchange = None;
         match outcome {
             Some(outcome) => {
                 let secret = std::mem::take(&mut c.last_response);
-                self.conclude(c, outcome, "", &secret, Pending::Auth).await;
+                self.conclude(c, mechanism, outcome, "", &secret, Pending::Auth)
+                    .await;
             }
             None => c
                 .session
@@ -430,12 +444,17 @@ impl Pop3Frontend {
     async fn conclude(
         &self,
         c: &mut Conn,
+        mechanism: Option<Mechanism>,
         outcome: Result<Authenticated, portcullis_sasl::Error>,
         user: &str,
         secret: &[u8],
         pending: Pending,
     ) {
-        let refused = match self.auth.conclude(outcome, &c.peer, user, secret).await {
+        let refused = match self
+            .auth
+            .conclude(mechanism, outcome, &c.peer, user, secret)
+            .await
+        {
             LoginOutcome::Granted(auth) => match self.open_store(c, &auth).await {
                 Ok(()) => {
                     let _ = c.session.login_ok();
@@ -527,6 +546,7 @@ impl Pop3Frontend {
             }
             Err(e) => {
                 tracing::warn!(%user, error = %e, "store login failed");
+                self.auth.metrics.store_error(e.is_temporary());
                 c.log.result = format!("store: {e}");
                 if e.is_temporary() {
                     return Err((
@@ -569,6 +589,7 @@ impl Pop3Frontend {
         }
         c.flush().await?;
         session::upgrade(
+            &self.auth.metrics,
             tls,
             &mut c.starttls,
             proof,

@@ -24,6 +24,7 @@ use crate::Error;
 use crate::auth::Peer;
 use crate::backend::{ClientIdentity, StoreSession};
 use crate::listen::{Prefixed, TlsMode};
+use crate::metrics::ServiceMetrics;
 use crate::relay::{RelayOutcome, relay};
 
 /// How long the last words to a client (a refusal, a timeout notice) may
@@ -85,9 +86,11 @@ impl ConnLog {
 /// The client's stream as the protocol starts on it: on an implicit-TLS
 /// listener after the handshake (within what is left until `deadline`;
 /// bytes that came with the PROXY header start it), with `ctx` learning
-/// the TLS state. `None` when the connection is over (the reason is in
-/// `log`).
+/// the TLS state and `metrics` counting the handshake. `None` when the
+/// connection is over (the reason is in `log`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn open_client(
+    metrics: &ServiceMetrics,
     tls: Option<&Arc<TlsServer>>,
     mode: TlsMode,
     stream: TcpStream,
@@ -108,10 +111,12 @@ pub(crate) async fn open_client(
     let accepted = match tls.accept_with_timeout(stream, remaining).await {
         Ok(a) => a,
         Err(e) => {
+            metrics.handshake(false);
             log.result = format!("TLS handshake failed: {e}");
             return None;
         }
     };
+    metrics.handshake(true);
     log.tls_from(accepted.connection());
     // TLS state for channel binding, and a verified client certificate
     // for EXTERNAL.
@@ -121,12 +126,14 @@ pub(crate) async fn open_client(
 
 /// The TLS handshake after the protocol said yes to STLS/STARTTLS (and its
 /// answer was written): `stream` becomes TLS, `ctx`, `peer` and `log`
-/// learn it, the guard records the outcome.
+/// learn it, the guard records the outcome, `metrics` counts it.
 ///
 /// # Errors
 /// A failed handshake, or a stream that is not plaintext (the connection
 /// is over either way).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn upgrade(
+    metrics: &ServiceMetrics,
     tls: &TlsServer,
     guard: &mut StartTls,
     proof: Upgrade,
@@ -141,6 +148,7 @@ pub(crate) async fn upgrade(
     };
     match tls.accept_starttls(tcp, &proof).await {
         Ok(accepted) => {
+            metrics.handshake(true);
             guard.established(proof);
             log.tls_from(accepted.connection());
             *ctx = accepted.sasl_context(ctx.clone());
@@ -149,6 +157,7 @@ pub(crate) async fn upgrade(
             Ok(())
         }
         Err(e) => {
+            metrics.handshake(false);
             guard.failed(proof);
             Err(Error::Io(std::io::Error::new(
                 e.kind(),
@@ -167,11 +176,12 @@ pub(crate) fn client_identity(peer: &Peer) -> ClientIdentity {
 
 /// After login: the client bytes read past the login go to the store,
 /// then bytes flow both ways until a close or `idle` passes; the byte
-/// counts and the end go into `log`.
+/// counts and the end go into `log` and `metrics`.
 ///
 /// # Errors
 /// Writing the pending bytes to the store failed.
 pub(crate) async fn relay_to_store(
+    metrics: &ServiceMetrics,
     stream: &mut ClientStream,
     store: &mut StoreSession,
     pending: &[u8],
@@ -189,6 +199,7 @@ pub(crate) async fn relay_to_store(
         .client_to_store
         .saturating_add(u64::try_from(pending.len()).unwrap_or(0));
     log.store_bytes = outcome.store_to_client;
+    metrics.relayed(log.client_bytes, log.store_bytes);
     log.result = format!("relayed, {:?}", outcome.end);
     Ok(())
 }

@@ -164,3 +164,26 @@ fn limits_from_config() {
     let bad = Config::parse("mmp.connlimits = \"10.0.0.0|8\"\n").unwrap();
     assert!(Limits::from_config(&bad).is_err());
 }
+
+#[test]
+fn new_limits_apply_to_newcomers_and_the_counts_stay() {
+    let gate = ConnectionGate::new(10, ConnLimits::unlimited());
+    let a = ip("198.51.100.7");
+    let first = gate.try_admit(a).unwrap();
+    let second = gate.try_admit(a).unwrap();
+    // A reload lowers the per-address limit to one and the global one to
+    // two: both connections stay, newcomers are refused.
+    gate.set_limits(2, "0|0:1".parse().unwrap());
+    assert_eq!(gate.active(), 2);
+    assert!(matches!(gate.admit(), Err(Refusal::ServerFull { max: 2 })));
+    drop(second);
+    assert!(matches!(
+        gate.try_admit(a),
+        Err(Refusal::AddressFull { max: 1, .. })
+    ));
+    // Another address fits in the freed global slot.
+    let other = gate.try_admit(ip("198.51.100.8")).unwrap();
+    drop((first, other));
+    assert_eq!(gate.active(), 0);
+    assert!(gate.try_admit(a).is_ok());
+}

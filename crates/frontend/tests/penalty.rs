@@ -192,3 +192,27 @@ async fn an_unreachable_redis_falls_back_to_memory() {
     assert_eq!(p.record_failure(a, "u", b"2").await, secs(4));
     assert_eq!(p.delay_for(a).await, secs(4));
 }
+
+#[tokio::test]
+async fn a_reload_keeps_the_counts_and_applies_the_new_settings() {
+    let config = |text: &str| Config::parse(text).unwrap();
+    let before = Penalty::from_config(&config("[mmp]\nauthfailuredelay = 2\n")).unwrap();
+    let a = ip("192.0.2.7");
+    assert_eq!(before.record_failure(a, "alice", b"one").await, secs(2));
+    assert_eq!(before.record_failure(a, "alice", b"two").await, secs(4));
+
+    // A new base delay and a trusted network; the two failures stay
+    // counted, and the random hash key too (the same pair again does not
+    // raise the count).
+    let after = Penalty::from_config_after(
+        &config("[mmp]\nauthfailuredelay = 1\ntrustednetworks = \"10.0.0.0/8\"\n"),
+        &before,
+    )
+    .unwrap();
+    assert_eq!(after.delay_for(a).await, secs(2));
+    assert_eq!(after.record_failure(a, "alice", b"two").await, secs(2));
+    assert_eq!(after.record_failure(a, "alice", b"three").await, secs(4));
+    assert!(after.is_exempt(ip("10.1.1.1")));
+    // The old generation (still held by open sessions) sees the same counts.
+    assert_eq!(before.delay_for(a).await, secs(8));
+}

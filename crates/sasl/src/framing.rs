@@ -312,6 +312,7 @@ pub struct AuthExchange {
     protocol: Protocol,
     tag: Option<String>,
     session: Option<ServerSession>,
+    mechanism: Option<Mechanism>,
 }
 
 impl AuthExchange {
@@ -330,6 +331,7 @@ impl AuthExchange {
             protocol,
             tag: tag.map(str::to_owned),
             session: None,
+            mechanism: None,
         };
         let event = match this.begin(mechanism_name, initial_response, policy, ctx) {
             Ok(step) => this.event(Ok(step)),
@@ -348,6 +350,7 @@ impl AuthExchange {
         let mechanism = Mechanism::from_name(name)
             .filter(|m| *m != Mechanism::Apop)
             .ok_or(Error::MechanismUnavailable)?;
+        self.mechanism = Some(mechanism);
         policy.check(mechanism, ctx)?;
         let initial = decode_initial_response(initial)?;
         let mut session = ServerSession::new(mechanism, &policy.context(ctx))?;
@@ -376,6 +379,13 @@ impl AuthExchange {
             None => Err(Error::ApiMisuse("exchange already over")),
         };
         self.event(result)
+    }
+
+    /// The mechanism the client asked for, when it is one this crate
+    /// knows (whether or not the policy allowed it); `None` for an
+    /// unknown name. A bounded value, fit for a metric label.
+    pub fn mechanism(&self) -> Option<Mechanism> {
+        self.mechanism
     }
 
     /// Whether the exchange is over.

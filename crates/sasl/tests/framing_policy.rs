@@ -723,3 +723,18 @@ fn anonymous_is_a_principal_of_its_own() {
     assert_ne!(auth.identity(), "anonymous");
     assert_eq!(auth.identity(), "");
 }
+
+#[test]
+fn an_exchange_tells_the_mechanism_asked_for_and_none_for_an_unknown_name() {
+    let p = policy(|c| c.has_plain_passwords = true);
+    let ctx = ServerContext::new(Service::Imap, "h").with_tls(tls());
+    let (ex, _) = AuthExchange::start(Protocol::Imap, Some("a"), b"plain", None, &p, &ctx);
+    assert_eq!(ex.mechanism(), Some(Mechanism::Plain));
+    // Known but refused by the policy (no SCRAM secrets): still named.
+    let (ex, ev) = AuthExchange::start(Protocol::Imap, Some("b"), b"SCRAM-SHA-256", None, &p, &ctx);
+    assert!(matches!(ev, Event::Failure { .. }));
+    assert_eq!(ex.mechanism(), Some(Mechanism::ScramSha256));
+    let (ex, ev) = AuthExchange::start(Protocol::Imap, Some("c"), b"X-NOPE", None, &p, &ctx);
+    assert!(matches!(ev, Event::Failure { .. }));
+    assert_eq!(ex.mechanism(), None);
+}

@@ -115,6 +115,73 @@ impl Daemon {
         self.child.id()
     }
 
+    /// Sends it `signal` (`HUP`, `TERM`, …) with `kill`, by its PID.
+    ///
+    /// # Errors
+    /// When `kill` cannot run or fails.
+    pub fn signal(&self, signal: &str) -> Result<(), FixtureError> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(FixtureError::Command {
+                what: format!("kill -{signal} {}", self.pid()),
+                detail: status.to_string(),
+            })
+        }
+    }
+
+    /// The TCP ports it listens on now (IPv4 and IPv6), sorted: its
+    /// socket descriptors matched against the kernel's listening sockets.
+    ///
+    /// # Errors
+    /// When `/proc` cannot be read.
+    pub fn listening_ports(&self) -> Result<Vec<u16>, FixtureError> {
+        let pid = self.pid();
+        let mut inodes = Vec::new();
+        for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+            let Ok(target) = std::fs::read_link(entry?.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy().into_owned();
+            if let Some(inode) = target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+            {
+                inodes.push(inode.to_owned());
+            }
+        }
+        let mut ports = Vec::new();
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let text = std::fs::read_to_string(table)?;
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            for line in text.lines().skip(1) {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let (Some(local), Some(state), Some(inode)) =
+                    (fields.get(1), fields.get(3), fields.get(9))
+                else {
+                    continue;
+                };
+                // 0A: LISTEN.
+                if *state != "0A" || !inodes.iter().any(|i| i == inode) {
+                    continue;
+                }
+                if let Some(port) = local
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                {
+                    ports.push(port);
+                }
+            }
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        Ok(ports)
+    }
+
     /// Waits for it to exit.
     ///
     /// # Errors

@@ -300,6 +300,30 @@ impl crate::TlsServer {
         let list_parameter = Parameters { get: &get }.nickname_parameter(service);
         Self::new(source, settings.clone()).map_err(|e| blame(e, &settings, list_parameter))
     }
+
+    /// A configuration reload of a server [`crate::TlsServer::from_parameters`]
+    /// made: fresh [`ServerSettings::from_parameters`], then
+    /// [`crate::TlsServer::reconfigure`] over the same source (its keys
+    /// stay decrypted; ticket keys survive unless the trust changed). The
+    /// certificate database path is the one the server was built with:
+    /// when `local.ssldbpath` changes, build a new server instead
+    /// ([`certificate_database`] tells). Blocking (the database is read):
+    /// call it on a blocking thread, as [`crate::TlsServer::reconfigure_async`]
+    /// does. On error the current configuration stays.
+    ///
+    /// # Errors
+    /// As [`crate::TlsServer::from_parameters`].
+    pub fn reconfigure_from_parameters(
+        &self,
+        service: Service,
+        get: impl Fn(&str) -> Option<String>,
+        config_dir: &Path,
+    ) -> Result<u64, Error> {
+        let settings = ServerSettings::from_parameters(service, &get, config_dir)?;
+        let list_parameter = Parameters { get: &get }.nickname_parameter(service);
+        self.reconfigure(settings.clone())
+            .map_err(|e| blame(e, &settings, list_parameter))
+    }
 }
 
 /// Names the parameter behind a build error where one is to blame: a

@@ -283,3 +283,52 @@ async fn hundred_database_swaps_under_load_without_a_failed_handshake() {
         a.cert_der
     );
 }
+
+#[test]
+fn a_daemon_reload_rereads_the_parameters_keeps_the_decrypted_key_and_names_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = Password::new("db-password");
+    let mut db = CertDb::create(dir.path().join("db"), &pw, KdfParams::INSECURE_FAST).unwrap();
+    let ca = Ca::new("Reconfigure Root");
+    let leaf = ca.issue(Leaf::server("reconfigured", Kind::Ecdsa));
+    add(&mut db, &pw, "Server-Cert", &leaf);
+    let server = TlsServer::from_parameters(Service::Imap, parameters("db"), dir.path()).unwrap();
+    let source = CertDbSource::shared(dir.path().join("db"));
+    let decrypted = source.key_decryptions();
+
+    // New settings from the parameters (TLS 1.3 only): applied, the key
+    // not decrypted again.
+    let tls13 = |name: &str| match name {
+        "local.sslminversion" => Some("TLSv1.3".to_owned()),
+        other => parameters("db")(other),
+    };
+    let generation = server
+        .reconfigure_from_parameters(Service::Imap, tls13, dir.path())
+        .unwrap();
+    assert_eq!(generation, 2);
+    assert_eq!(source.key_decryptions(), decrypted);
+    // A bad value of a parameter read here is refused by name too.
+    let legacy = |name: &str| match name {
+        "local.sslminversion" => Some("sslv3".to_owned()),
+        other => parameters("db")(other),
+    };
+    let e = server
+        .reconfigure_from_parameters(Service::Imap, legacy, dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("local.sslminversion"), "{e}");
+
+    // A nickname the database does not hold: refused naming the
+    // parameter, the running configuration stays.
+    let unknown = |name: &str| match name {
+        "local.imap.sslnicknames" => Some("No-Such-Cert".to_owned()),
+        other => parameters("db")(other),
+    };
+    let e = server
+        .reconfigure_from_parameters(Service::Imap, unknown, dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("local.imap.sslnicknames"), "{e}");
+    assert_eq!(server.generation(), 2);
+    assert_eq!(server.refused_reloads(), 1);
+}
