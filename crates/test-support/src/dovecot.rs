@@ -25,7 +25,8 @@
 //! in `Login: user=<…>, method=…, rip=…, rport=…, …, auth_user=<…>` lines
 //! (`auth_user` is the authentication identity: the user itself, or the
 //! master user when it logged in for the user). The POP3 greeting of a
-//! trusted client carries `[XCLIENT]`.
+//! trusted client carries `[XCLIENT]`. The IMAP ID fields a client sent
+//! are logged too (`imap_id_log = *`: `ID sent: name=…, …`).
 //!
 //! Traps handled here: the master keeps its caller's descriptors open (the
 //! guard redirects all of them); the login processes run chrooted as an
@@ -638,6 +639,7 @@ auth_verbose = yes
 auth_failure_delay = 0
 login_trusted_networks = 127.0.0.0/8
 haproxy_trusted_networks = 127.0.0.0/8
+imap_id_log = *
 login_log_format_elements = user=<%u> method=%m rip=%r rport=%{{rport}} lip=%l mpid=%e %c session=<%{{session}}> auth_user=<%{{auth_user}}>
 
 mail_location = maildir:{d}/mail/%u

@@ -21,6 +21,7 @@
 pub mod ca;
 pub mod daemon;
 pub mod dovecot;
+pub mod frontend;
 pub mod postfix;
 mod process;
 pub mod redis;

@@ -15,6 +15,12 @@ use crate::{FixtureError, Guarded, free_port, require, run, wait_for_port_of};
 const SCHEMA: &str = include_str!("../data/portcullis.schema");
 const BASE_LDIF: &str = include_str!("../data/base.ldif");
 
+/// An extra domain for [`Slapd::add_ldif`]: `example.net`, whose entry
+/// denies IMAP and POP (`mailDomainAllowedServiceAccess: -imap,pop:ALL`),
+/// with `henry@example.net` (password `henry-pw`), whose own entry allows
+/// both. Not in the base directory: a test that needs it adds it.
+pub const DENYING_DOMAIN_LDIF: &str = include_str!("../data/example-net.ldif");
+
 /// Base DN of the test directory.
 pub const BASE_DN: &str = "o=example";
 /// The root DN, which may write anything.
