@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use portcullis_test_support::daemon::LOG_WAIT;
-use portcullis_test_support::dovecot::Dovecot;
+use portcullis_test_support::dovecot::{Dovecot, DovecotOptions};
 use portcullis_test_support::free_port;
 use portcullis_test_support::frontend::{
     self, Fields, FrontendDaemon, Protocol, Setup, assert_stored, run_client, store_login,
 };
 use portcullis_test_support::redis::Redis;
-use portcullis_test_support::slapd::{DENYING_DOMAIN_LDIF, Slapd};
+use portcullis_test_support::slapd::{DENYING_DOMAIN_LDIF, STORELESS_USER_LDIF, Slapd};
 
 type Imapd = FrontendDaemon;
 
@@ -656,7 +656,7 @@ fn the_users_mailhost_names_the_store_that_gets_the_session() {
     );
     Slapd::shared().modify_ldif(&ldif).unwrap();
     // Both stores' CAs are trusted.
-    let cas = format!("{}{}", Dovecot::shared().ca_pem(), other.ca_pem());
+    let cas = format!("{}\n{}", Dovecot::shared().ca_pem(), other.ca_pem());
     let files = [("store-ca.pem", cas.as_str())];
     let imapd = start(Setup {
         files: &files,
@@ -681,11 +681,7 @@ fn the_users_mailhost_names_the_store_that_gets_the_session() {
 #[test]
 fn a_login_the_store_refuses_is_refused_with_the_stores_code() {
     // judy is in the directory, not in the store.
-    let judy = "dn: uid=judy,ou=People,o=example.com,o=example\n\
-                objectClass: inetOrgPerson\nobjectClass: inetMailUser\nobjectClass: inetUser\n\
-                uid: judy\ncn: Judy Example\nsn: Example\nmail: judy@example.com\n\
-                mailUserStatus: active\nuserPassword: judy-pw\n";
-    Slapd::shared().add_ldif(judy).unwrap();
+    Slapd::shared().add_ldif(STORELESS_USER_LDIF).unwrap();
     let imapd = start(Setup::default());
     let login = login(&imapd, "judy", "judy-pw", "127.0.0.13");
     assert!(login.starts_with("NO [AUTHENTICATIONFAILED]"), "{login}");
@@ -736,11 +732,18 @@ fn scram_sha_256_logs_in_to_the_store_as_the_master_user() {
 
 #[test]
 fn the_clients_own_id_reaches_the_store_only_when_configured() {
-    let dovecot = Dovecot::shared();
+    // A store of its own that logs the ID fields it is sent.
+    let dovecot = &Dovecot::start_with(&DovecotOptions::log_client_id()).unwrap();
+    let cas = format!("{}\n{}", Dovecot::shared().ca_pem(), dovecot.ca_pem());
+    let files = [("store-ca.pem", cas.as_str())];
     for (forward, source) in [(false, "127.0.0.14"), (true, "127.0.0.15")] {
-        let mmp = format!("forwardclientid = {forward}\n");
+        let mmp = format!(
+            "forwardclientid = {forward}\nstorehosts = [\"127.0.0.1:{}\"]\n",
+            dovecot.imap_port()
+        );
         let imapd = start(Setup {
             mmp: &mmp,
+            files: &files,
             ..Setup::default()
         });
         let r = client(&imapd, "id-login", imapd.port, "bob", "bob-pw", source);
@@ -762,6 +765,8 @@ fn the_clients_own_id_reaches_the_store_only_when_configured() {
             "{source}: {}",
             dovecot.log()
         );
+        // Ours arrived, the client's forged one did not.
+        assert!(id.contains(&format!("x-originating-ip={source}")), "{id}");
         assert!(!id.contains("203.0.113.66"), "{id}");
     }
 }

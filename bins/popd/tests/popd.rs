@@ -15,7 +15,7 @@ use portcullis_test_support::frontend::{
     self, Fields, FrontendDaemon, Protocol, Setup, assert_stored, run_client, store_login, unhex,
 };
 use portcullis_test_support::redis::Redis;
-use portcullis_test_support::slapd::{DENYING_DOMAIN_LDIF, Slapd};
+use portcullis_test_support::slapd::{DENYING_DOMAIN_LDIF, STORELESS_USER_LDIF, Slapd};
 
 type Popd = FrontendDaemon;
 
@@ -30,7 +30,7 @@ const USERS_FILE: (&str, &str) = (
 /// popd as `setup` says, always with the test CA trusted for client
 /// certificates (EXTERNAL) and the users file beside the configuration.
 fn start_setup(setup: Setup<'_>) -> Popd {
-    let files = [USERS_FILE];
+    let files: Vec<(&str, &str)> = setup.files.iter().copied().chain([USERS_FILE]).collect();
     FrontendDaemon::start(
         Path::new(env!("CARGO_BIN_EXE_popd")),
         Protocol::Pop,
@@ -609,4 +609,59 @@ fn curl_and_openssl_s_client_work_through_the_proxy() {
         ))),
         "{text}"
     );
+}
+
+#[test]
+fn the_users_mailhost_is_honoured_and_a_store_refusal_is_err_auth() {
+    // A second Dovecot, named only by admin's mailHost (host:port).
+    let other = Dovecot::start().unwrap();
+    let ldif = format!(
+        "dn: uid=admin,ou=People,o=example.com,o=example\nchangetype: modify\n\
+         replace: mailHost\nmailHost: 127.0.0.1:{}\n",
+        other.pop3_port()
+    );
+    Slapd::shared().modify_ldif(&ldif).unwrap();
+    // judy is in the directory, not in the store.
+    Slapd::shared().add_ldif(STORELESS_USER_LDIF).unwrap();
+    // Both stores' CAs are trusted.
+    let cas = format!("{}\n{}", Dovecot::shared().ca_pem(), other.ca_pem());
+    let files = [("store-ca.pem", cas.as_str())];
+    let popd = start_setup(Setup {
+        files: &files,
+        ..Setup::default()
+    });
+    let r = client(
+        &popd,
+        "stls-retr",
+        popd.port,
+        "admin",
+        "admin-pw",
+        "127.0.0.10",
+    );
+    assert!(r.get("login").starts_with("+OK"), "{r:?}");
+    let line = store_login(&other, Protocol::Pop, "admin", "127.0.0.10");
+    assert!(line.contains("auth_user=<admin>"), "{line}");
+    assert!(
+        !Dovecot::shared().log().contains("rip=127.0.0.10,"),
+        "{}",
+        Dovecot::shared().log()
+    );
+    let r = client(
+        &popd,
+        "stls-wrong",
+        popd.port,
+        "judy",
+        "judy-pw",
+        "127.0.0.13",
+    );
+    assert!(
+        r.get("wrong")
+            .starts_with("-ERR [AUTH] The message store refused"),
+        "{r:?}"
+    );
+    let dovecot = Dovecot::shared();
+    let line = dovecot
+        .wait_for_log("user=<judy>", LOG_WAIT)
+        .unwrap_or_else(|| panic!("Dovecot logged no judy:\n{}", dovecot.log()));
+    assert!(line.contains("auth failed"), "{line}");
 }
