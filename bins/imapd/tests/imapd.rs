@@ -486,7 +486,7 @@ fn attempts_in(lines: &[String]) -> usize {
 #[test]
 fn bad_logins_wait_longer_each_time_while_another_client_logs_in_at_once() {
     let imapd = start(Setup {
-        mmp: "authfailuredelay = 5\nauthfailuremaxdelay = 60\n",
+        mmp: "authfailuredelay = 8\nauthfailuremaxdelay = 60\n",
         ..Setup::default()
     });
     let mut command = Command::new("timeout");
@@ -503,11 +503,11 @@ fn bad_logins_wait_longer_each_time_while_another_client_logs_in_at_once() {
         .log()
         .wait_for("failed login penalised client=127.0.0.2 failures=2", 1);
     assert!(
-        log.contains("failed login penalised client=127.0.0.2 failures=1 delay=5s"),
+        log.contains("failed login penalised client=127.0.0.2 failures=1 delay=8s"),
         "{log}"
     );
     assert!(
-        log.contains("failed login penalised client=127.0.0.2 failures=2 delay=10s"),
+        log.contains("failed login penalised client=127.0.0.2 failures=2 delay=16s"),
         "{log}"
     );
     let before = bad.so_far();

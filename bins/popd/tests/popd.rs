@@ -548,6 +548,8 @@ fn limits_answer_with_err_and_the_daemon_goes_on() {
     );
     popd.log().wait_for("pre-login timeout", 1);
     // An overlong line: -ERR, and the session goes on.
+    drop(popd);
+    let popd = start("", "");
     let r = popd.line("overlong", popd.port, "NOOP ", "CAPA", "127.0.0.1");
     assert!(r.get("overlong").starts_with("-ERR"), "{r:?}");
     assert!(r.get("next").starts_with("+OK"), "{r:?}");

@@ -7,6 +7,10 @@
 //! * `Fixture::shared()` gives one instance per test binary, started on first
 //!   use and stopped when the test process exits, even after failed tests.
 //!
+//! [`frontend`] sets up one of our own mail front ends (imapd, popd)
+//! against the shared slapd and Dovecot fixtures, with the client helpers
+//! its end-to-end tests share.
+//!
 //! A fixture whose program cannot start panics with a message that says why:
 //! tests that need a service fail, they never skip silently.
 //!
