@@ -7,7 +7,10 @@ Prints `key=value` lines (binary values in hex) for the Rust test to check.
 """
 
 import base64
+import hashlib
+import hmac
 import imaplib
+import os
 import socket
 import ssl
 import sys
@@ -65,6 +68,17 @@ def login_tagged(m, user, password):
         return False
 
 
+def authenticate(m, mechanism, answer):
+    """AUTHENTICATE; prints the tagged result line as the server sent it."""
+    try:
+        typ, data = m.authenticate(mechanism, answer)
+        out("login", f"{typ} {text(data)}")
+        return True
+    except imaplib.IMAP4.error as e:
+        out("login", f"NO {text(e.args)}")
+        return False
+
+
 def capabilities(m):
     typ, data = m.capability()
     return text(data)
@@ -106,14 +120,9 @@ def ssl_auth_plain(host, port, cafile, user, password, _source):
     except imaplib.IMAP4.error as e:
         out("starttls", f"BAD {text(e.args)}")
     token = b"\0" + user.encode() + b"\0" + password.encode()
-    try:
-        typ, data = m.authenticate("PLAIN", lambda _challenge: token)
-        out("login", f"{typ} {text(data)}")
-    except imaplib.IMAP4.error as e:
-        out("login", f"NO {text(e.args)}")
-        return
-    fetch_first(m)
-    m.logout()
+    if authenticate(m, "PLAIN", lambda _challenge: token):
+        fetch_first(m)
+        m.logout()
 
 
 def ssl_cram_md5(host, port, cafile, user, password, _source):
@@ -227,6 +236,94 @@ def huge_literal(host, port, cafile, _user, _password, _source):
     tls.close()
 
 
+def plain_fetch(host, port, _cafile, user, password, source):
+    """LOGIN without TLS (allowed by the configuration), then a FETCH."""
+    m = SourcedIMAP4(host, port, source)
+    out("caps_plain", capabilities(m))
+    if login_tagged(m, user, password):
+        fetch_first(m)
+        m.logout()
+
+
+def wrong_logins(host, port, cafile, user, password, source):
+    """Two wrong passwords (different ones, so the penalty counts both);
+    `sent=N` before each, `attempt=...` once its refusal arrived."""
+    m = SourcedIMAP4(host, port, source)
+    m.starttls(context(cafile))
+    for n in (1, 2):
+        out("sent", n)
+        try:
+            m.login(user, f"{password}-{n}")
+            out("attempt", "accepted")
+            return
+        except imaplib.IMAP4.error as e:
+            out("attempt", text(e.args))
+    m.logout()
+
+
+def scram_client(user, password):
+    """A SCRAM-SHA-256 client (RFC 5802, RFC 7677) for imaplib's
+    authenticate(): each call answers one server challenge."""
+    nonce = base64.b64encode(os.urandom(18)).decode()
+    first_bare = f"n={user},r={nonce}"
+    state = {"step": 0}
+
+    def step(challenge):
+        state["step"] += 1
+        if state["step"] == 1:
+            return ("n,," + first_bare).encode()
+        if state["step"] == 2:
+            server_first = challenge.decode()
+            attrs = dict(a.split("=", 1) for a in server_first.split(","))
+            if not attrs["r"].startswith(nonce):
+                raise ValueError("server nonce does not extend ours")
+            salt = base64.b64decode(attrs["s"])
+            salted = hashlib.pbkdf2_hmac(
+                "sha256", password.encode(), salt, int(attrs["i"])
+            )
+            client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+            stored_key = hashlib.sha256(client_key).digest()
+            without_proof = f"c=biws,r={attrs['r']}"
+            auth_message = f"{first_bare},{server_first},{without_proof}".encode()
+            signature = hmac.new(stored_key, auth_message, hashlib.sha256).digest()
+            proof = bytes(a ^ b for a, b in zip(client_key, signature))
+            server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+            state["expected"] = base64.b64encode(
+                hmac.new(server_key, auth_message, hashlib.sha256).digest()
+            ).decode()
+            return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
+        # The server's final message: its signature must match.
+        final = challenge.decode()
+        out("server_signature_ok", final == "v=" + state["expected"])
+        return b""
+
+    return step
+
+
+def ssl_scram(host, port, cafile, user, password, _source):
+    m = imaplib.IMAP4_SSL(host, port, ssl_context=context(cafile), timeout=60)
+    out("caps", capabilities(m))
+    if authenticate(m, "SCRAM-SHA-256", scram_client(user, password)):
+        fetch_first(m)
+        m.logout()
+
+
+def id_login(host, port, cafile, user, password, source):
+    """STARTTLS, the client's own ID (with a forged x-originating-ip),
+    LOGIN, LOGOUT."""
+    imaplib.Commands.setdefault("ID", ("NONAUTH", "AUTH", "SELECTED"))
+    m = SourcedIMAP4(host, port, source)
+    m.starttls(context(cafile))
+    typ, data = m._simple_command(
+        "ID",
+        '("name" "PortcullisTestClient" "version" "4.2"'
+        ' "x-originating-ip" "203.0.113.66")',
+    )
+    out("id", f"{typ} {text(data)}")
+    if login_tagged(m, user, password):
+        m.logout()
+
+
 SCENARIOS = {
     "starttls-fetch": starttls_fetch,
     "ssl-auth-plain": ssl_auth_plain,
@@ -236,6 +333,10 @@ SCENARIOS = {
     "greeting": greeting,
     "pipelined-starttls": pipelined_starttls,
     "huge-literal": huge_literal,
+    "plain-fetch": plain_fetch,
+    "wrong-logins": wrong_logins,
+    "ssl-scram": ssl_scram,
+    "id-login": id_login,
 }
 
 if __name__ == "__main__":

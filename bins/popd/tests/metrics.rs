@@ -13,7 +13,7 @@ use portcullis_test_support::ca::TestCa;
 use portcullis_test_support::daemon::{Daemon, LOG_WAIT};
 use portcullis_test_support::dovecot::Dovecot;
 use portcullis_test_support::free_port;
-use portcullis_test_support::frontend::{FrontendConfig, http, metric};
+use portcullis_test_support::frontend_config::{FrontendConfig, http, metric};
 use portcullis_tlsconf::certdb::certdb::{CertDb, KdfParams, Password, PrivateKey, TrustFlags};
 
 struct Popd {

@@ -192,6 +192,29 @@ def stls_external(host, port, cafile, certfile, keyfile, _source):
     external_login(p)
 
 
+def plain_retr(host, port, _cafile, user, password, source):
+    """USER/PASS without TLS (allowed by the configuration), then RETR."""
+    p = SourcedPOP3(host, port, source)
+    out("capa_plain", capa_names(p))
+    p.user(user)
+    out("login", p.pass_(password).decode())
+    _resp, lines, _octets = p.retr(1)
+    out("message", b"\r\n".join(lines) + b"\r\n")
+    p.quit()
+
+
+def plain_auth_plain(host, port, _cafile, user, password, source):
+    """AUTH PLAIN without TLS: what the server answers."""
+    p = SourcedPOP3(host, port, source)
+    out("sasl_plain", " ".join(p.capa().get("SASL", [])))
+    token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode())
+    try:
+        out("auth_plain", p._shortcmd("AUTH PLAIN " + token.decode()).decode())
+    except poplib.error_proto as e:
+        out("auth_plain", e.args[0].decode(errors="replace"))
+    p.quit()
+
+
 SCENARIOS = {
     "ssl-external": ssl_external,
     "stls-external": stls_external,
@@ -202,6 +225,8 @@ SCENARIOS = {
     "stls-auth-plain": stls_auth_plain,
     "attempts": attempts,
     "proxy-ssl": proxy_ssl,
+    "plain-retr": plain_retr,
+    "plain-auth-plain": plain_auth_plain,
 }
 
 if __name__ == "__main__":

@@ -8,167 +8,55 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use portcullis_popbeforesmtp::{AuthCache, CacheSettings, Lookup, RedisStore, Timestamp};
-use portcullis_test_support::ca::TestCa;
-use portcullis_test_support::daemon::{Daemon, LOG_WAIT};
+use portcullis_test_support::daemon::LOG_WAIT;
 use portcullis_test_support::dovecot::Dovecot;
 use portcullis_test_support::free_port;
+use portcullis_test_support::frontend::{
+    self, Fields, FrontendDaemon, Protocol, Setup, assert_stored, run_client, store_login, unhex,
+};
 use portcullis_test_support::redis::Redis;
-use portcullis_test_support::slapd::Slapd;
-use portcullis_tlsconf::certdb::certdb::{CertDb, KdfParams, Password, PrivateKey, TrustFlags};
+use portcullis_test_support::slapd::{DENYING_DOMAIN_LDIF, STORELESS_USER_LDIF, Slapd};
 
-/// A running popd, stopped (by its PID) when dropped.
-struct Popd {
-    daemon: Daemon,
-    port: u16,
-    sslport: u16,
-    ca: PathBuf,
-    dir: tempfile::TempDir,
-}
+type Popd = FrontendDaemon;
 
-impl std::ops::Deref for Popd {
-    type Target = Daemon;
-    fn deref(&self) -> &Daemon {
-        &self.daemon
-    }
-}
+/// Used only when a test sets `userfile`: bob with a password of its own,
+/// which the directory does not know.
+const USERS_FILE: (&str, &str) = (
+    "users.passwd",
+    "# users file (Dovecot passwd-file format)\n\
+     bob:{PLAIN}bob-file-pw::::::allowedserviceaccess=+pop:ALL\n",
+);
 
-/// The configuration directory: a certificate database with the server
-/// certificate, the CA files, the configuration file.
-fn configure(dir: &Path, port: u16, sslport: u16, local: &str, pop: &str, extra: &str) -> PathBuf {
-    let slapd = Slapd::shared();
-    let dovecot = Dovecot::shared();
-    let ca = TestCa::new("popd test CA").unwrap();
-    let server = ca.issue_server(&["127.0.0.1", "localhost"]).unwrap();
-    let pw = Password::new("db-password");
-    let mut db = CertDb::create(dir.join("certdb"), &pw, KdfParams::INSECURE_FAST).unwrap();
-    let key = PrivateKey::from_pkcs8_der(&server.key_der).unwrap();
-    db.add_with_key(
-        &pw,
-        "Server-Cert",
-        &server.cert_der,
-        &key,
-        TrustFlags::default(),
-        &[],
-    )
-    .unwrap();
-    // The CA is trusted for client authentication too (`CT,,`), so popd
-    // asks for client certificates (encryption.nssslclientauth = auto)
-    // and offers EXTERNAL to a client that sent one.
-    db.add_certificate("Test-CA", &ca.cert_der(), TrustFlags::trusted_ca())
-        .unwrap();
-    let alice = ca.issue_client("Alice", Some("alice@example.com")).unwrap();
-    std::fs::write(dir.join("alice-client.pem"), &alice.cert_pem).unwrap();
-    std::fs::write(dir.join("alice-client.key"), &alice.key_pem).unwrap();
-    // The same subject from a CA popd does not know.
-    let stranger = TestCa::new("unknown CA")
-        .unwrap()
-        .issue_client("Alice", Some("alice@example.com"))
-        .unwrap();
-    std::fs::write(dir.join("stranger-client.pem"), &stranger.cert_pem).unwrap();
-    std::fs::write(dir.join("stranger-client.key"), &stranger.key_pem).unwrap();
-    std::fs::write(dir.join("client-ca.pem"), ca.cert_pem()).unwrap();
-    std::fs::write(dir.join("ldap-ca.pem"), slapd.ca_pem()).unwrap();
-    std::fs::write(dir.join("store-ca.pem"), dovecot.ca_pem()).unwrap();
-    // Used only when `local` sets `userfile`: bob with a password of its
-    // own, which the directory does not know.
-    std::fs::write(
-        dir.join("users.passwd"),
-        "# users file (Dovecot passwd-file format)\n\
-         bob:{PLAIN}bob-file-pw::::::allowedserviceaccess=+pop:ALL\n",
-    )
-    .unwrap();
-    let (admin, admin_pw) = dovecot.master_user();
-    let text = format!(
-        "[local]\n\
-         ugldaphost = \"127.0.0.1\"\n\
-         ugldapport = {ldap}\n\
-         ugldapstarttls = 1\n\
-         ugldapcafile = \"ldap-ca.pem\"\n\
-         ugldapbinddn = {bind_dn:?}\n\
-         ugldapbindcred = {bind_pw:?}\n\
-         ugldapbasedn = {base:?}\n\
-         ugldapcanonicalform = \"%u\"\n\
-         {local}\n\
-         [service]\n\
-         {defaultdomain}\n\
-         listenaddr = \"127.0.0.1\"\n\
-         [service.pop]\n\
-         port = {port}\n\
-         sslport = {sslport}\n\
-         {pop}\n\
-         [sasl.default.ldap]\n\
-         has_plain_passwords = true\n\
-         [mmp]\n\
-         {stores}\
-         backsidetls = \"starttls\"\n\
-         backsidecafile = \"store-ca.pem\"\n\
-         storeadmin = {admin:?}\n\
-         storepassword = {admin_pw:?}\n\
-         authfailuredelay = 1\n\
-         {extra}",
-        ldap = slapd.port(),
-        bind_dn = slapd.service_dn(),
-        bind_pw = slapd.service_password(),
-        base = slapd.base_dn(),
-        // The users file's names are the store's own (no domain added),
-        // as the directory's are with `ugldapcanonicalform = "%u"`.
-        defaultdomain = if local.contains("userfile") {
-            ""
-        } else {
-            "defaultdomain = \"example.com\""
+/// popd as `setup` says, always with the test CA trusted for client
+/// certificates (EXTERNAL) and the users file beside the configuration.
+fn start_setup(setup: Setup<'_>) -> Popd {
+    let files: Vec<(&str, &str)> = setup.files.iter().copied().chain([USERS_FILE]).collect();
+    FrontendDaemon::start(
+        Path::new(env!("CARGO_BIN_EXE_popd")),
+        Protocol::Pop,
+        &Setup {
+            client_certs: true,
+            files: &files,
+            ..setup
         },
-        // `extra` may name its own stores.
-        stores = if extra.contains("storehosts") {
-            String::new()
-        } else {
-            format!("storehosts = [\"127.0.0.1:{}\"]\n", dovecot.pop3_port())
-        },
-    );
-    let path = dir.join("portcullis.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    )
 }
 
-fn start(pop: &str, extra: &str) -> Popd {
-    start_with("", pop, extra)
+/// popd with `pop` and `mmp` added to the `[service.pop]` and `[mmp]`
+/// tables.
+fn start(pop: &str, mmp: &str) -> Popd {
+    start_setup(Setup {
+        protocol: pop,
+        mmp,
+        ..Setup::default()
+    })
 }
 
-/// popd with `local`, `pop` and `extra` added to the `[local]`,
-/// `[service.pop]` and `[mmp]` tables.
-fn start_with(local: &str, pop: &str, extra: &str) -> Popd {
-    start_notifying(local, pop, extra, None)
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pop3_client.py")
 }
 
-/// [`start_with`], with `NOTIFY_SOCKET` set when `notify` is given.
-fn start_notifying(local: &str, pop: &str, extra: &str, notify: Option<&Path>) -> Popd {
-    let dir = tempfile::tempdir().unwrap();
-    let (port, sslport) = (free_port(), free_port());
-    let config = configure(dir.path(), port, sslport, local, pop, extra);
-    let envs: Vec<(&str, &std::ffi::OsStr)> = notify
-        .map(|p| ("NOTIFY_SOCKET", p.as_os_str()))
-        .into_iter()
-        .collect();
-    let daemon = Daemon::spawn(Path::new(env!("CARGO_BIN_EXE_popd")), &config, &envs).unwrap();
-    let popd = Popd {
-        daemon,
-        port,
-        sslport,
-        ca: dir.path().join("client-ca.pem"),
-        dir,
-    };
-    let text = popd.log().wait_for("listening on", 2);
-    assert!(
-        text.contains(&format!("listening on 127.0.0.1:{port} (pop, starttls)")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("listening on 127.0.0.1:{sslport} (pop, tls)")),
-        "{text}"
-    );
-    popd
-}
-
-/// Runs a client scenario; its `key=value` lines.
+/// Runs a client scenario of `pop3_client.py` from `source`.
 fn client(
     popd: &Popd,
     scenario: &str,
@@ -176,48 +64,22 @@ fn client(
     user: &str,
     password: &str,
     source: &str,
-) -> Vec<(String, String)> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pop3_client.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args([scenario, "127.0.0.1", &port.to_string()])
-        .arg(&popd.ca)
-        .args([user, password, source])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{scenario}: {stdout}\n{}\npopd:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        popd.log().text()
-    );
-    stdout
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+) -> Fields {
+    run_client(&script(), popd, scenario, port, user, password, source)
 }
 
-fn field<'a>(fields: &'a [(String, String)], key: &str) -> &'a str {
-    fields
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_else(|| panic!("no {key} in {fields:?}"))
+fn field<'a>(fields: &'a Fields, key: &str) -> &'a str {
+    fields.get(key)
 }
 
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
+/// Dovecot's POP3 login line for `user` from `rip`.
+fn dovecot_login(user: &str, rip: &str) -> String {
+    store_login(Dovecot::shared(), Protocol::Pop, user, rip)
 }
 
 #[test]
 fn stls_user_pass_fetches_the_message_from_the_store_with_the_real_client_address() {
     let popd = start("", "");
-    let dovecot = Dovecot::shared();
     let r = client(
         &popd,
         "stls-retr",
@@ -230,7 +92,7 @@ fn stls_user_pass_fetches_the_message_from_the_store_with_the_real_client_addres
     let before: Vec<&str> = field(&r, "capa_plain").split(' ').collect();
     assert!(!before.contains(&"USER"), "{before:?}");
     assert!(before.contains(&"STLS"), "{before:?}");
-    assert!(field(&r, "plain_user").starts_with("-ERR"), "{r:?}");
+    assert!(field(&r, "plain_user").starts_with("-ERR [AUTH]"), "{r:?}");
     let after: Vec<&str> = field(&r, "capa_tls").split(' ').collect();
     assert!(
         after.contains(&"USER") && !after.contains(&"STLS"),
@@ -239,22 +101,9 @@ fn stls_user_pass_fetches_the_message_from_the_store_with_the_real_client_addres
     assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
     // The message as the maildir holds it.
     let message = unhex(field(&r, "message"));
-    assert!(
-        dovecot.messages("alice").contains(&message.as_slice()),
-        "{}",
-        String::from_utf8_lossy(&message)
-    );
+    assert_stored("alice", &message);
     // Dovecot believed XCLIENT: the user, and the client's own address.
-    let line = dovecot
-        .wait_for_log("user=<alice>", LOG_WAIT)
-        .expect("Dovecot logged alice's login");
-    let line = dovecot
-        .log()
-        .lines()
-        .find(|l| l.contains("user=<alice>") && l.contains("rip=127.0.0.2"))
-        .map(str::to_owned)
-        .unwrap_or_else(|| panic!("no rip=127.0.0.2 for alice: {line}\n{}", dovecot.log()));
-    assert!(line.contains("pop3-login"), "{line}");
+    dovecot_login("alice", "127.0.0.2");
     // One connection line, with the canonical user and the TLS version,
     // and never the password.
     let log = popd.log().wait_for("connection closed", 1);
@@ -297,23 +146,11 @@ fn apop_over_implicit_tls_logs_in_as_the_master_user_form() {
     assert!(line.contains(&master), "{line}");
 }
 
-/// The client certificate files popd's configuration directory holds.
-fn cert_files(popd: &Popd, name: &str) -> (String, String) {
-    let path = |ext: &str| {
-        popd.dir
-            .path()
-            .join(format!("{name}-client.{ext}"))
-            .to_string_lossy()
-            .into_owned()
-    };
-    (path("pem"), path("key"))
-}
-
 #[test]
 fn auth_external_with_a_client_certificate_reaches_the_store_and_an_unknown_ca_is_refused() {
     let popd = start("", "");
     let dovecot = Dovecot::shared();
-    let (cert, key) = cert_files(&popd, "alice");
+    let (cert, key) = popd.client_cert("alice");
     // Implicit TLS: the certificate maps (e-mail → mail=alice@example.com)
     // to alice, whose store login is the master-user form.
     let r = client(
@@ -347,7 +184,7 @@ fn auth_external_with_a_client_certificate_reaches_the_store_and_an_unknown_ca_i
     );
     assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
     // The same subject from an unknown CA: the handshake is refused.
-    let (cert, key) = cert_files(&popd, "stranger");
+    let (cert, key) = popd.client_cert("stranger");
     let r = client(
         &popd,
         "ssl-external",
@@ -356,8 +193,8 @@ fn auth_external_with_a_client_certificate_reaches_the_store_and_an_unknown_ca_i
         &key,
         "127.0.0.1",
     );
-    assert!(r.iter().any(|(k, _)| k == "refused"), "{r:?}");
-    assert!(!r.iter().any(|(k, _)| k == "login"), "{r:?}");
+    assert!(r.has("refused"), "{r:?}");
+    assert!(!r.has("login"), "{r:?}");
     popd.log().wait_for("TLS handshake failed", 1);
 }
 
@@ -381,7 +218,14 @@ fn a_wrong_password_is_refused_after_the_penalty() {
 #[test]
 fn check_accepts_a_good_configuration_and_refuses_a_broken_one_with_2() {
     let dir = tempfile::tempdir().unwrap();
-    let good = configure(dir.path(), free_port(), free_port(), "", "", "");
+    let good = frontend::configure(
+        dir.path(),
+        Protocol::Pop,
+        free_port(),
+        free_port(),
+        &Setup::default(),
+    )
+    .unwrap();
     let check = |config: &Path| {
         Command::new(env!("CARGO_BIN_EXE_popd"))
             .args(["--check", "--config"])
@@ -402,19 +246,18 @@ fn check_accepts_a_good_configuration_and_refuses_a_broken_one_with_2() {
 }
 
 #[test]
-fn the_service_filter_refuses_before_the_greeting() {
+fn the_service_filter_refuses_before_the_greeting_on_both_ports() {
     let popd = start("domainnotallowed = \"pop: 127.0.0.2\"", "");
-    let denied = client(&popd, "greeting", popd.port, "-", "-", "127.0.0.2");
-    let greeting = field(&denied, "greeting");
-    assert!(greeting.starts_with("-ERR"), "{greeting}");
-    let allowed = client(&popd, "greeting", popd.port, "-", "-", "127.0.0.3");
-    assert!(
-        field(&allowed, "greeting").starts_with("+OK"),
-        "{allowed:?}"
-    );
+    // Both ports, the implicit-TLS one included, follow service.pop.
+    for greeting in popd.greetings("127.0.0.2") {
+        assert!(greeting.starts_with("-ERR"), "{greeting}");
+    }
+    for greeting in popd.greetings("127.0.0.3") {
+        assert!(greeting.starts_with("+OK"), "{greeting}");
+    }
     let log = popd
         .log()
-        .wait_for("denied by the service access filter", 1);
+        .wait_for("denied by the service access filter", 2);
     assert!(log.contains("client=127.0.0.2:"), "{log}");
 }
 
@@ -462,22 +305,24 @@ fn the_connection_closes_after_mmp_maxauthattempts_failures() {
     );
     let r = client(&popd, "attempts", popd.port, "erin", "wrong", "127.0.0.1");
     let refusals = r
+        .all("attempt")
         .iter()
-        .filter(|(k, v)| k == "attempt" && v.starts_with("-ERR [AUTH]"))
+        .filter(|v| v.starts_with("-ERR [AUTH]"))
         .count();
     assert_eq!(refusals, 2, "{r:?}");
     assert_eq!(field(&r, "closed"), "yes", "{r:?}");
-    assert!(!r.iter().any(|(_, v)| v == "accepted"), "{r:?}");
+    assert!(!r.all("attempt").contains(&"accepted"), "{r:?}");
 }
 
 #[test]
 fn with_mmp_preauth_a_login_is_recorded_in_redis_for_pop_before_smtp() {
     let redis = Redis::shared();
-    let popd = start_with(
-        &format!("redisurl = {:?}", redis.url()),
-        "",
-        "preauth = true\n",
-    );
+    let local = format!("redisurl = {:?}", redis.url());
+    let popd = start_setup(Setup {
+        local: &local,
+        mmp: "preauth = true\n",
+        ..Setup::default()
+    });
     let r = client(
         &popd,
         "stls-retr",
@@ -515,7 +360,10 @@ fn readiness_is_notified_and_sigterm_ends_unauthenticated_sessions_with_err() {
     let dir = tempfile::tempdir().unwrap();
     let socket_path = dir.path().join("notify.sock");
     let notify = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
-    let mut popd = start_notifying("", "", "", Some(&socket_path));
+    let mut popd = start_setup(Setup {
+        notify: Some(&socket_path),
+        ..Setup::default()
+    });
     let mut ready = [0u8; 64];
     let n = notify.recv(&mut ready).unwrap();
     assert_eq!(&ready[..n], b"READY=1");
@@ -605,11 +453,14 @@ fn a_dead_store_fails_over_and_no_live_store_is_a_temporary_refusal() {
 fn a_users_file_replaces_the_directory() {
     // The file's bob has a password the store does not know, so the store
     // login is the master-user form.
-    let popd = start_with(
-        "userfile = \"users.passwd\"\n",
-        "",
-        "storelogin = \"master\"\n",
-    );
+    // The users file's names are the store's own (no domain added), as
+    // the directory's are with `ugldapcanonicalform = "%u"`.
+    let popd = start_setup(Setup {
+        local: "userfile = \"users.passwd\"\n",
+        service: "defaultdomain = \"\"\n",
+        mmp: "storelogin = \"master\"\n",
+        ..Setup::default()
+    });
     let dovecot = Dovecot::shared();
     let r = client(
         &popd,
@@ -621,11 +472,7 @@ fn a_users_file_replaces_the_directory() {
     );
     assert!(field(&r, "login").starts_with("+OK"), "{r:?}");
     let message = unhex(field(&r, "message"));
-    assert!(
-        dovecot.messages("bob").contains(&message.as_slice()),
-        "{}",
-        String::from_utf8_lossy(&message)
-    );
+    assert_stored("bob", &message);
     dovecot
         .wait_for_log("rip=127.0.0.4", LOG_WAIT)
         .expect("Dovecot logged bob's login from the client's address");
@@ -639,4 +486,184 @@ fn a_users_file_replaces_the_directory() {
         let refusal = field(&r, "wrong");
         assert!(refusal.starts_with("-ERR [AUTH]"), "{user}: {refusal}");
     }
+}
+
+#[test]
+fn cleartext_is_refused_without_tls_by_default_and_accepted_when_configured() {
+    let popd = start("", "");
+    let r = client(
+        &popd,
+        "plain-auth-plain",
+        popd.port,
+        "alice",
+        "alice-pw",
+        "127.0.0.1",
+    );
+    assert!(
+        !r.get("sasl_plain").split(' ').any(|m| m == "PLAIN"),
+        "{r:?}"
+    );
+    assert!(r.get("auth_plain").starts_with("-ERR"), "{r:?}");
+    drop(popd);
+
+    let popd = start_setup(Setup {
+        service: "plaintextmincipher = 0\n",
+        ..Setup::default()
+    });
+    let r = client(
+        &popd,
+        "plain-retr",
+        popd.port,
+        "alice",
+        "alice-pw",
+        "127.0.0.9",
+    );
+    let capa: Vec<&str> = r.get("capa_plain").split(' ').collect();
+    assert!(capa.contains(&"USER"), "{capa:?}");
+    assert!(r.get("login").starts_with("+OK"), "{r:?}");
+    let message = r.bytes("message");
+    assert_stored("alice", &message);
+    let line = dovecot_login("alice", "127.0.0.9");
+    assert!(line.contains("auth_user=<alice>"), "{line}");
+    let log = popd.log().wait_for("connection closed", 1);
+    assert!(log.contains("tls=none"), "{log}");
+}
+
+#[test]
+fn limits_answer_with_err_and_the_daemon_goes_on() {
+    frontend::assert_connection_limits(
+        Path::new(env!("CARGO_BIN_EXE_popd")),
+        Protocol::Pop,
+        "+OK",
+        "-ERR [SYS/TEMP]",
+    );
+    let popd = start("", "preauthtimeout = 1\n");
+    // No login within mmp.preauthtimeout: -ERR, then the close.
+    let r = popd.line("idle", popd.port, "-", "-", "127.0.0.1");
+    assert!(r.get("greeting").starts_with("+OK"), "{r:?}");
+    let after = r.get("after");
+    assert!(
+        after.starts_with("-ERR") && after.ends_with("| closed"),
+        "{after}"
+    );
+    popd.log().wait_for("pre-login timeout", 1);
+    // An overlong line: -ERR, and the session goes on.
+    drop(popd);
+    let popd = start("", "");
+    let r = popd.line("overlong", popd.port, "NOOP ", "CAPA", "127.0.0.1");
+    assert!(r.get("overlong").starts_with("-ERR"), "{r:?}");
+    assert!(r.get("next").starts_with("+OK"), "{r:?}");
+    assert!(r.get("again").starts_with("+OK"), "{r:?}");
+}
+
+#[test]
+fn filters_tempfail_on_dns_trouble_and_read_the_domain_entry() {
+    frontend::assert_dns_failure_is_temporary(
+        Path::new(env!("CARGO_BIN_EXE_popd")),
+        Protocol::Pop,
+        "-ERR [SYS/TEMP]",
+    );
+
+    // The domain entry denies POP to henry, whose own entry allows it.
+    Slapd::shared().add_ldif(DENYING_DOMAIN_LDIF).unwrap();
+    let popd = start("", "");
+    let r = client(
+        &popd,
+        "stls-wrong",
+        popd.port,
+        "henry@example.net",
+        "henry-pw",
+        "127.0.0.1",
+    );
+    assert!(r.get("wrong").starts_with("-ERR [AUTH]"), "{r:?}");
+    let log = popd
+        .log()
+        .wait_for("account-level access filter user=henry", 1);
+    assert!(log.contains("domain level (decisive)"), "{log}");
+}
+
+#[test]
+fn curl_and_openssl_s_client_work_through_the_proxy() {
+    let popd = start("", "");
+    // curl over implicit TLS fetches alice's first message.
+    let message = popd.curl(
+        "alice:alice-pw",
+        &format!("pop3s://127.0.0.1:{}/1", popd.sslport),
+    );
+    assert_stored("alice", &message);
+    // openssl s_client does STLS itself, then our commands run.
+    let out = popd.s_client_starttls(b"CAPA\nUSER alice\nPASS alice-pw\nSTAT\nQUIT\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.contains(&"USER") && !lines.contains(&"STLS"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        lines.iter().filter(|l| l.starts_with("+OK")).count() >= 4,
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "+OK {} ",
+            Dovecot::shared().messages("alice").len()
+        ))),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_users_mailhost_is_honoured_and_a_store_refusal_is_err_auth() {
+    // A second Dovecot, named only by admin's mailHost (host:port).
+    let other = Dovecot::start().unwrap();
+    let ldif = format!(
+        "dn: uid=admin,ou=People,o=example.com,o=example\nchangetype: modify\n\
+         replace: mailHost\nmailHost: 127.0.0.1:{}\n",
+        other.pop3_port()
+    );
+    Slapd::shared().modify_ldif(&ldif).unwrap();
+    // judy is in the directory, not in the store.
+    Slapd::shared().add_ldif(STORELESS_USER_LDIF).unwrap();
+    // Both stores' CAs are trusted.
+    let cas = format!("{}\n{}", Dovecot::shared().ca_pem(), other.ca_pem());
+    let files = [("store-ca.pem", cas.as_str())];
+    let popd = start_setup(Setup {
+        files: &files,
+        ..Setup::default()
+    });
+    let r = client(
+        &popd,
+        "stls-retr",
+        popd.port,
+        "admin",
+        "admin-pw",
+        "127.0.0.10",
+    );
+    assert!(r.get("login").starts_with("+OK"), "{r:?}");
+    let line = store_login(&other, Protocol::Pop, "admin", "127.0.0.10");
+    assert!(line.contains("auth_user=<admin>"), "{line}");
+    assert!(
+        !Dovecot::shared().log().contains("rip=127.0.0.10,"),
+        "{}",
+        Dovecot::shared().log()
+    );
+    let r = client(
+        &popd,
+        "stls-wrong",
+        popd.port,
+        "judy",
+        "judy-pw",
+        "127.0.0.13",
+    );
+    assert!(
+        r.get("wrong")
+            .starts_with("-ERR [AUTH] The message store refused"),
+        "{r:?}"
+    );
+    let dovecot = Dovecot::shared();
+    let line = dovecot
+        .wait_for_log("user=<judy>", LOG_WAIT)
+        .unwrap_or_else(|| panic!("Dovecot logged no judy:\n{}", dovecot.log()));
+    assert!(line.contains("auth failed"), "{line}");
 }

@@ -168,6 +168,15 @@ parameters! {
         "Nickname(s) of the server certificate used by every service that has no \
          local.<service>.sslnicknames of its own; module:nickname names a key on a PKCS#11 token.",
     );
+    LOCAL_DNSSERVERS: Vec<String> = (
+        "local.dnsservers",
+        Kind::List,
+        Some(""),
+        "Name servers the access filters ask for host names: blank-separated ip[:port] \
+         (port 53 when none is given; IPv6 as [addr]:port). Empty: the system's \
+         resolver configuration (/etc/resolv.conf). A lookup that fails is a temporary \
+         refusal, never a grant.",
+    );
     LOCAL_HTTP_SSLNICKNAMES: Vec<String> = (
         "local.http.sslnicknames",
         Kind::CommaList,
@@ -522,6 +531,15 @@ parameters! {
         Some("10"),
         "FailoverTimeout: seconds to wait for an SMTP relay before trying the next; a \
          failed relay is not tried again for this many minutes.",
+    );
+    MMP_FORWARDCLIENTID: bool = (
+        "mmp.forwardclientid",
+        BOOL,
+        Some("false"),
+        "IMAP: pass the client's own ID fields (RFC 2971: name, version, os ...) on to the \
+         store after the proxy's; fields whose names start with x- (x-originating-ip and \
+         the like, which the store believes from the proxy) are never passed on. false: \
+         the store sees only the proxy's fields.",
     );
     MMP_IMAP_BACKSIDEPORT: i64 = (
         "mmp.imap.backsideport",

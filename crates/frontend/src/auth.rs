@@ -16,13 +16,13 @@
 //! account status is the backends' business (a disabled account never
 //! authenticates).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_accessfilter::net::DnsResolver;
 use portcullis_accessfilter::{Combined, FilterSet, Level, Lookups, Query, Verdict, combine};
-use portcullis_config::Config;
+use portcullis_config::{Config, params};
 use portcullis_sasl::framing::Failure;
 use portcullis_sasl::{Account, Authenticated, Backends, Mechanism, Policy, ServerSession, Step};
 
@@ -79,7 +79,13 @@ impl AccessFilters {
             })?;
             builder = builder.filters(&sf.parameter, filters);
         }
-        let resolver = match DnsResolver::from_system(DNS_TIMEOUT) {
+        let servers = name_servers(&config.get(params::LOCAL_DNSSERVERS)?)?;
+        let resolver = if servers.is_empty() {
+            DnsResolver::from_system(DNS_TIMEOUT)
+        } else {
+            DnsResolver::with_servers(&servers, DNS_TIMEOUT)
+        };
+        let resolver = match resolver {
             Ok(r) => Some(Arc::new(r)),
             Err(e) => {
                 tracing::warn!(error = %e, "no DNS resolver: filters that need host names tempfail");
@@ -156,6 +162,30 @@ impl AccessFilters {
         }
         combined
     }
+}
+
+/// The name servers of `local.dnsservers`: `ip`, `ip:port`, `[v6]` or
+/// `[v6]:port` (port 53 when none is given).
+fn name_servers(values: &[String]) -> Result<Vec<SocketAddr>, Error> {
+    values
+        .iter()
+        .map(|v| {
+            let v = v.trim();
+            v.parse::<SocketAddr>()
+                .ok()
+                .or_else(|| {
+                    let ip = v.strip_prefix('[').and_then(|r| r.strip_suffix(']'));
+                    ip.unwrap_or(v)
+                        .parse::<IpAddr>()
+                        .ok()
+                        .map(|ip| SocketAddr::new(ip, 53))
+                })
+                .ok_or_else(|| Error::InvalidSetting {
+                    name: "local.dnsservers",
+                    reason: format!("{v:?} is not an ip[:port] address"),
+                })
+        })
+        .collect()
 }
 
 /// How a login ended, as the protocol must answer it.
@@ -337,6 +367,25 @@ mod tests {
                 .await,
             Verdict::Allow
         );
+    }
+
+    #[test]
+    fn name_servers_take_an_optional_port_and_refuse_host_names() {
+        let parsed = name_servers(&[
+            "127.0.0.1".to_owned(),
+            "127.0.0.1:5353".to_owned(),
+            "[::1]".to_owned(),
+            "[::1]:5353".to_owned(),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let expected: Vec<SocketAddr> =
+            ["127.0.0.1:53", "127.0.0.1:5353", "[::1]:53", "[::1]:5353"]
+                .iter()
+                .map(|a| a.parse().unwrap_or_else(|e| panic!("{a}: {e}")))
+                .collect();
+        assert_eq!(parsed, expected);
+        let e = name_servers(&["ns.example.com".to_owned()]).unwrap_err();
+        assert!(e.to_string().contains("local.dnsservers"), "{e}");
     }
 
     #[test]

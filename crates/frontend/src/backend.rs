@@ -216,7 +216,16 @@ pub struct ClientIdentity {
     pub session: Option<String>,
     /// Hops left before a proxy loop is assumed.
     pub ttl: Option<u8>,
+    /// The IMAP client's own ID fields ([`ClientIdentity::with_client_id`]),
+    /// sent after the proxy's when `mmp.forwardclientid` is on.
+    pub client_id: Vec<(String, String)>,
 }
+
+/// RFC 2971 §3.3: at most 30 fields, names of at most 30 octets, values of
+/// at most 1024.
+const ID_MAX_FIELDS: usize = 30;
+const ID_MAX_NAME: usize = 30;
+const ID_MAX_VALUE: usize = 1024;
 
 impl ClientIdentity {
     /// The client's address only.
@@ -227,7 +236,34 @@ impl ClientIdentity {
             local: None,
             session: None,
             ttl: None,
+            client_id: Vec::new(),
         }
+    }
+
+    /// Adds the client's own ID fields (its `ID` command's parameters),
+    /// keeping only what may reach the store beside the proxy's fields:
+    /// no name starting with `x-` (the store believes `x-originating-ip`
+    /// and the like from the proxy, and Dovecot takes `x-forward-*` as
+    /// passdb fields), no NIL value, no name the proxy sends itself or
+    /// the client repeats, and within RFC 2971's limits (30 fields, names
+    /// of 30 octets, values of 1024).
+    #[must_use]
+    pub fn with_client_id(mut self, fields: &[(String, Option<String>)]) -> Self {
+        let mut kept: Vec<(String, String)> = Vec::new();
+        for (name, value) in fields {
+            let Some(value) = value else { continue };
+            let lower = name.to_ascii_lowercase();
+            let forbidden = lower.starts_with("x-")
+                || lower.is_empty()
+                || name.len() > ID_MAX_NAME
+                || value.len() > ID_MAX_VALUE
+                || kept.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+            if !forbidden && kept.len() < ID_MAX_FIELDS - 6 {
+                kept.push((name.clone(), value.clone()));
+            }
+        }
+        self.client_id = kept;
+        self
     }
 
     /// IMAP ID fields (RFC 2971) that Dovecot believes from its trusted
@@ -252,6 +288,7 @@ impl ClientIdentity {
         if let Some(t) = self.ttl {
             fields.push(("x-proxy-ttl".to_owned(), t.to_string()));
         }
+        fields.extend(self.client_id.iter().cloned());
         fields
     }
 
@@ -607,6 +644,7 @@ pub struct Backend {
     connect_timeout: Duration,
     login_timeout: Duration,
     proxy_header: bool,
+    forward_client_id: bool,
 }
 
 fn port(config: &Config, key: portcullis_config::Param<i64>) -> Result<u16, Error> {
@@ -689,6 +727,7 @@ impl Backend {
             connect_timeout: seconds(config.get(params::MMP_STORECONNECTTIMEOUT)?),
             login_timeout: seconds(config.get(params::MMP_STORELOGINTIMEOUT)?),
             proxy_header: config.get(params::MMP_BACKSIDEPROXYPROTOCOL)?,
+            forward_client_id: config.get(params::MMP_FORWARDCLIENTID)?,
         })
     }
 
@@ -937,6 +976,18 @@ impl Backend {
     ) -> Result<StoreSession, Error> {
         let candidates = self.candidates(Protocol::Imap, mail_host)?;
         let credentials = self.credentials(user, cleartext)?;
+        // The client's own ID fields go on only when configured.
+        let own;
+        let identity = match identity {
+            Some(i) if !self.forward_client_id && !i.client_id.is_empty() => {
+                own = ClientIdentity {
+                    client_id: Vec::new(),
+                    ..i.clone()
+                };
+                Some(&own)
+            }
+            other => other,
+        };
         self.open(&candidates, identity, |setup| {
             ImapDriver::new(setup, &credentials, self.in_band(identity))
         })
@@ -1184,6 +1235,41 @@ mod tests {
         assert!(!debug.contains("s3cret"), "{debug}");
         assert_eq!(StoreLogin::parse("MASTER").unwrap(), StoreLogin::Master);
         assert_eq!(StoreTls::parse("Tls").unwrap(), StoreTls::Tls);
+    }
+
+    #[test]
+    fn a_clients_own_id_follows_ours_and_never_names_x_fields() {
+        let own = |pairs: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+                .collect()
+        };
+        let id = ClientIdentity::new("192.0.2.7:5000".parse().unwrap()).with_client_id(&own(&[
+            ("name", Some("Mailer")),
+            ("X-Originating-IP", Some("203.0.113.66")),
+            ("x-forward-master", Some("yes")),
+            ("version", None),
+            ("NAME", Some("again")),
+            ("os", Some(&"y".repeat(1025))),
+            (&"n".repeat(31), Some("long name")),
+            ("vendor", Some("Example")),
+        ]));
+        assert_eq!(
+            id.imap_id_fields(),
+            vec![
+                ("x-originating-ip".to_owned(), "192.0.2.7".to_owned()),
+                ("x-originating-port".to_owned(), "5000".to_owned()),
+                ("name".to_owned(), "Mailer".to_owned()),
+                ("vendor".to_owned(), "Example".to_owned()),
+            ]
+        );
+        // At most 30 fields in all.
+        let many: Vec<(String, Option<String>)> = (0..40)
+            .map(|i| (format!("f{i}"), Some("v".to_owned())))
+            .collect();
+        let id = ClientIdentity::new("192.0.2.7:5000".parse().unwrap()).with_client_id(&many);
+        assert!(id.imap_id_fields().len() <= 30);
     }
 
     #[test]

@@ -65,6 +65,9 @@ struct Conn {
     tag: String,
     last_response: Zeroizing<Vec<u8>>,
     peer: Peer,
+    /// The client's own ID fields (its last ID command), for the store
+    /// when `mmp.forwardclientid` is on.
+    client_id: portcullis_imap_proto::command::IdParameters,
     store: Option<StoreSession>,
     log: ConnLog,
 }
@@ -204,6 +207,7 @@ impl ImapFrontend {
             tag: String::new(),
             last_response: Zeroizing::new(Vec::new()),
             peer: Peer::new(client, local, tls_active),
+            client_id: Vec::new(),
             store: None,
             log: std::mem::take(log),
         };
@@ -358,9 +362,9 @@ impl ImapFrontend {
                     self.auth_event(c, event).await;
                 }
                 Event::StartTls { .. } => self.starttls(c).await?,
-                // Answered by the session; a client's own ID is not
-                // passed on to the store.
-                Event::Id { .. } => {}
+                // Answered by the session; the client's fields are kept
+                // for the store (passed on only with mmp.forwardclientid).
+                Event::Id { parameters, .. } => c.client_id = parameters.unwrap_or_default(),
                 Event::Logout => {
                     c.log.result = "logout before login".to_owned();
                     return Ok(false);
@@ -492,7 +496,7 @@ impl ImapFrontend {
         c.log.user = Some(user.clone());
         c.log.mechanism = Some(auth.mechanism().name());
         let mail_host = auth.account().and_then(|a| a.mail_host.clone());
-        let identity = session::client_identity(&c.peer);
+        let identity = session::client_identity(&c.peer).with_client_id(&c.client_id);
         // The cleartext password of LOGIN, or the one the exchange handed
         // on (AUTHENTICATE PLAIN / LOGIN), is replayed; everything else
         // uses the master-user form.

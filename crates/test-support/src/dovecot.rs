@@ -25,7 +25,9 @@
 //! in `Login: user=<…>, method=…, rip=…, rport=…, …, auth_user=<…>` lines
 //! (`auth_user` is the authentication identity: the user itself, or the
 //! master user when it logged in for the user). The POP3 greeting of a
-//! trusted client carries `[XCLIENT]`.
+//! trusted client carries `[XCLIENT]`. With
+//! [`DovecotOptions::log_client_id`] the IMAP ID fields a client sent are
+//! logged too (`imap_id_log = *`: `ID sent: name=…, …: user=<>, rip=…`).
 //!
 //! Traps handled here: the master keeps its caller's descriptors open (the
 //! guard redirects all of them); the login processes run chrooted as an
@@ -82,6 +84,9 @@ pub struct DovecotOptions {
     /// thousands of connections. The caller raises the descriptor limit
     /// Dovecot inherits.
     pub client_limit: Option<u32>,
+    /// Log the IMAP ID fields clients send (`imap_id_log = *`): an `ID
+    /// sent: …` line per ID command, which also carries `rip=`.
+    pub log_client_id: bool,
 }
 
 /// The directory an LDAP passdb ([`DovecotOptions::ldap`]) reads.
@@ -103,6 +108,16 @@ impl DovecotOptions {
     pub fn high_performance() -> Self {
         Self {
             high_performance: true,
+            ..Self::default()
+        }
+    }
+
+    /// Logging the clients' ID fields (see
+    /// [`DovecotOptions::log_client_id`]).
+    #[must_use]
+    pub fn log_client_id() -> Self {
+        Self {
+            log_client_id: true,
             ..Self::default()
         }
     }
@@ -294,7 +309,14 @@ impl Dovecot {
             std::fs::create_dir(dir.join(sub))?;
         }
 
-        let ca = TestCa::new("Portcullis Dovecot test CA")?;
+        // A name of its own per instance: a client that trusts two
+        // instances' CAs must not mistake one for the other (same subject,
+        // other key: a bad signature).
+        let ca = TestCa::new(&format!(
+            "Portcullis Dovecot test CA {}.{}",
+            std::process::id(),
+            crate::unique()
+        ))?;
         let server = ca.issue_server(&["127.0.0.1", "localhost"])?;
         std::fs::write(dir.join("ca.pem"), ca.cert_pem())?;
         std::fs::write(dir.join("server.pem"), &server.cert_pem)?;
@@ -703,7 +725,7 @@ auth_verbose = yes
 auth_failure_delay = 0
 login_trusted_networks = 127.0.0.0/8
 haproxy_trusted_networks = 127.0.0.0/8
-login_log_format_elements = user=<%u> method=%m rip=%r rport=%{{rport}} lip=%l mpid=%e %c session=<%{{session}}> auth_user=<%{{auth_user}}>
+{id_log}login_log_format_elements = user=<%u> method=%m rip=%r rport=%{{rport}} lip=%l mpid=%e %c session=<%{{session}}> auth_user=<%{{auth_user}}>
 
 {limits}mail_location = maildir:{d}/mail/%u
 mail_uid = {mail_uid}
@@ -756,6 +778,11 @@ service pop3-login {{
   }}
 {login_tuning}}}
 "#,
+        id_log = if options.log_client_id {
+            "imap_id_log = *\n"
+        } else {
+            ""
+        },
         internal = accounts.internal,
         login = accounts.login,
         mail_uid = accounts.mail_uid,

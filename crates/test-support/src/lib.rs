@@ -7,6 +7,12 @@
 //! * `Fixture::shared()` gives one instance per test binary, started on first
 //!   use and stopped when the test process exits, even after failed tests.
 //!
+//! [`frontend`] sets up one of our own mail front ends (imapd, popd)
+//! against the shared slapd and Dovecot fixtures, with the client helpers
+//! its end-to-end tests share; [`frontend_config`] writes such a front
+//! end's configuration file for tests that start the daemon themselves
+//! (reload and metrics), with the HTTP and metric helpers they use.
+//!
 //! A fixture whose program cannot start panics with a message that says why:
 //! tests that need a service fail, they never skip silently.
 //!
@@ -22,6 +28,7 @@ pub mod ca;
 pub mod daemon;
 pub mod dovecot;
 pub mod frontend;
+pub mod frontend_config;
 pub mod postfix;
 mod process;
 pub mod redis;

@@ -15,6 +15,20 @@ use crate::{FixtureError, Guarded, free_port, require, run, wait_for_port_of};
 const SCHEMA: &str = include_str!("../data/portcullis.schema");
 const BASE_LDIF: &str = include_str!("../data/base.ldif");
 
+/// An extra domain for [`Slapd::add_ldif`]: `example.net`, whose entry
+/// denies IMAP and POP (`mailDomainAllowedServiceAccess: -imap,pop:ALL`),
+/// with `henry@example.net` (password `henry-pw`), whose own entry allows
+/// both. Not in the base directory: a test that needs it adds it.
+pub const DENYING_DOMAIN_LDIF: &str = include_str!("../data/example-net.ldif");
+
+/// An extra user for [`Slapd::add_ldif`]: `judy` (password `judy-pw`), an
+/// active example.com user the Dovecot fixture does not know, so the
+/// directory accepts her login and the store refuses it.
+pub const STORELESS_USER_LDIF: &str = "dn: uid=judy,ou=People,o=example.com,o=example\n\
+    objectClass: inetOrgPerson\nobjectClass: inetMailUser\nobjectClass: inetUser\n\
+    uid: judy\ncn: Judy Example\nsn: Example\nmail: judy@example.com\n\
+    mailUserStatus: active\nuserPassword: judy-pw\n";
+
 /// Base DN of the test directory.
 pub const BASE_DN: &str = "o=example";
 /// The root DN, which may write anything.

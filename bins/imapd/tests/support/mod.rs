@@ -16,8 +16,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use portcullis_test_support::ca::TestCa;
 use portcullis_test_support::daemon::Daemon;
 use portcullis_test_support::free_port;
-use portcullis_test_support::frontend::FrontendConfig;
-pub use portcullis_test_support::frontend::{http, metric as value};
+use portcullis_test_support::frontend_config::FrontendConfig;
+pub use portcullis_test_support::frontend_config::{http, metric as value};
 use portcullis_tlsconf::certdb::certdb::{CertDb, KdfParams, Password, PrivateKey, TrustFlags};
 
 /// The nickname the configuration's default (`encryption.rsa.nssslpersonalityssl`)
