@@ -1,12 +1,16 @@
-//! msgcert's command line: subcommands, options, and where passwords come
+//! msgcert's command line: subcommands and options, where passwords come
 //! from (a file given with `-W` / `--p12-password-file`, else the
-//! terminal). The operations themselves are `portcullis-certdb`'s.
+//! terminal), and where output goes. The operations themselves are
+//! `portcullis-certdb`'s.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use portcullis_certdb::{
-    CertDb, Error, KeyType, Password, Subject, SubjectFields, Validity, read_input,
+    CertDb, Error, KdfParams, KeyType, Password, Report, Subject, SubjectFields, TrustFlags,
+    Validity, read_input, write_private_file,
 };
 use time::OffsetDateTime;
 
@@ -179,204 +183,244 @@ pub(crate) enum Format {
 pub(crate) enum Cmd {
     /// Adds a certificate to the certificate database.
     #[command(name = "add-cert")]
-    AddCert {
-        /// Mark it a trusted CA for SSL (trust flags CT,,).
-        #[arg(short = 'C')]
-        ca: bool,
-        /// Explicit NSS trust flags (SSL,email,objsign), e.g. "C,,".
-        #[arg(short = 't', long = "trust", conflicts_with = "ca")]
-        trust: Option<String>,
-        /// Alias (nickname); MODULE:ALIAS stores it on a PKCS#11 token.
-        alias: String,
-        /// Certificate file, PEM or DER.
-        cert_file: PathBuf,
-    },
+    AddCert(AddCertArgs),
     /// Creates and adds a selfsign certificate to the certificate database.
     #[command(name = "add-selfsign-cert")]
-    AddSelfsignCert {
-        #[command(flatten)]
-        name: NameOpts,
-        /// Validity in days, 1 to 36525 (default: three months).
-        #[arg(long, value_name = "DAYS", value_parser = days_parser(1))]
-        validity: Option<u32>,
-        #[command(flatten)]
-        key: KeyOpts,
-        /// Alias; MODULE:ALIAS generates the key on a PKCS#11 token.
-        alias: String,
-    },
+    AddSelfsignCert(AddSelfsignCertArgs),
     /// Exports a certificate and its keys from the database (PKCS#12).
     #[command(name = "export-cert")]
-    ExportCert {
-        /// Output file (default: standard output).
-        #[arg(short = 'o', value_name = "OUTPUT_FILE")]
-        output: Option<PathBuf>,
-        /// File holding the PKCS#12 password (default: prompt).
-        #[arg(long = "p12-password-file", value_name = "FILE")]
-        p12_password_file: Option<PathBuf>,
-        /// Alias.
-        alias: String,
-    },
+    ExportCert(ExportCertArgs),
     /// Creates the certificate database, its sslpassword.conf and a self-signed Server-Cert.
     #[command(name = "generate-certDB")]
-    GenerateCertDb {
-        #[command(flatten)]
-        key: KeyOpts,
-        /// Cheap key derivation for test databases. Never use in production.
-        #[arg(long = "insecure-fast-kdf", hide = true)]
-        insecure_fast_kdf: bool,
-    },
+    GenerateCertDb(GenerateCertDbArgs),
     /// Adds a new certificate and its keys to the cert database (PKCS#12).
     #[command(name = "import-cert")]
-    ImportCert {
-        /// File holding the PKCS#12 password (default: prompt).
-        #[arg(long = "p12-password-file", value_name = "FILE")]
-        p12_password_file: Option<PathBuf>,
-        /// Alias for the certificate (default: the file's friendly name).
-        #[arg(long)]
-        alias: Option<String>,
-        /// PKCS#12 file.
-        cert_file: PathBuf,
-    },
+    ImportCert(ImportArgs),
     /// Adds a new selfsign certificate and its keys to the cert database (PKCS#12).
     #[command(name = "import-selfsign-cert")]
-    ImportSelfsignCert {
-        /// File holding the PKCS#12 password (default: prompt).
-        #[arg(long = "p12-password-file", value_name = "FILE")]
-        p12_password_file: Option<PathBuf>,
-        /// Alias for the certificate (default: the file's friendly name).
-        #[arg(long)]
-        alias: Option<String>,
-        /// PKCS#12 file.
-        cert_file: PathBuf,
-    },
+    ImportSelfsignCert(ImportArgs),
     /// Lists all certificates in the Certificate database.
     #[command(name = "list-certs")]
-    ListCerts {
-        /// Only trusted CA certificates.
-        #[arg(short = 'C')]
-        ca: bool,
-    },
+    ListCerts(ListCertsArgs),
     /// Removes a certificate from the database.
     #[command(name = "remove-cert")]
-    RemoveCert {
-        /// Alias or MODULE:ALIAS.
-        alias: String,
-    },
+    RemoveCert(NicknameArgs),
     /// Renews a certificate.
     #[command(name = "renew-cert")]
-    RenewCert {
-        /// Alias or MODULE:ALIAS.
-        alias: String,
-        /// The renewed certificate, PEM or DER.
-        cert_file: PathBuf,
-    },
+    RenewCert(RenewCertArgs),
     /// Renews a selfsign certificate (same key, new serial, new validity).
     #[command(name = "renew-selfsign-cert")]
-    RenewSelfsignCert {
-        /// Validity in days, 1 to 36525 (default: three months).
-        #[arg(long, value_name = "DAYS", value_parser = days_parser(1))]
-        validity: Option<u32>,
-        /// Alias or MODULE:ALIAS.
-        alias: String,
-    },
+    RenewSelfsignCert(RenewSelfsignCertArgs),
     /// Generates a certificate request (PKCS#10).
     #[command(name = "request-cert")]
-    RequestCert {
-        #[command(flatten)]
-        name: NameOpts,
-        /// Output format.
-        #[arg(
-            short = 'F',
-            value_enum,
-            default_value = "binary",
-            value_name = "FORMAT"
-        )]
-        format: Format,
-        /// Output file (default: standard output).
-        #[arg(short = 'o', value_name = "OUTPUT_FILE")]
-        output: Option<PathBuf>,
-        #[command(flatten)]
-        key: KeyOpts,
-        /// Generate the key on this PKCS#11 module's token.
-        #[arg(long, value_name = "MODULE")]
-        token: Option<String>,
-        /// Token label of the new key (with --token; default: the CN).
-        #[arg(long, requires = "token")]
-        label: Option<String>,
-    },
+    RequestCert(RequestCertArgs),
     /// Displays a certificate.
     #[command(name = "show-cert")]
-    ShowCert {
-        /// Alias or MODULE:ALIAS.
-        alias: String,
-    },
+    ShowCert(NicknameArgs),
     /// Sets a certificate's trust flags (NSS syntax SSL,email,objsign with p P c C T u w).
     #[command(name = "modify-trust")]
-    ModifyTrust {
-        /// Alias.
-        alias: String,
-        /// Trust flags, e.g. "CT,," or "P,,".
-        flags: String,
-    },
+    ModifyTrust(ModifyTrustArgs),
     /// Lists the PKCS#11 modules.
     #[command(name = "list-modules")]
     ListModules,
     /// Adds a PKCS#11 module.
     #[command(name = "add-module")]
-    AddModule {
-        /// Label of the token to use (default: the first initialised token).
-        #[arg(long = "token-label")]
-        token_label: Option<String>,
-        /// File holding the token's user PIN, stored as NAME:PIN in sslpassword.conf.
-        #[arg(long = "pin-file", value_name = "FILE")]
-        pin_file: Option<PathBuf>,
-        /// Module name (used as NAME:alias and in sslpassword.conf).
-        name: String,
-        /// Path of the PKCS#11 shared library.
-        library: PathBuf,
-    },
+    AddModule(AddModuleArgs),
     /// Lists the slots and tokens of the PKCS#11 modules.
     #[command(name = "list-tokens")]
-    ListTokens {
-        /// Only this module.
-        module: Option<String>,
-    },
+    ListTokens(ListTokensArgs),
     /// Generates a key pair with no certificate yet.
     #[command(name = "generate-key")]
-    GenerateKey {
-        /// Generate it on this PKCS#11 module's token.
-        #[arg(long, value_name = "MODULE")]
-        token: Option<String>,
-        /// Token label of the key (with --token).
-        #[arg(long, requires = "token", default_value = "key")]
-        label: String,
-        #[command(flatten)]
-        key: KeyOpts,
-    },
+    GenerateKey(GenerateKeyArgs),
     /// Lists the key pairs on the PKCS#11 tokens, with or without a certificate.
     #[command(name = "list-keys")]
-    ListKeys {
-        /// Only this module's token.
-        #[arg(long, value_name = "MODULE")]
-        token: Option<String>,
-    },
+    ListKeys(ListKeysArgs),
     /// Removes a key pair that no certificate uses from a PKCS#11 token (e.g. a request-cert key).
     #[command(name = "remove-key")]
-    RemoveKey {
-        /// The module whose token holds the key.
-        #[arg(long, value_name = "MODULE")]
-        token: String,
-        /// Token label of the key.
-        #[arg(long)]
-        label: String,
-    },
+    RemoveKey(RemoveKeyArgs),
     /// Exits 1 when a certificate expires within N days (for monitoring).
     #[command(name = "check-expiry")]
-    CheckExpiry {
-        /// Days ahead, 0 to 36525.
-        #[arg(long, value_name = "N", value_parser = days_parser(0))]
-        days: u32,
-    },
+    CheckExpiry(CheckExpiryArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct AddCertArgs {
+    /// Mark it a trusted CA for SSL (trust flags CT,,).
+    #[arg(short = 'C')]
+    pub(crate) ca: bool,
+    /// Explicit NSS trust flags (SSL,email,objsign), e.g. "C,,".
+    #[arg(short = 't', long = "trust", conflicts_with = "ca")]
+    pub(crate) trust: Option<String>,
+    /// Alias (nickname); MODULE:ALIAS stores it on a PKCS#11 token.
+    pub(crate) alias: String,
+    /// Certificate file, PEM or DER.
+    pub(crate) cert_file: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct AddSelfsignCertArgs {
+    #[command(flatten)]
+    pub(crate) name: NameOpts,
+    /// Validity in days, 1 to 36525 (default: three months).
+    #[arg(long, value_name = "DAYS", value_parser = days_parser(1))]
+    pub(crate) validity: Option<u32>,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    /// Alias; MODULE:ALIAS generates the key on a PKCS#11 token.
+    pub(crate) alias: String,
+}
+
+#[derive(Args)]
+pub(crate) struct ExportCertArgs {
+    /// Output file (default: standard output).
+    #[arg(short = 'o', value_name = "OUTPUT_FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// File holding the PKCS#12 password (default: prompt).
+    #[arg(long = "p12-password-file", value_name = "FILE")]
+    pub(crate) p12_password_file: Option<PathBuf>,
+    /// Alias.
+    pub(crate) alias: String,
+}
+
+#[derive(Args)]
+pub(crate) struct GenerateCertDbArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    /// Cheap key derivation for test databases. Never use in production.
+    #[arg(long = "insecure-fast-kdf", hide = true)]
+    pub(crate) insecure_fast_kdf: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct ImportArgs {
+    /// File holding the PKCS#12 password (default: prompt).
+    #[arg(long = "p12-password-file", value_name = "FILE")]
+    pub(crate) p12_password_file: Option<PathBuf>,
+    /// Alias for the certificate (default: the file's friendly name).
+    #[arg(long)]
+    pub(crate) alias: Option<String>,
+    /// PKCS#12 file.
+    pub(crate) cert_file: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct ListCertsArgs {
+    /// Only trusted CA certificates.
+    #[arg(short = 'C')]
+    pub(crate) ca: bool,
+}
+
+/// The operand of `remove-cert` and `show-cert`.
+#[derive(Args)]
+pub(crate) struct NicknameArgs {
+    /// Alias or MODULE:ALIAS.
+    pub(crate) alias: String,
+}
+
+#[derive(Args)]
+pub(crate) struct RenewCertArgs {
+    /// Alias or MODULE:ALIAS.
+    pub(crate) alias: String,
+    /// The renewed certificate, PEM or DER.
+    pub(crate) cert_file: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct RenewSelfsignCertArgs {
+    /// Validity in days, 1 to 36525 (default: three months).
+    #[arg(long, value_name = "DAYS", value_parser = days_parser(1))]
+    pub(crate) validity: Option<u32>,
+    /// Alias or MODULE:ALIAS.
+    pub(crate) alias: String,
+}
+
+#[derive(Args)]
+pub(crate) struct RequestCertArgs {
+    #[command(flatten)]
+    pub(crate) name: NameOpts,
+    /// Output format.
+    #[arg(
+        short = 'F',
+        value_enum,
+        default_value = "binary",
+        value_name = "FORMAT"
+    )]
+    pub(crate) format: Format,
+    /// Output file (default: standard output).
+    #[arg(short = 'o', value_name = "OUTPUT_FILE")]
+    pub(crate) output: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    /// Generate the key on this PKCS#11 module's token.
+    #[arg(long, value_name = "MODULE")]
+    pub(crate) token: Option<String>,
+    /// Token label of the new key (with --token; default: the CN).
+    #[arg(long, requires = "token")]
+    pub(crate) label: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct ModifyTrustArgs {
+    /// Alias.
+    pub(crate) alias: String,
+    /// Trust flags, e.g. "CT,," or "P,,".
+    pub(crate) flags: String,
+}
+
+#[derive(Args)]
+pub(crate) struct AddModuleArgs {
+    /// Label of the token to use (default: the first initialised token).
+    #[arg(long = "token-label")]
+    pub(crate) token_label: Option<String>,
+    /// File holding the token's user PIN, stored as NAME:PIN in sslpassword.conf.
+    #[arg(long = "pin-file", value_name = "FILE")]
+    pub(crate) pin_file: Option<PathBuf>,
+    /// Module name (used as NAME:alias and in sslpassword.conf).
+    pub(crate) name: String,
+    /// Path of the PKCS#11 shared library.
+    pub(crate) library: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct ListTokensArgs {
+    /// Only this module.
+    pub(crate) module: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct GenerateKeyArgs {
+    /// Generate it on this PKCS#11 module's token.
+    #[arg(long, value_name = "MODULE")]
+    pub(crate) token: Option<String>,
+    /// Token label of the key (with --token).
+    #[arg(long, requires = "token", default_value = "key")]
+    pub(crate) label: String,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+}
+
+#[derive(Args)]
+pub(crate) struct ListKeysArgs {
+    /// Only this module's token.
+    #[arg(long, value_name = "MODULE")]
+    pub(crate) token: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct RemoveKeyArgs {
+    /// The module whose token holds the key.
+    #[arg(long, value_name = "MODULE")]
+    pub(crate) token: String,
+    /// Token label of the key.
+    #[arg(long)]
+    pub(crate) label: String,
+}
+
+#[derive(Args)]
+pub(crate) struct CheckExpiryArgs {
+    /// Days ahead, 0 to 36525.
+    #[arg(long, value_name = "N", value_parser = days_parser(0))]
+    pub(crate) days: u32,
 }
 
 impl KeyOpts {
@@ -458,4 +502,71 @@ pub(crate) fn validity(days: Option<u32>) -> Validity {
         Some(d) => Validity::days(now, d),
         None => Validity::months(now, 3),
     }
+}
+
+impl GenerateCertDbArgs {
+    /// The new database's password: from `-W`, else asked twice on a
+    /// terminal, else generated (and said so: it is in sslpassword.conf).
+    pub(crate) fn password(&self, g: &Global) -> Result<Password, Error> {
+        use std::io::IsTerminal as _;
+        match &g.password_file {
+            Some(f) => Password::from_file(f),
+            None if std::io::stdin().is_terminal() => prompt_new("certificate database"),
+            None => {
+                println!("No terminal: generated a random password; it is in sslpassword.conf.");
+                Password::generate()
+            }
+        }
+    }
+
+    pub(crate) fn kdf(&self) -> KdfParams {
+        if self.insecure_fast_kdf {
+            KdfParams::INSECURE_FAST
+        } else {
+            KdfParams::DEFAULT
+        }
+    }
+}
+
+impl AddCertArgs {
+    /// `-C` (a trusted CA), `-t FLAGS`, or no trust.
+    pub(crate) fn trust_flags(&self) -> Result<TrustFlags, Error> {
+        match (self.ca, &self.trust) {
+            (true, _) => Ok(TrustFlags::trusted_ca()),
+            (false, Some(t)) => t.parse(),
+            (false, None) => Ok(TrustFlags::default()),
+        }
+    }
+}
+
+impl RequestCertArgs {
+    /// The token label of the new key: `--label`, else the CN.
+    pub(crate) fn label(&self) -> String {
+        self.label
+            .clone()
+            .unwrap_or_else(|| self.name.name.clone().unwrap_or_else(|| "request".into()))
+    }
+}
+
+/// `data` to the file `path` (owner-only, atomically), else to standard
+/// output.
+pub(crate) fn write_output(path: Option<&Path>, data: &[u8]) -> Result<(), Error> {
+    match path {
+        Some(p) => write_private_file(p, data),
+        None => std::io::stdout().write_all(data).map_err(|e| Error::Io {
+            action: "writing",
+            path: "standard output".into(),
+            source: e,
+        }),
+    }
+}
+
+/// Prints a listing: warnings on standard error, exit 1 when it needs
+/// attention.
+pub(crate) fn print(r: Report) -> ExitCode {
+    for w in &r.warnings {
+        eprintln!("msgcert: warning: {w}");
+    }
+    print!("{}", r.text);
+    ExitCode::from(u8::from(r.attention))
 }

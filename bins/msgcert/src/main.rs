@@ -10,228 +10,141 @@
 
 mod args;
 
-use std::io::{IsTerminal as _, Write as _};
-use std::path::Path;
 use std::process::ExitCode;
 
-use args::{Cli, Cmd, Format, open_for_write, open_read_only, p12_password, validity};
+use args::{
+    Cli, Cmd, Format, open_for_write, open_read_only, p12_password, print, validity, write_output,
+};
 use clap::Parser as _;
 use portcullis_certdb::{
-    CertDb, Error, KdfParams, Password, Report, TrustFlags, describe, read_input, request_pem,
-    terminal_safe, write_private_file,
+    CertDb, DEFAULT_SERVER_CERT, Error, Password, TrustFlags, describe, public_key_pem, read_input,
+    request_pem, terminal_safe,
 };
 use time::OffsetDateTime;
-
-/// `data` to the file `path` (owner-only, atomically), else to standard
-/// output.
-fn write_output(path: Option<&Path>, data: &[u8]) -> Result<(), Error> {
-    match path {
-        Some(p) => write_private_file(p, data),
-        None => std::io::stdout().write_all(data).map_err(|e| Error::Io {
-            action: "writing",
-            path: "standard output".into(),
-            source: e,
-        }),
-    }
-}
-
-/// Prints a listing: warnings on standard error, exit 1 when it needs
-/// attention.
-fn print(r: Report) -> ExitCode {
-    for w in &r.warnings {
-        eprintln!("msgcert: warning: {w}");
-    }
-    print!("{}", r.text);
-    ExitCode::from(u8::from(r.attention))
-}
 
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     let g = &cli.global;
     let now = OffsetDateTime::now_utc();
-    let self_signed = matches!(cli.cmd, Cmd::ImportSelfsignCert { .. });
+    let self_signed = matches!(cli.cmd, Cmd::ImportSelfsignCert(_));
     match cli.cmd {
-        Cmd::GenerateCertDb {
-            key,
-            insecure_fast_kdf,
-        } => {
+        Cmd::GenerateCertDb(a) => {
             if CertDb::exists(&g.dir) {
                 return Err(Error::AlreadyExists(g.dir.clone()));
             }
-            let pw = match &g.password_file {
-                Some(f) => Password::from_file(f)?,
-                None if std::io::stdin().is_terminal() => args::prompt_new("certificate database")?,
-                None => {
-                    println!(
-                        "No terminal: generated a random password; it is in sslpassword.conf."
-                    );
-                    Password::generate()?
-                }
-            };
-            let kdf = if insecure_fast_kdf {
-                KdfParams::INSECURE_FAST
-            } else {
-                KdfParams::DEFAULT
-            };
-            CertDb::generate(&g.dir, &pw, kdf, key.key_type.into())?;
+            CertDb::generate(&g.dir, &a.password(g)?, a.kdf(), a.key.key_type.into())?;
             println!("Certificate database created in {}", g.dir.display());
-            println!(
-                "Self-signed certificate {} created",
-                portcullis_certdb::DEFAULT_SERVER_CERT
-            );
+            println!("Self-signed certificate {DEFAULT_SERVER_CERT} created");
         }
-        Cmd::AddCert {
-            ca,
-            trust,
-            alias,
-            cert_file,
-        } => {
+        Cmd::AddCert(a) => {
             let (mut db, _) = open_for_write(g)?;
-            let flags = match (ca, trust) {
-                (true, _) => TrustFlags::trusted_ca(),
-                (false, Some(t)) => t.parse()?,
-                (false, None) => TrustFlags::default(),
-            };
-            for a in db.add_certificates(&alias, &read_input(&cert_file)?, flags)? {
-                println!("Certificate {} added", terminal_safe(&a));
+            let input = read_input(&a.cert_file)?;
+            for alias in db.add_certificates(&a.alias, &input, a.trust_flags()?)? {
+                println!("Certificate {} added", terminal_safe(&alias));
             }
         }
-        Cmd::AddSelfsignCert {
-            name,
-            validity: v,
-            key,
-            alias,
-        } => {
+        Cmd::AddSelfsignCert(a) => {
             let (mut db, pw) = open_for_write(g)?;
-            let subject = name.subject(Some(portcullis_certdb::host_name()))?;
-            db.add_self_signed(&pw, &alias, &subject, validity(v), key.key_type.into())?;
+            let subject = a.name.subject(Some(portcullis_certdb::host_name()))?;
+            let (alias, key) = (&a.alias, a.key.key_type.into());
+            db.add_self_signed(&pw, alias, &subject, validity(a.validity), key)?;
             println!(
                 "Self-signed certificate {alias} created for {}",
                 subject.as_str()
             );
         }
-        Cmd::ExportCert {
-            output,
-            p12_password_file,
-            alias,
-        } => {
+        Cmd::ExportCert(a) => {
             let (db, pw) = open_for_write(g)?;
-            let p12pw = p12_password(&p12_password_file, true)?;
-            write_output(output.as_deref(), &db.export_pkcs12(&pw, &alias, &p12pw)?)?;
-            if let Some(o) = output {
-                println!("Certificate {alias} exported to {}", o.display());
+            let p12pw = p12_password(&a.p12_password_file, true)?;
+            let data = db.export_pkcs12(&pw, &a.alias, &p12pw)?;
+            write_output(a.output.as_deref(), &data)?;
+            if let Some(o) = a.output {
+                println!("Certificate {} exported to {}", a.alias, o.display());
             }
         }
-        Cmd::ImportCert {
-            p12_password_file,
-            alias,
-            cert_file,
-        }
-        | Cmd::ImportSelfsignCert {
-            p12_password_file,
-            alias,
-            cert_file,
-        } => {
+        Cmd::ImportCert(a) | Cmd::ImportSelfsignCert(a) => {
             let (mut db, pw) = open_for_write(g)?;
-            let data = read_input(&cert_file)?;
-            let p12pw = p12_password(&p12_password_file, false)?;
-            for a in db.import_pkcs12(&pw, &data, &p12pw, alias.as_deref(), self_signed)? {
-                println!("Certificate {} imported", terminal_safe(&a));
+            let data = read_input(&a.cert_file)?;
+            let p12pw = p12_password(&a.p12_password_file, false)?;
+            for alias in db.import_pkcs12(&pw, &data, &p12pw, a.alias.as_deref(), self_signed)? {
+                println!("Certificate {} imported", terminal_safe(&alias));
             }
         }
-        Cmd::ListCerts { ca } => return Ok(print(open_read_only(g)?.list_report(ca, now)?)),
-        Cmd::RemoveCert { alias } => {
-            open_for_write(g)?.0.remove_nickname(&alias)?;
-            println!("Certificate {alias} removed");
+        Cmd::ListCerts(a) => return Ok(print(open_read_only(g)?.list_report(a.ca, now)?)),
+        Cmd::RemoveCert(a) => {
+            open_for_write(g)?.0.remove_nickname(&a.alias)?;
+            println!("Certificate {} removed", a.alias);
         }
-        Cmd::RenewCert { alias, cert_file } => {
+        Cmd::RenewCert(a) => {
             let (mut db, _) = open_for_write(g)?;
-            db.renew_certificate(&alias, &read_input(&cert_file)?)?;
-            println!("Certificate {alias} renewed");
+            db.renew_certificate(&a.alias, &read_input(&a.cert_file)?)?;
+            println!("Certificate {} renewed", a.alias);
         }
-        Cmd::RenewSelfsignCert { validity: v, alias } => {
+        Cmd::RenewSelfsignCert(a) => {
             let (mut db, pw) = open_for_write(g)?;
-            db.renew_self_signed(&pw, &alias, validity(v))?;
-            println!("Self-signed certificate {alias} renewed");
+            db.renew_self_signed(&pw, &a.alias, validity(a.validity))?;
+            println!("Self-signed certificate {} renewed", a.alias);
         }
-        Cmd::RequestCert {
-            name,
-            format,
-            output,
-            key,
-            token,
-            label,
-        } => {
+        Cmd::RequestCert(a) => {
             let (mut db, pw) = open_for_write(g)?;
-            let subject = name.subject(None)?;
-            let label =
-                label.unwrap_or_else(|| name.name.clone().unwrap_or_else(|| "request".into()));
-            let tok = token.as_deref().map(|m| (m, label.as_str()));
-            let der = db.request_certificate(&pw, &subject, key.key_type.into(), tok)?;
-            let data = match format {
+            let label = a.label();
+            let tok = a.token.as_deref().map(|m| (m, label.as_str()));
+            let der =
+                db.request_certificate(&pw, &a.name.subject(None)?, a.key.key_type.into(), tok)?;
+            let data = match a.format {
                 Format::Binary => der,
                 Format::Ascii => request_pem(&der).into_bytes(),
             };
-            write_output(output.as_deref(), &data)?;
+            write_output(a.output.as_deref(), &data)?;
         }
-        Cmd::ShowCert { alias } => {
-            let e = open_read_only(g)?.find(&alias)?;
+        Cmd::ShowCert(a) => {
+            let e = open_read_only(g)?.find(&a.alias)?;
             print!("{}", describe(&e.nickname, &e.info.der, e.trust)?);
         }
-        Cmd::ModifyTrust { alias, flags } => {
-            let trust: TrustFlags = flags.parse()?;
+        Cmd::ModifyTrust(a) => {
+            let trust: TrustFlags = a.flags.parse()?;
             let (mut db, _) = open_for_write(g)?;
-            db.set_trust(&alias, trust)?;
+            db.set_trust(&a.alias, trust)?;
             println!(
-                "Trust flags of {alias} set to {}",
-                db.certificate(&alias)?.trust
+                "Trust flags of {} set to {}",
+                a.alias,
+                db.certificate(&a.alias)?.trust
             );
         }
         Cmd::ListModules => return Ok(print(CertDb::open(&g.dir)?.modules_report())),
-        Cmd::AddModule {
-            token_label,
-            pin_file,
-            name,
-            library,
-        } => {
+        Cmd::AddModule(a) => {
             let (mut db, _) = open_for_write(g)?;
-            db.add_module(&name, &library, token_label.as_deref())?;
-            if let Some(f) = pin_file {
-                db.set_module_password(&name, Password::from_file(&f)?)?;
+            db.add_module(&a.name, &a.library, a.token_label.as_deref())?;
+            if let Some(f) = a.pin_file {
+                db.set_module_password(&a.name, Password::from_file(&f)?)?;
             }
-            println!("Module {name} added");
+            println!("Module {} added", a.name);
         }
-        Cmd::ListTokens { module } => {
+        Cmd::ListTokens(a) => {
             return Ok(print(
-                CertDb::open(&g.dir)?.tokens_report(module.as_deref()),
+                CertDb::open(&g.dir)?.tokens_report(a.module.as_deref()),
             ));
         }
-        Cmd::ListKeys { token } => {
-            return Ok(print(open_read_only(g)?.keys_report(token.as_deref())?));
-        }
-        Cmd::RemoveKey { token, label } => {
-            open_for_write(g)?.0.remove_token_key(&token, &label)?;
+        Cmd::ListKeys(a) => return Ok(print(open_read_only(g)?.keys_report(a.token.as_deref())?)),
+        Cmd::RemoveKey(a) => {
+            open_for_write(g)?.0.remove_token_key(&a.token, &a.label)?;
             println!(
                 "Key {}:{} removed",
-                terminal_safe(&token),
-                terminal_safe(&label)
+                terminal_safe(&a.token),
+                terminal_safe(&a.label)
             );
         }
-        Cmd::GenerateKey { token, label, key } => {
+        Cmd::GenerateKey(a) => {
+            let tok = a.token.as_deref().map(|m| (m, a.label.as_str()));
             let (mut db, pw) = open_for_write(g)?;
-            let tok = token.as_deref().map(|m| (m, label.as_str()));
-            let spki = db.generate_key(&pw, tok, key.key_type.into())?;
-            let where_ = token.map_or_else(
+            let spki = db.generate_key(&pw, tok, a.key.key_type.into())?;
+            let where_ = a.token.as_ref().map_or_else(
                 || "the database".to_owned(),
-                |m| format!("token of module {m}, label {label}"),
+                |m| format!("token of module {m}, label {}", a.label),
             );
-            println!("Key pair ({}) generated in {where_}", key.key_type_name());
-            let pem = pem::Pem::new("PUBLIC KEY", spki);
-            let lf = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
-            println!("{}", pem::encode_config(&pem, lf).trim_end());
+            println!("Key pair ({}) generated in {where_}", a.key.key_type_name());
+            println!("{}", public_key_pem(&spki).trim_end());
         }
-        Cmd::CheckExpiry { days } => {
-            return Ok(print(open_read_only(g)?.expiry_report(days, now)?));
-        }
+        Cmd::CheckExpiry(a) => return Ok(print(open_read_only(g)?.expiry_report(a.days, now)?)),
     }
     Ok(ExitCode::SUCCESS)
 }

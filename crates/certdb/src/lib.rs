@@ -41,5 +41,5 @@ pub use text::terminal_safe;
 pub use trust::{TrustFlags, TrustSet};
 pub use x509gen::{
     CSR_PEM_LABEL, Subject, SubjectFields, Validity, add_days, add_months, certificate_request,
-    latest_not_after, random_serial, renew_self_signed, request_pem, self_signed,
+    latest_not_after, public_key_pem, random_serial, renew_self_signed, request_pem, self_signed,
 };
