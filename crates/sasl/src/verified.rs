@@ -7,7 +7,7 @@ use std::fmt;
 /// certificate mappings (`portcullis-certmap`, `portcullis-ldapauth`) take.
 ///
 /// There is no constructor from bytes. The one way to make a value is
-/// [`VerifiedCertificate::from_rustls`] (feature `rustls`), which reads the
+/// `VerifiedCertificate::from_rustls` (feature `rustls`), which reads the
 /// peer chain of a finished rustls server connection: rustls records a
 /// client's chain only after the configured client-certificate verifier
 /// accepted it and the client proved possession of the key
