@@ -243,6 +243,45 @@ fn softhsm_token_end_to_end() {
         .contains("Spare")
     );
 
+    // list-keys: request-cert and generate-key keys show up without a
+    // certificate until one is added; remove-key removes such a key (as
+    // the token itself then shows) and refuses one a certificate uses.
+    let keys = t.ok(&["list-keys"]);
+    for line in [
+        "softhsm:CsrKey  certificate\n",
+        "softhsm:CsrRsa  no certificate\n",
+        "softhsm:Spare  no certificate\n",
+    ] {
+        assert!(keys.contains(line), "{line:?} in {keys}");
+    }
+    let n = keys.lines().count() - 1;
+    assert!(keys.ends_with(&format!("{n} keys found\n")), "{keys}");
+    assert_eq!(t.ok(&["list-keys", "--token", "softhsm"]), keys);
+    let err = t.fails(&["remove-key", "--token", "softhsm", "--label", "CsrKey"]);
+    assert!(
+        err.contains("a certificate uses key softhsm:CsrKey"),
+        "{err}"
+    );
+    let out = t.ok(&["remove-key", "--token", "softhsm", "--label", "CsrRsa"]);
+    assert_eq!(out, "Key softhsm:CsrRsa removed\n");
+    let after = t.ok(&["list-keys"]);
+    assert!(!after.contains("CsrRsa"), "{after}");
+    assert!(
+        after.ends_with(&format!("{} keys found\n", n - 1)),
+        "{after}"
+    );
+    let objs = t.p11tool(&["--login", "--pin", &hsm.pin, "--list-objects"]);
+    assert!(
+        !objs.contains("CsrRsa") && objs.contains("CsrKey"),
+        "{objs}"
+    );
+    let err = t.fails(&["remove-key", "--token", "softhsm", "--label", "CsrRsa"]);
+    assert!(err.contains("softhsm:CsrRsa"), "{err}");
+    let err = t.fails(&["list-keys", "--token", "nosuch"]);
+    assert!(err.contains("nosuch"), "{err}");
+    let err = t.fails(&["remove-key", "--token", "softhsm"]);
+    assert!(err.contains("--label"), "{err}");
+
     // remove-cert on the token takes the key pair along.
     t.ok(&["remove-cert", "softhsm:CsrCert"]);
     assert!(!t.ok(&["list-certs"]).contains("softhsm:CsrCert"));

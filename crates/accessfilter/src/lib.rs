@@ -4,6 +4,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod ast;
+mod checker;
 mod error;
 mod eval;
 mod index;

@@ -8,6 +8,8 @@ use crate::ast::{Action, ClientSpec, Filter, HostPattern, List, ServiceSpec, Wor
 use crate::eval::{addr_prefix_net, prefix_mask_v4, prefix_mask_v6};
 use crate::set::FilterSet;
 
+pub use crate::checker::{Checker, EXIT_ERRORS, EXIT_WARNINGS};
+
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {

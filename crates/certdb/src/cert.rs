@@ -3,6 +3,8 @@
 use crate::text::terminal_safe;
 use std::fmt::Write as _;
 
+use const_oid::ObjectIdentifier;
+use const_oid::db::{rfc5280, rfc5753, rfc5912, rfc8410};
 use der::{Decode, Encode};
 use sha1::Digest as _;
 use time::OffsetDateTime;
@@ -134,33 +136,88 @@ impl CertInfo {
 
 /// Colon-separated upper-case hex, as certutil prints fingerprints.
 pub fn colon_hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 3);
-    for (i, x) in b.iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        let _ = write!(s, "{x:02X}");
-    }
-    s
+    let hex = base16ct::upper::encode_string(b);
+    // Invariant: base16ct writes ASCII only, so every 2-byte chunk is a
+    // `str`; the fallback is never taken.
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| std::str::from_utf8(pair).unwrap_or("??"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
-fn oid_name(oid: &der::asn1::ObjectIdentifier) -> String {
-    let known = match oid.to_string().as_str() {
-        "1.2.840.10045.4.3.2" => Some("X9.62 ECDSA signature with SHA-256"),
-        "1.2.840.10045.4.3.3" => Some("X9.62 ECDSA signature with SHA-384"),
-        "1.2.840.113549.1.1.11" => Some("PKCS #1 SHA-256 With RSA Encryption"),
-        "1.2.840.113549.1.1.12" => Some("PKCS #1 SHA-384 With RSA Encryption"),
-        "1.2.840.113549.1.1.13" => Some("PKCS #1 SHA-512 With RSA Encryption"),
-        "1.2.840.113549.1.1.5" => Some("PKCS #1 SHA-1 With RSA Encryption"),
-        "1.2.840.113549.1.1.4" => Some("PKCS #1 MD5 With RSA Encryption"),
-        "1.2.840.113549.1.1.10" => Some("PKCS #1 RSA-PSS Signature"),
-        "1.2.840.113549.1.1.1" => Some("PKCS #1 RSA Encryption"),
-        "1.2.840.10045.2.1" => Some("X9.62 elliptic curve public key"),
-        "1.3.101.112" => Some("Ed25519"),
-        _ => None,
-    };
-    match known {
-        Some(n) => n.to_owned(),
+/// Names for the algorithms certutil names its own way; anything else
+/// gets const-oid's database name and the dotted form.
+const OID_NAMES: &[(ObjectIdentifier, &str)] = &[
+    (
+        rfc5912::ECDSA_WITH_SHA_256,
+        "X9.62 ECDSA signature with SHA-256",
+    ),
+    (
+        rfc5912::ECDSA_WITH_SHA_384,
+        "X9.62 ECDSA signature with SHA-384",
+    ),
+    (
+        rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
+        "PKCS #1 SHA-256 With RSA Encryption",
+    ),
+    (
+        rfc5912::SHA_384_WITH_RSA_ENCRYPTION,
+        "PKCS #1 SHA-384 With RSA Encryption",
+    ),
+    (
+        rfc5912::SHA_512_WITH_RSA_ENCRYPTION,
+        "PKCS #1 SHA-512 With RSA Encryption",
+    ),
+    (
+        rfc5912::SHA_1_WITH_RSA_ENCRYPTION,
+        "PKCS #1 SHA-1 With RSA Encryption",
+    ),
+    (
+        rfc5912::MD_5_WITH_RSA_ENCRYPTION,
+        "PKCS #1 MD5 With RSA Encryption",
+    ),
+    (rfc5912::ID_RSASSA_PSS, "PKCS #1 RSA-PSS Signature"),
+    (rfc5912::RSA_ENCRYPTION, "PKCS #1 RSA Encryption"),
+    (rfc5753::ID_EC_PUBLIC_KEY, "X9.62 elliptic curve public key"),
+    (rfc8410::ID_ED_25519, "Ed25519"),
+];
+
+/// The lines `show-cert` prints for the extensions it knows; `None`
+/// prints the raw value.
+fn extension_text(id: &ObjectIdentifier, val: &[u8]) -> Option<Vec<String>> {
+    if *id == rfc5280::ID_CE_BASIC_CONSTRAINTS {
+        BasicConstraints::from_der(val).ok().map(|bc| {
+            let mut v = vec![format!("Is a CA: {}", if bc.ca { "Yes" } else { "No" })];
+            if let Some(p) = bc.path_len_constraint {
+                v.push(format!("Path length constraint: {p}"));
+            }
+            v
+        })
+    } else if *id == rfc5280::ID_CE_KEY_USAGE {
+        KeyUsage::from_der(val)
+            .ok()
+            .map(|ku| ku.0.into_iter().map(|u| format!("{u:?}")).collect())
+    } else if *id == rfc5280::ID_CE_EXT_KEY_USAGE {
+        ExtendedKeyUsage::from_der(val)
+            .ok()
+            .map(|eku| eku.0.iter().map(oid_name).collect())
+    } else if *id == rfc5280::ID_CE_SUBJECT_ALT_NAME {
+        SubjectAltName::from_der(val)
+            .ok()
+            .map(|san| san.0.iter().map(general_name).collect())
+    } else if *id == rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER {
+        der::asn1::OctetString::from_der(val)
+            .ok()
+            .map(|k| vec![colon_hex(k.as_bytes()).to_lowercase()])
+    } else {
+        None
+    }
+}
+
+fn oid_name(oid: &ObjectIdentifier) -> String {
+    match OID_NAMES.iter().find(|(o, _)| o == oid) {
+        Some((_, n)) => (*n).to_owned(),
         None => const_oid::db::DB
             .by_oid(oid)
             .map_or_else(|| oid.to_string(), |n| format!("{n} ({oid})")),
@@ -241,47 +298,44 @@ pub fn describe(alias: &str, der: &[u8], trust: TrustFlags) -> Result<String> {
         oid_name(&spki.algorithm.oid)
     );
     let key_bits = spki.subject_public_key.raw_bytes();
-    match spki.algorithm.oid.to_string().as_str() {
-        "1.2.840.113549.1.1.1" => {
-            if let Ok((n, e)) = crate::key::rsa_public_parts(key_bits) {
-                let _ = writeln!(o, "            RSA Public Key:");
-                let _ = writeln!(o, "                Modulus ({} bits):", n.len() * 8);
-                wrap_hex(&mut o, "                    ", &n);
-                let mut ev = 0u64;
-                for b in &e {
-                    ev = ev.wrapping_shl(8) | u64::from(*b);
-                }
-                let _ = writeln!(o, "                Exponent: {ev} (0x{ev:x})");
+    let key_oid = spki.algorithm.oid;
+    if key_oid == rfc5912::RSA_ENCRYPTION {
+        if let Ok((n, e)) = crate::key::rsa_public_parts(key_bits) {
+            let _ = writeln!(o, "            RSA Public Key:");
+            let _ = writeln!(o, "                Modulus ({} bits):", n.len() * 8);
+            wrap_hex(&mut o, "                    ", &n);
+            let mut ev = 0u64;
+            for b in &e {
+                ev = ev.wrapping_shl(8) | u64::from(*b);
             }
+            let _ = writeln!(o, "                Exponent: {ev} (0x{ev:x})");
         }
-        "1.2.840.10045.2.1" => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok())
-                .map_or_else(
-                    || "unknown".to_owned(),
-                    |c| match c.to_string().as_str() {
-                        "1.2.840.10045.3.1.7" => {
-                            "ANSI X9.62 elliptic curve prime256v1 (aka secp256r1, NIST P-256)"
-                                .to_owned()
-                        }
-                        "1.3.132.0.34" => {
-                            "SECG elliptic curve secp384r1 (aka NIST P-384)".to_owned()
-                        }
-                        _ => oid_name(&c),
-                    },
-                );
-            let _ = writeln!(o, "            EC Public Key:");
-            let _ = writeln!(o, "                PublicValue:");
-            wrap_hex(&mut o, "                    ", key_bits);
-            let _ = writeln!(o, "                Curve: {curve}");
-        }
-        _ => {
-            let _ = writeln!(o, "            Public Key:");
-            wrap_hex(&mut o, "                ", key_bits);
-        }
+    } else if key_oid == rfc5753::ID_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+            .map_or_else(
+                || "unknown".to_owned(),
+                |c| {
+                    if c == rfc5912::SECP_256_R_1 {
+                        "ANSI X9.62 elliptic curve prime256v1 (aka secp256r1, NIST P-256)"
+                            .to_owned()
+                    } else if c == rfc5912::SECP_384_R_1 {
+                        "SECG elliptic curve secp384r1 (aka NIST P-384)".to_owned()
+                    } else {
+                        oid_name(&c)
+                    }
+                },
+            );
+        let _ = writeln!(o, "            EC Public Key:");
+        let _ = writeln!(o, "                PublicValue:");
+        wrap_hex(&mut o, "                    ", key_bits);
+        let _ = writeln!(o, "                Curve: {curve}");
+    } else {
+        let _ = writeln!(o, "            Public Key:");
+        wrap_hex(&mut o, "                ", key_bits);
     }
     if let Some(exts) = tbs.extensions() {
         let _ = writeln!(o, "        Signed Extensions:");
@@ -291,29 +345,7 @@ pub fn describe(alias: &str, der: &[u8], trust: TrustFlags) -> Result<String> {
                 let _ = writeln!(o, "            Critical: True");
             }
             let val = ext.extn_value.as_bytes();
-            let id = ext.extn_id.to_string();
-            let text: Option<Vec<String>> = match id.as_str() {
-                "2.5.29.19" => BasicConstraints::from_der(val).ok().map(|bc| {
-                    let mut v = vec![format!("Is a CA: {}", if bc.ca { "Yes" } else { "No" })];
-                    if let Some(p) = bc.path_len_constraint {
-                        v.push(format!("Path length constraint: {p}"));
-                    }
-                    v
-                }),
-                "2.5.29.15" => KeyUsage::from_der(val)
-                    .ok()
-                    .map(|ku| ku.0.into_iter().map(|u| format!("{u:?}")).collect()),
-                "2.5.29.37" => ExtendedKeyUsage::from_der(val)
-                    .ok()
-                    .map(|eku| eku.0.iter().map(oid_name).collect()),
-                "2.5.29.17" => SubjectAltName::from_der(val)
-                    .ok()
-                    .map(|san| san.0.iter().map(general_name).collect()),
-                "2.5.29.14" => der::asn1::OctetString::from_der(val)
-                    .ok()
-                    .map(|k| vec![colon_hex(k.as_bytes()).to_lowercase()]),
-                _ => None,
-            };
+            let text = extension_text(&ext.extn_id, val);
             match text {
                 Some(lines) => {
                     for l in lines {
@@ -361,4 +393,30 @@ pub fn describe(alias: &str, der: &[u8], trust: TrustFlags) -> Result<String> {
         }
     }
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{colon_hex, oid_name};
+
+    #[test]
+    fn fingerprints_are_colon_separated_upper_case() {
+        assert_eq!(colon_hex(&[]), "");
+        assert_eq!(colon_hex(&[0x0a]), "0A");
+        assert_eq!(colon_hex(&[0x0a, 0xbc, 0xff]), "0A:BC:FF");
+    }
+
+    #[test]
+    fn algorithm_names_come_from_the_oid_database() {
+        use const_oid::db::{rfc5280, rfc5912};
+        assert_eq!(
+            oid_name(&rfc5912::ECDSA_WITH_SHA_256),
+            "X9.62 ECDSA signature with SHA-256"
+        );
+        // Not in certutil's list: const-oid's name and the dotted form.
+        assert_eq!(
+            oid_name(&rfc5280::ID_CE_KEY_USAGE),
+            "id-ce-keyUsage (2.5.29.15)"
+        );
+    }
 }

@@ -17,13 +17,11 @@ use crate::fsutil::{self, WriteLock, atomic_write, hex, random_hex, read_capped,
 use crate::key::{KdfParams, PrivateKey};
 use crate::keycache::KeyCache;
 use crate::password::{INTERNAL_TOKEN, Password, PasswordFile};
-use crate::signer::{Identity, Signer, SoftwareSigner};
+use crate::signer::SoftwareSigner;
 use crate::trust::TrustFlags;
 
 /// The index (manifest) file.
 pub const INDEX_FILE: &str = "index.toml";
-/// The writers' lock file.
-pub(crate) const LOCK_FILE: &str = "certdb.lock";
 const CERTS_DIR: &str = "certs";
 const KEYS_DIR: &str = "keys";
 const FORMAT: &str = "portcullis-certdb";
@@ -548,7 +546,7 @@ impl CertDb {
     /// The signer for an internal certificate's key, from `cache` when the
     /// same encrypted key file was opened with the same password before
     /// (no key derivation then), else decrypted and remembered there.
-    fn cached_signer(
+    pub(crate) fn cached_signer(
         &self,
         alias: &str,
         password: &Password,
@@ -595,62 +593,6 @@ impl CertDb {
             cur = next.info.clone();
         }
         Ok(chain)
-    }
-
-    /// The certificate chain and signer for a nickname (`alias` or
-    /// `module:alias`), with passwords from `sslpassword.conf`: what a TLS
-    /// server loads for its `sslnicknames` parameter.
-    ///
-    /// # Errors
-    /// Unknown nickname, no private key, wrong password or PIN, token
-    /// failures.
-    pub fn load_identity(&self, nickname: &str, passwords: &PasswordFile) -> Result<Identity> {
-        self.load_identity_cached(nickname, passwords, &KeyCache::new())
-    }
-
-    /// [`CertDb::load_identity`], taking internal keys from `cache` when
-    /// they were decrypted before (same key file, same password) and
-    /// remembering the ones it decrypts: what a server that loads the same
-    /// nickname for several services, and again on every reload, calls.
-    ///
-    /// # Errors
-    /// As [`CertDb::load_identity`].
-    pub fn load_identity_cached(
-        &self,
-        nickname: &str,
-        passwords: &PasswordFile,
-        cache: &KeyCache,
-    ) -> Result<Identity> {
-        match Nickname::parse(nickname) {
-            Nickname::Internal(alias) => {
-                let entry = self.certificate(&alias)?;
-                let pw = passwords
-                    .internal()
-                    .ok_or_else(|| Error::NoPin(INTERNAL_TOKEN.into()))?;
-                let key = self.cached_signer(&alias, pw, cache)?;
-                if key.public_key_info() != entry.info.spki {
-                    return Err(Error::Corrupt(format!(
-                        "key of {alias:?} does not match its certificate"
-                    )));
-                }
-                let signer: Arc<dyn Signer> = key;
-                let mut chain = vec![entry.info.der.clone()];
-                chain.extend(self.issuer_chain(&entry.info)?);
-                Ok(Identity { chain, signer })
-            }
-            Nickname::Token { module, alias } => {
-                let m = self.module(&module)?;
-                let tok = crate::pkcs11::Token::open(&m, passwords.get(&m.name))?;
-                let (der, signer) = tok.identity(&alias)?;
-                let info = CertInfo::parse(&der)?;
-                let mut chain = vec![der];
-                chain.extend(self.issuer_chain(&info)?);
-                Ok(Identity {
-                    chain,
-                    signer: Arc::new(signer),
-                })
-            }
-        }
     }
 
     /// The configured PKCS#11 modules.

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// The writers' lock file inside the database directory.
+pub(crate) const LOCK_FILE: &str = "certdb.lock";
+
 /// Prefix of temporary files; a writer removes stale ones when it starts.
 pub(crate) const TMP_PREFIX: &str = ".tmp-";
 
@@ -19,24 +22,14 @@ pub(crate) fn random_hex(n: usize) -> Result<String> {
     Ok(hex(&b))
 }
 
+/// Lower-case hex, as the index names files and stores digests.
 pub(crate) fn hex(b: &[u8]) -> String {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(char::from(D[usize::from(x >> 4)]));
-        s.push(char::from(D[usize::from(x & 15)]));
-    }
-    s
+    base16ct::lower::encode_string(b)
 }
 
+/// Hex of either case back to bytes; `None` for anything else.
 pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    base16ct::mixed::decode_vec(s).ok()
 }
 
 /// How often a failed directory sync after a rename is tried again before
@@ -159,7 +152,7 @@ pub(crate) struct WriteLock {
 
 impl WriteLock {
     pub(crate) fn acquire(dir: &Path) -> Result<WriteLock> {
-        let path = dir.join(crate::db::LOCK_FILE);
+        let path = dir.join(LOCK_FILE);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -185,6 +178,24 @@ impl Drop for WriteLock {
     fn drop(&mut self) {
         if let Err(e) = self.file.unlock() {
             tracing::warn!(path = %self.path.display(), error = %e, "unlocking certificate database");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{hex, unhex};
+
+    #[test]
+    fn hex_round_trips_and_refuses_non_hex() {
+        assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+        assert_eq!(unhex("00abff").unwrap(), [0x00, 0xab, 0xff]);
+        assert_eq!(unhex("00ABfF").unwrap(), [0x00, 0xab, 0xff]);
+        assert_eq!(unhex("").unwrap(), Vec::<u8>::new());
+        for bad in ["0", "0g", "+1", " 0a", "0a\n", "é0"] {
+            assert!(unhex(bad).is_none(), "{bad:?}");
         }
     }
 }

@@ -15,9 +15,9 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
-const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = const_oid::db::rfc5753::ID_EC_PUBLIC_KEY;
+const OID_P256: ObjectIdentifier = const_oid::db::rfc5912::SECP_256_R_1;
+const OID_RSA: ObjectIdentifier = const_oid::db::rfc5912::RSA_ENCRYPTION;
 
 /// The kind of key to generate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -231,7 +231,9 @@ pub(crate) fn rsa_public_parts(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
     Ok((k.n.as_bytes().to_vec(), k.e.as_bytes().to_vec()))
 }
 
-/// Encodes an RSAPublicKey from modulus and exponent.
+/// Encodes an RSAPublicKey from modulus and exponent (what a PKCS#11
+/// token reports as separate attributes).
+#[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
 pub(crate) fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Result<Vec<u8>> {
     let k = RsaPublicKeyAsn1 {
         n: UintRef::new(n).map_err(|e| Error::BadKey(e.to_string()))?,

@@ -10,8 +10,10 @@ mod key;
 mod keycache;
 mod ops;
 mod password;
+#[cfg(feature = "pkcs11")]
 mod pkcs11;
 mod pkcs12;
+mod report;
 mod signer;
 mod text;
 mod trust;
@@ -25,14 +27,19 @@ pub use db::{
 pub use error::{Error, Result};
 pub use key::{KdfParams, KeyAlgorithm, KeyType, PrivateKey};
 pub use keycache::KeyCache;
-pub use ops::{DEFAULT_SERVER_CERT, SOON_DAYS, format_list, host_name};
+pub use ops::{
+    DEFAULT_SERVER_CERT, MAX_INPUT_FILE, SOON_DAYS, format_list, host_name, read_input,
+    write_private_file,
+};
 pub use password::{INTERNAL_TOKEN, PASSWORD_FILE, Password, PasswordFile};
+#[cfg(feature = "pkcs11")]
 pub use pkcs11::{Token, TokenDescription, TokenSigner, list_tokens};
 pub use pkcs12::{MAX_PKCS12_INPUT, Pkcs12Entry, build_pkcs12, parse_pkcs12};
+pub use report::Report;
 pub use signer::{Identity, KeyLocation, SignatureScheme, Signer, SoftwareSigner, verify};
 pub use text::terminal_safe;
 pub use trust::{TrustFlags, TrustSet};
 pub use x509gen::{
     CSR_PEM_LABEL, Subject, SubjectFields, Validity, add_days, add_months, certificate_request,
-    latest_not_after, random_serial, renew_self_signed, request_pem, self_signed,
+    latest_not_after, public_key_pem, random_serial, renew_self_signed, request_pem, self_signed,
 };

@@ -1,8 +1,9 @@
 //! The operations behind `msgcert`'s subcommands, spanning the directory
 //! and PKCS#11 tokens.
 
-use crate::text::terminal_safe;
 use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
@@ -10,10 +11,13 @@ use crate::cert::CertInfo;
 use crate::db::{CertDb, CertEntry, Nickname, check_alias};
 use crate::error::{Error, Result};
 use crate::key::{KdfParams, KeyType, PrivateKey};
-use crate::password::Password;
+use crate::keycache::KeyCache;
+use crate::password::{INTERNAL_TOKEN, Password, PasswordFile};
+#[cfg(feature = "pkcs11")]
 use crate::pkcs11::Token;
 use crate::pkcs12::{build_pkcs12, parse_pkcs12};
-use crate::signer::{Signer as _, SoftwareSigner};
+use crate::signer::{Identity, Signer, SoftwareSigner};
+use crate::text::terminal_safe;
 use crate::trust::TrustFlags;
 use crate::x509gen::{
     Subject, SubjectFields, Validity, certificate_request, renew_self_signed, self_signed,
@@ -59,10 +63,70 @@ impl CertDb {
         Ok(db)
     }
 
+    #[cfg(feature = "pkcs11")]
     fn token(&self, module: &str) -> Result<Token> {
         let m = self.module(module)?;
         let pins = self.password_file()?;
         Token::open(&m, pins.get(module))
+    }
+
+    /// The certificate chain and signer for a nickname (`alias` or
+    /// `module:alias`), with passwords from `sslpassword.conf`: what a TLS
+    /// server loads for its `sslnicknames` parameter.
+    ///
+    /// # Errors
+    /// Unknown nickname, no private key, wrong password or PIN, token
+    /// failures.
+    pub fn load_identity(&self, nickname: &str, passwords: &PasswordFile) -> Result<Identity> {
+        self.load_identity_cached(nickname, passwords, &KeyCache::new())
+    }
+
+    /// [`CertDb::load_identity`], taking internal keys from `cache` when
+    /// they were decrypted before (same key file, same password) and
+    /// remembering the ones it decrypts: what a server that loads the same
+    /// nickname for several services, and again on every reload, calls.
+    ///
+    /// # Errors
+    /// As [`CertDb::load_identity`].
+    pub fn load_identity_cached(
+        &self,
+        nickname: &str,
+        passwords: &PasswordFile,
+        cache: &KeyCache,
+    ) -> Result<Identity> {
+        match Nickname::parse(nickname) {
+            Nickname::Internal(alias) => {
+                let entry = self.certificate(&alias)?;
+                let pw = passwords
+                    .internal()
+                    .ok_or_else(|| Error::NoPin(INTERNAL_TOKEN.into()))?;
+                let key = self.cached_signer(&alias, pw, cache)?;
+                if key.public_key_info() != entry.info.spki {
+                    return Err(Error::Corrupt(format!(
+                        "key of {alias:?} does not match its certificate"
+                    )));
+                }
+                let signer: Arc<dyn Signer> = key;
+                let mut chain = vec![entry.info.der.clone()];
+                chain.extend(self.issuer_chain(&entry.info)?);
+                Ok(Identity { chain, signer })
+            }
+            #[cfg(feature = "pkcs11")]
+            Nickname::Token { module, alias } => {
+                let m = self.module(&module)?;
+                let tok = Token::open(&m, passwords.get(&m.name))?;
+                let (der, signer) = tok.identity(&alias)?;
+                let info = CertInfo::parse(&der)?;
+                let mut chain = vec![der];
+                chain.extend(self.issuer_chain(&info)?);
+                Ok(Identity {
+                    chain,
+                    signer: Arc::new(signer),
+                })
+            }
+            #[cfg(not(feature = "pkcs11"))]
+            Nickname::Token { module, .. } => Err(no_pkcs11(&module)),
+        }
     }
 
     /// `add-selfsign-cert`: a new key (internal, or on the token for
@@ -91,6 +155,7 @@ impl CertDb {
                 self.add_with_key(password, &alias, &der, &k, TrustFlags::default(), &[])?;
                 Ok(())
             }
+            #[cfg(feature = "pkcs11")]
             Nickname::Token { module, alias } => {
                 let tok = self.token(&module)?;
                 tok.login()?;
@@ -109,6 +174,8 @@ impl CertDb {
                 }
                 Ok(())
             }
+            #[cfg(not(feature = "pkcs11"))]
+            Nickname::Token { module, .. } => Err(no_pkcs11(&module)),
         }
     }
 
@@ -129,10 +196,13 @@ impl CertDb {
                 self.store_key(password, &k)?;
                 Ok(k.public_key_info().to_vec())
             }
+            #[cfg(feature = "pkcs11")]
             Some((module, label)) => {
                 let tok = self.token(module)?;
                 Ok(tok.generate_key(label, key)?.public_key_info().to_vec())
             }
+            #[cfg(not(feature = "pkcs11"))]
+            Some((module, _)) => Err(no_pkcs11(module)),
         }
     }
 
@@ -158,11 +228,14 @@ impl CertDb {
                 self.store_key(password, &k)?;
                 Ok(csr)
             }
+            #[cfg(feature = "pkcs11")]
             Some((module, label)) => {
                 let tok = self.token(module)?;
                 let signer = tok.generate_key(label, key)?;
                 certificate_request(&signer, subject)
             }
+            #[cfg(not(feature = "pkcs11"))]
+            Some((module, _)) => Err(no_pkcs11(module)),
         }
     }
 
@@ -211,6 +284,7 @@ impl CertDb {
                 }
                 self.add_certificates_batch(&items)
             }
+            #[cfg(feature = "pkcs11")]
             Nickname::Token { module, alias } => {
                 let tok = self.token(&module)?;
                 let first = ders
@@ -219,6 +293,8 @@ impl CertDb {
                 tok.store_certificate(&alias, first)?;
                 Ok(vec![format!("{module}:{alias}")])
             }
+            #[cfg(not(feature = "pkcs11"))]
+            Nickname::Token { module, .. } => Err(no_pkcs11(&module)),
         }
     }
 
@@ -233,9 +309,12 @@ impl CertDb {
             .ok_or_else(|| Error::BadCertificate("empty".into()))?;
         match Nickname::parse(nickname) {
             Nickname::Internal(alias) => self.replace_certificate(&alias, first),
+            #[cfg(feature = "pkcs11")]
             Nickname::Token { module, alias } => {
                 self.token(&module)?.replace_certificate(&alias, first)
             }
+            #[cfg(not(feature = "pkcs11"))]
+            Nickname::Token { module, .. } => Err(no_pkcs11(&module)),
         }
     }
 
@@ -259,12 +338,15 @@ impl CertDb {
                 let der = renew_self_signed(&signer, &entry.info.der, validity)?;
                 self.replace_certificate(&alias, &der)
             }
+            #[cfg(feature = "pkcs11")]
             Nickname::Token { module, alias } => {
                 let tok = self.token(&module)?;
                 let (old, signer) = tok.identity(&alias)?;
                 let der = renew_self_signed(&signer, &old, validity)?;
                 tok.replace_certificate(&alias, &der)
             }
+            #[cfg(not(feature = "pkcs11"))]
+            Nickname::Token { module, .. } => Err(no_pkcs11(&module)),
         }
     }
 
@@ -275,7 +357,10 @@ impl CertDb {
     pub fn remove_nickname(&mut self, nickname: &str) -> Result<()> {
         match Nickname::parse(nickname) {
             Nickname::Internal(alias) => self.remove(&alias),
+            #[cfg(feature = "pkcs11")]
             Nickname::Token { module, alias } => self.token(&module)?.remove_certificate(&alias),
+            #[cfg(not(feature = "pkcs11"))]
+            Nickname::Token { module, .. } => Err(no_pkcs11(&module)),
         }
     }
 
@@ -286,6 +371,7 @@ impl CertDb {
     pub fn find(&self, nickname: &str) -> Result<CertEntry> {
         match Nickname::parse(nickname) {
             Nickname::Internal(alias) => self.certificate(&alias),
+            #[cfg(feature = "pkcs11")]
             Nickname::Token { module, alias } => {
                 let tok = self.token(&module)?;
                 let (label, der, has_key) = tok
@@ -295,7 +381,36 @@ impl CertDb {
                     .ok_or_else(|| Error::UnknownAlias(nickname.to_owned()))?;
                 token_entry(&module, &label, &der, has_key)
             }
+            #[cfg(not(feature = "pkcs11"))]
+            Nickname::Token { module, .. } => Err(no_pkcs11(&module)),
         }
+    }
+
+    /// `list-keys`: the key pairs on `module`'s token as `(label, whether a
+    /// certificate uses it)`, sorted by label (`Token::keys`).
+    ///
+    /// # Errors
+    /// Unknown module, token errors.
+    pub fn token_keys(&self, module: &str) -> Result<Vec<(String, bool)>> {
+        #[cfg(feature = "pkcs11")]
+        return self.token(module)?.keys();
+        #[cfg(not(feature = "pkcs11"))]
+        return self.module(module).and_then(|m| Err(no_pkcs11(&m.name)));
+    }
+
+    /// `remove-key`: removes the key pair labelled `label` from `module`'s
+    /// token when no certificate uses it (a `request-cert` key whose
+    /// certificate will not come; `Token::remove_key`).
+    ///
+    /// # Errors
+    /// Unknown module or key, a certificate still uses it, token errors.
+    pub fn remove_token_key(&mut self, module: &str, label: &str) -> Result<()> {
+        #[cfg(feature = "pkcs11")]
+        return self.token(module)?.remove_key(label);
+        #[cfg(not(feature = "pkcs11"))]
+        return self
+            .module(module)
+            .and_then(|m| Err(no_pkcs11(&format!("{}:{label}", m.name))));
     }
 
     /// Certificates on all configured tokens; a token that cannot be read
@@ -304,6 +419,9 @@ impl CertDb {
         let mut out = Vec::new();
         let mut problems = Vec::new();
         for m in self.modules() {
+            #[cfg(not(feature = "pkcs11"))]
+            let res: Result<Vec<CertEntry>> = Err(no_pkcs11(&m.name));
+            #[cfg(feature = "pkcs11")]
             let res = self
                 .token(&m.name)
                 .and_then(|t| t.certificates())
@@ -415,6 +533,66 @@ impl CertDb {
     }
 }
 
+/// Largest input file the operations read (a certificate, a bundle, a
+/// PKCS#12 file, a password file).
+pub const MAX_INPUT_FILE: u64 = 16 * 1024 * 1024;
+
+/// Reads an input file of at most [`MAX_INPUT_FILE`] bytes.
+///
+/// # Errors
+/// [`Error::Io`], [`Error::TooLarge`].
+pub fn read_input(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("reading", path, e))?;
+    if meta.len() > MAX_INPUT_FILE {
+        return Err(Error::TooLarge(
+            usize::try_from(meta.len()).unwrap_or(usize::MAX),
+        ));
+    }
+    std::fs::read(path).map_err(|e| Error::io("reading", path, e))
+}
+
+/// Writes `data` to `path`, readable by the owner only (a PKCS#12 file
+/// holds a private key), through a temporary file beside it, a sync and a
+/// rename, so a failure never leaves a truncated file.
+///
+/// # Errors
+/// [`Error::Io`].
+pub fn write_private_file(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::io("writing", path, std::io::ErrorKind::InvalidInput.into()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(|e| Error::io("writing", path, e))
+}
+
+/// The refusal of a `module:alias` operation in a build without the
+/// `pkcs11` feature.
+#[cfg(not(feature = "pkcs11"))]
+pub(crate) fn no_pkcs11(module: &str) -> Error {
+    Error::Unsupported(format!(
+        "{module}: this build has no PKCS#11 support (cargo feature pkcs11)"
+    ))
+}
+
+#[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
 fn token_entry(module: &str, label: &str, der: &[u8], has_key: bool) -> Result<CertEntry> {
     let info = CertInfo::parse(der)?;
     let mut trust = TrustFlags::default();

@@ -34,7 +34,7 @@ use crate::key::{
 use crate::password::Password;
 use crate::signer::{KeyLocation, SignatureScheme, Signer};
 
-const P256_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const P256_OID: ObjectIdentifier = const_oid::db::rfc5912::SECP_256_R_1;
 /// Sessions kept open per token.
 const POOL_MAX: usize = 8;
 

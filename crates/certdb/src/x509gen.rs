@@ -332,7 +332,17 @@ pub fn certificate_request(signer: &dyn Signer, subject: &Subject) -> Result<Vec
 /// PEM text of a request with the `NEW CERTIFICATE REQUEST` label, LF line
 /// endings.
 pub fn request_pem(der: &[u8]) -> String {
-    let p = pem::Pem::new(CSR_PEM_LABEL, der.to_vec());
+    pem_lf(CSR_PEM_LABEL, der)
+}
+
+/// PEM text of a public key (SubjectPublicKeyInfo DER) with the `PUBLIC
+/// KEY` label, LF line endings, as `openssl pkey -pubout` writes it.
+pub fn public_key_pem(spki: &[u8]) -> String {
+    pem_lf("PUBLIC KEY", spki)
+}
+
+fn pem_lf(label: &str, der: &[u8]) -> String {
+    let p = pem::Pem::new(label, der.to_vec());
     pem::encode_config(
         &p,
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),

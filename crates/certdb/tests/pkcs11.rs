@@ -5,7 +5,7 @@
 //! SoftHSM reads `SOFTHSM2_CONF` when the library is loaded, so the test
 //! re-runs itself in a child process with that variable set (no unsafe
 //! `set_var`). Steps run one after another: never parallel SoftHSM tests.
-
+#![cfg(feature = "pkcs11")]
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;

@@ -25,7 +25,19 @@ pub struct ClientCert {
 }
 
 impl ClientCert {
-    /// Parses a DER certificate.
+    /// The parts of a client certificate the TLS handshake verified: what
+    /// certificate logins (SASL EXTERNAL, `portcullis-ldapauth`) map.
+    ///
+    /// # Errors
+    /// [`Error::Certificate`] when it is not a valid X.509 certificate
+    /// (the TLS verifier accepted it, but this parser is stricter).
+    pub fn from_verified(cert: &portcullis_sasl::VerifiedCertificate) -> Result<Self, Error> {
+        Self::from_der(cert.end_entity())
+    }
+
+    /// Parses a DER certificate, for offline tools that show what a
+    /// certificate file would map to. Logins map only what a handshake
+    /// verified: [`ClientCert::from_verified`].
     ///
     /// # Errors
     /// [`Error::Certificate`] when it is not a valid X.509 certificate.

@@ -351,3 +351,16 @@ fn every_spelling_of_the_email_attribute_is_read() {
         );
     }
 }
+
+#[test]
+fn a_verified_certificate_maps_as_its_end_entity() {
+    let ca = portcullis_test_support::ca::TestCa::new("Verified CA").unwrap();
+    let issued = ca.issue_client("Alice", Some("alice@example.com")).unwrap();
+    let conn = portcullis_test_support::tls::client_auth_handshake(&issued).unwrap();
+    let verified = portcullis_sasl::VerifiedCertificate::from_rustls(&conn).unwrap();
+    let cert = ClientCert::from_verified(&verified).unwrap();
+    assert_eq!(cert.der(), issued.cert_der.as_slice());
+    assert_eq!(cert.emails(), ["alice@example.com"]);
+    let p = default_plan(&cert).unwrap();
+    assert_eq!(p.filter, "(mail=alice@example.com)");
+}

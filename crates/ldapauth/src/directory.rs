@@ -734,15 +734,20 @@ impl Directory {
         Ok(!found.entries.is_empty())
     }
 
-    /// Maps a client certificate (DER) to exactly one entry with the
-    /// configured `certmap.conf`, or the built-in e-mail mapping.
+    /// Maps a client certificate the TLS handshake verified to exactly one
+    /// entry with the configured `certmap.conf`, or the built-in e-mail
+    /// mapping.
     ///
     /// # Errors
     /// [`Error::Rejected`] (unmappable, none / several entries,
     /// `verifycert` mismatch, account state), [`Error::Unavailable`].
-    pub async fn map_certificate(&self, der: &[u8]) -> Result<User, Error> {
+    pub async fn map_certificate(
+        &self,
+        verified: &portcullis_sasl::VerifiedCertificate,
+    ) -> Result<User, Error> {
         let s = &self.inner.settings;
-        let cert = ClientCert::from_der(der).map_err(|e| Reject::Unmappable(e.to_string()))?;
+        let cert =
+            ClientCert::from_verified(verified).map_err(|e| Reject::Unmappable(e.to_string()))?;
         let plan = portcullis_certmap::plan(s.certmap.as_ref(), &cert)
             .map_err(|e| Reject::Unmappable(e.to_string()))?;
         let configured = s

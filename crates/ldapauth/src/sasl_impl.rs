@@ -70,8 +70,8 @@ impl IdentityMapper for Directory {
     fn map_identity<'a>(&'a self, request: &'a MapIdentity) -> BoxFuture<'a, Verdict<Account>> {
         Box::pin(async move {
             match request.identity() {
-                ExternalIdentity::Certificate(der) => {
-                    let r = self.map_certificate(der).await;
+                ExternalIdentity::Certificate(verified) => {
+                    let r = self.map_certificate(verified).await;
                     verdict(r.map(|u| u.account()), "map_identity", "(certificate)")
                 }
                 // A name from a lower layer must still exist in the

@@ -1314,9 +1314,9 @@ impl IdentityMapper for UserFile {
                     })
                     .await
                 }
-                ExternalIdentity::Certificate(der) => {
+                ExternalIdentity::Certificate(verified) => {
                     settle("map_identity", "(certificate)", async move {
-                        let cert = ClientCert::from_der(der)
+                        let cert = ClientCert::from_verified(verified)
                             .map_err(|e| Reject::Unmappable(e.to_string()))?;
                         Ok(self.find_by_email(cert.emails()).await?.account())
                     })

@@ -12,9 +12,11 @@ use portcullis_ldapauth::certmap::{CertMapConfig, ClientCert};
 use portcullis_ldapauth::{Error, Reject};
 use portcullis_sasl::{
     Backends, ExternalIdentity, Mechanism, ServerContext, ServerSession, Service, Step,
+    VerifiedCertificate,
 };
 use portcullis_test_support::ca::{Issued, TestCa};
 use portcullis_test_support::slapd::Slapd;
+use portcullis_test_support::tls::client_auth_handshake;
 use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, SanType};
 
 const UID: &[u64] = &[0, 9, 2342, 19_200_300, 100, 1, 1];
@@ -37,6 +39,11 @@ fn client(ca: &TestCa, rdns: &[(DnType, &str)], san_email: Option<&str>) -> Issu
         p.subject_alt_names = vec![SanType::Rfc822Name(e.try_into().unwrap())];
     }
     ca.issue(p).unwrap()
+}
+
+/// What a TLS handshake that verified `c` hands to certificate logins.
+fn verified(c: &Issued) -> VerifiedCertificate {
+    VerifiedCertificate::from_rustls(&client_auth_handshake(c).unwrap()).unwrap()
 }
 
 fn issuer_dn(ca: &TestCa) -> String {
@@ -73,19 +80,19 @@ async fn default_mapping_by_email() {
     let d = directory(settings(slapd));
     // Subject E= and SAN rfc822Name.
     let c = ca.issue_client("Alice", Some("alice@example.com")).unwrap();
-    let u = d.map_certificate(&c.cert_der).await.unwrap();
+    let u = d.map_certificate(&verified(&c)).await.unwrap();
     assert_eq!(u.dn, "uid=alice,ou=People,o=example.com,o=example");
     assert_eq!(u.login, "alice@example.com");
     // SAN only.
     let c = client(&ca, &[(DnType::CommonName, "Bob")], Some("bob@example.com"));
     assert_eq!(
-        d.map_certificate(&c.cert_der).await.unwrap().login,
+        d.map_certificate(&verified(&c)).await.unwrap().login,
         "bob@example.com"
     );
     // No e-mail, unknown e-mail, hostile e-mail.
     let c = client(&ca, &[(DnType::CommonName, "Nobody")], None);
     assert!(matches!(
-        d.map_certificate(&c.cert_der).await,
+        d.map_certificate(&verified(&c)).await,
         Err(Error::Rejected(Reject::Unmappable(_)))
     ));
     let c = client(
@@ -94,7 +101,7 @@ async fn default_mapping_by_email() {
         Some("nobody@example.com"),
     );
     assert_eq!(
-        d.map_certificate(&c.cert_der).await.unwrap_err(),
+        d.map_certificate(&verified(&c)).await.unwrap_err(),
         Error::Rejected(Reject::UnknownUser)
     );
     let c = client(
@@ -106,20 +113,17 @@ async fn default_mapping_by_email() {
         None,
     );
     assert_eq!(
-        d.map_certificate(&c.cert_der).await.unwrap_err(),
+        d.map_certificate(&verified(&c)).await.unwrap_err(),
         Error::Rejected(Reject::UnknownUser)
     );
     // dave is inactive: mapped, then refused for his state.
     let c = ca.issue_client("Dave", Some("dave@example.com")).unwrap();
     assert!(matches!(
-        d.map_certificate(&c.cert_der).await,
+        d.map_certificate(&verified(&c)).await,
         Err(Error::Rejected(Reject::AccountStatus { .. }))
     ));
-    // Not a certificate.
-    assert!(matches!(
-        d.map_certificate(b"junk").await,
-        Err(Error::Rejected(Reject::Unmappable(_)))
-    ));
+    // Bytes that are not a verified certificate cannot be passed at all
+    // (`VerifiedCertificate` has no constructor from bytes).
 }
 
 #[tokio::test]
@@ -169,7 +173,7 @@ async fn every_directive() {
         (DnType::CommonName, p1.as_str()),
     ];
     let c = client(&other, &subj, None);
-    assert_eq!(d.map_certificate(&c.cert_der).await.unwrap().dn, dn1);
+    assert_eq!(d.map_certificate(&verified(&c)).await.unwrap().dn, dn1);
     // ... and a subject that is not an entry maps to nothing.
     let c = client(
         &other,
@@ -180,13 +184,13 @@ async fn every_directive() {
         None,
     );
     assert_eq!(
-        d.map_certificate(&c.cert_der).await.unwrap_err(),
+        d.map_certificate(&verified(&c)).await.unwrap_err(),
         Error::Rejected(Reject::UnknownUser)
     );
 
     // corp: base from ou,o of the subject; filter (cn=…).
     let c = client(&corp, &subj, None);
-    assert_eq!(d.map_certificate(&c.cert_der).await.unwrap().dn, dn1);
+    assert_eq!(d.map_certificate(&verified(&c)).await.unwrap().dn, dn1);
 
     // mmp (issuer written in another case and spacing): whole tree,
     // FROM=TO components: subject CN → uid, E → mail.
@@ -199,7 +203,7 @@ async fn every_directive() {
         ],
         None,
     );
-    let u = d.map_certificate(&c.cert_der).await.unwrap();
+    let u = d.map_certificate(&verified(&c)).await.unwrap();
     assert_eq!(u.dn, "uid=bob,ou=People,o=example.com,o=example");
 
     // strict: verifycert on — the entry must hold this very certificate.
@@ -218,10 +222,10 @@ async fn every_directive() {
         &format!("{p2}@example.com"),
         &format!("userCertificate;binary:: {}\n", b64(&held.cert_der)),
     );
-    assert_eq!(d.map_certificate(&held.cert_der).await.unwrap().dn, dn2);
+    assert_eq!(d.map_certificate(&verified(&held)).await.unwrap().dn, dn2);
     let same_subject_other_key = client(&strict, &subj2, None);
     assert_eq!(
-        d.map_certificate(&same_subject_other_key.cert_der)
+        d.map_certificate(&verified(&same_subject_other_key))
             .await
             .unwrap_err(),
         Error::Rejected(Reject::CertificateMismatch)
@@ -229,7 +233,7 @@ async fn every_directive() {
     // dn1 holds no certificate at all.
     let c = client(&strict, &subj, None);
     assert_eq!(
-        d.map_certificate(&c.cert_der).await.unwrap_err(),
+        d.map_certificate(&verified(&c)).await.unwrap_err(),
         Error::Rejected(Reject::CertificateMismatch)
     );
 
@@ -250,7 +254,7 @@ async fn every_directive() {
         format!("emailAddress=p3@example.com,UID={p3},OU=Zo\\C3\\AB's unit,O=Anywhere")
     );
     let dn3 = add_subject_holder(slapd, &ou, &p3, &stored);
-    assert_eq!(d.map_certificate(&c.cert_der).await.unwrap().dn, dn3);
+    assert_eq!(d.map_certificate(&verified(&c)).await.unwrap().dn, dn3);
 
     // Other spacing and case of the attribute names: the same DN. Another
     // value: another DN.
@@ -266,7 +270,7 @@ async fn every_directive() {
         let c = client(&attr, &subject, None);
         let stored = openssl_subject(&c.cert_pem, nameopt).replace(from, to);
         let dn = add_subject_holder(slapd, &ou, &p, &stored);
-        match d.map_certificate(&c.cert_der).await {
+        match d.map_certificate(&verified(&c)).await {
             Ok(u) => assert!(maps && u.dn == dn, "{stored} mapped to {}", u.dn),
             Err(e) => assert!(
                 !maps && e == Error::Rejected(Reject::UnknownUser),
@@ -283,7 +287,7 @@ async fn every_directive() {
     );
     add_subject_holder(slapd, &ou, &format!("{p3}-twin"), &spaced);
     assert_eq!(
-        d.map_certificate(&c.cert_der).await.unwrap_err(),
+        d.map_certificate(&verified(&c)).await.unwrap_err(),
         Error::Rejected(Reject::Ambiguous)
     );
 }
@@ -352,7 +356,7 @@ async fn ambiguous_default_mapping_is_refused() {
     let c = ca.issue_client("Shared", Some(&mail)).unwrap();
     let d = directory(settings(slapd));
     assert_eq!(
-        d.map_certificate(&c.cert_der).await.unwrap_err(),
+        d.map_certificate(&verified(&c)).await.unwrap_err(),
         Error::Rejected(Reject::Ambiguous)
     );
 }
@@ -376,7 +380,7 @@ async fn sasl_external_through_the_traits() {
         ),
     ] {
         let mut ctx = ServerContext::new(Service::Imap, "mail.example.com");
-        ctx.external = Some(ExternalIdentity::Certificate(cert.cert_der.clone()));
+        ctx.external = Some(ExternalIdentity::Certificate(verified(&cert)));
         let mut session = ServerSession::new(Mechanism::External, &ctx).unwrap();
         let mut step = session.start(Some(b"")).unwrap();
         let got = loop {
@@ -416,7 +420,7 @@ async fn certificate_logins_see_their_domain() {
     // The held domain refuses certificate logins as it refuses passwords.
     let c = ca.issue_client("H", Some(&format!("h@{held}"))).unwrap();
     assert_eq!(
-        d.map_certificate(&c.cert_der).await.unwrap_err(),
+        d.map_certificate(&verified(&c)).await.unwrap_err(),
         Error::Rejected(Reject::DomainStatus {
             attribute: "inetDomainStatus",
             value: "hold".into()
@@ -424,7 +428,7 @@ async fn certificate_logins_see_their_domain() {
     );
     // The open one hands its service-access filters to the caller.
     let c = ca.issue_client("O", Some(&format!("o@{open}"))).unwrap();
-    let u = d.map_certificate(&c.cert_der).await.unwrap();
+    let u = d.map_certificate(&verified(&c)).await.unwrap();
     assert_eq!(u.dn, format!("uid=o,o={open},o=example"));
     assert_eq!(
         u.domain_allowed_service_access.as_deref(),

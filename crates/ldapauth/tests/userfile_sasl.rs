@@ -292,7 +292,9 @@ async fn external_certificates_map_by_email() {
         (None, None),
     ] {
         let cert = ca.issue_client("Someone", email).unwrap();
-        let auth = external(&f.backends, ExternalIdentity::Certificate(cert.cert_der)).await;
+        let conn = portcullis_test_support::tls::client_auth_handshake(&cert).unwrap();
+        let verified = portcullis_sasl::VerifiedCertificate::from_rustls(&conn).unwrap();
+        let auth = external(&f.backends, ExternalIdentity::Certificate(verified)).await;
         assert_eq!(
             auth.as_ref().map(Authenticated::identity),
             want,

@@ -181,8 +181,8 @@ impl TlsState {
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExternalIdentity {
-    /// The verified TLS client certificate (end entity, DER).
-    Certificate(Vec<u8>),
+    /// The client certificate the TLS handshake verified.
+    Certificate(crate::VerifiedCertificate),
     /// A name the lower layer already established (e.g. a local socket's
     /// peer user).
     Name(String),
@@ -191,7 +191,7 @@ pub enum ExternalIdentity {
 impl fmt::Debug for ExternalIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Certificate(der) => write!(f, "Certificate({} bytes)", der.len()),
+            Self::Certificate(cert) => f.debug_tuple("Certificate").field(cert).finish(),
             Self::Name(n) => f.debug_tuple("Name").field(n).finish(),
         }
     }

@@ -24,6 +24,7 @@ mod secret;
 mod server;
 mod unknown_user;
 mod util;
+mod verified;
 
 pub use account::Account;
 pub use authenticated::Authenticated;
@@ -46,6 +47,7 @@ pub use scram_secret::{MIN_ITERATIONS, SALT_LEN, ScramSecret};
 pub use secret::Password;
 pub use server::{MAX_CLIENT_MESSAGE, ServerSession, Step};
 pub use unknown_user::{UNKNOWN_USER_SECRET_LEN, UnknownUserSecret};
+pub use verified::VerifiedCertificate;
 /// Re-exported: [`TlsState::tls_exporter`] holds a [`zeroize::Zeroizing`].
 pub use zeroize;
 

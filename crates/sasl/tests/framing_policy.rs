@@ -531,7 +531,12 @@ fn default_policy_advertisement() {
     );
     assert_eq!(p.advertised(&plain(Service::Http)), [Mechanism::Plain]);
     // EXTERNAL appears once a client certificate is present.
-    let cert = plain(Service::Imap).with_external(ExternalIdentity::Certificate(vec![0x30]));
+    let ca = portcullis_test_support::ca::TestCa::new("EXTERNAL CA").unwrap();
+    let conn =
+        portcullis_test_support::tls::client_auth_handshake(&ca.issue_client("c", None).unwrap())
+            .unwrap();
+    let verified = portcullis_sasl::VerifiedCertificate::from_rustls(&conn).unwrap();
+    let cert = plain(Service::Imap).with_external(ExternalIdentity::Certificate(verified));
     assert_eq!(p.advertised(&cert), [Mechanism::External, Mechanism::Plain]);
     assert!(p.plaintext_login_allowed(&plain(Service::Imap)));
     assert!(!p.apop_enabled(&plain(Service::Pop)));

@@ -21,6 +21,8 @@ pub struct Issued {
     pub key_pem: String,
     /// The private key, PKCS#8 DER.
     pub key_der: Vec<u8>,
+    /// The certificate of the CA that issued it, DER.
+    pub issuer_der: Vec<u8>,
 }
 
 /// A self-signed CA (ECDSA P-256) that issues server and client certificates.
@@ -160,6 +162,7 @@ impl TestCa {
             cert_der: cert.der().to_vec(),
             key_pem: key.serialize_pem(),
             key_der: key.serialize_der(),
+            issuer_der: self.cert_der(),
         })
     }
 }

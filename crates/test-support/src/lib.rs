@@ -34,6 +34,7 @@ mod process;
 pub mod redis;
 pub mod slapd;
 pub mod softhsm;
+pub mod tls;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;

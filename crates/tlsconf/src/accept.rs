@@ -159,15 +159,23 @@ impl<IO> Accepted<IO> {
         self.info.sasl_tls_state(self.connection())
     }
 
-    /// The client certificate this handshake verified, as the identity
-    /// SASL EXTERNAL maps (through certmap, in the directory); `None` when
+    /// The client certificate chain this handshake verified; `None` when
     /// the client sent none (the server only requests one when a CA is
     /// trusted for client authentication, see [`crate::ClientAuth`]).
+    /// The verifier of every configuration this crate builds refuses an
+    /// unverified chain, and [`crate::VerifiedCertificate`] has no other
+    /// constructor, so certificate logins cannot be handed raw bytes.
+    #[cfg(feature = "sasl")]
+    pub fn client_certificate(&self) -> Option<crate::VerifiedCertificate> {
+        crate::VerifiedCertificate::from_rustls(self.connection())
+    }
+
+    /// [`Accepted::client_certificate`] as the identity SASL EXTERNAL maps
+    /// (through certmap, in the directory).
     #[cfg(feature = "sasl")]
     pub fn sasl_external(&self) -> Option<portcullis_sasl::ExternalIdentity> {
-        crate::ClientCertificate::from_connection(self.connection()).map(|c| {
-            portcullis_sasl::ExternalIdentity::Certificate(c.end_entity().as_ref().to_vec())
-        })
+        self.client_certificate()
+            .map(portcullis_sasl::ExternalIdentity::Certificate)
     }
 
     /// `ctx` for the SASL exchanges after this handshake: its TLS state

@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use portcullis_certdb::{
     CaUsage, CertDb, INDEX_FILE, KeyAlgorithm, KeyCache, KeyLocation, PASSWORD_FILE, PasswordFile,
-    Token,
 };
 use rustls::sign::{Signer, SigningKey};
 use rustls::{SignatureAlgorithm, SignatureScheme};
@@ -132,7 +131,11 @@ impl CertificateSource for CertDbView<'_> {
     fn credential(&self, nickname: &Nickname) -> Result<Credential, Error> {
         let identity = self
             .db
-            .load_identity_cached(&nickname.to_string(), &self.passwords, &self.source.keys)
+            .load_identity_cached(
+                &portcullis_certdb::Nickname::from(nickname).to_string(),
+                &self.passwords,
+                &self.source.keys,
+            )
             .map_err(|e| match e {
                 portcullis_certdb::Error::UnknownAlias(_) => {
                     Error::UnknownNickname(nickname.to_string())
@@ -191,20 +194,17 @@ impl CertificateSource for CertDbSource {
         let Ok(db) = self.open() else {
             return out;
         };
-        let passwords = db.password_file().unwrap_or_default();
-        for m in db.modules() {
-            out.extend_from_slice(m.name.as_bytes());
+        // certdb reads every module's token (or says why it could not, or
+        // that this build has no PKCS#11 support).
+        let (certs, problems) = db.token_certificates();
+        for c in certs {
+            out.extend_from_slice(c.nickname.as_bytes());
+            out.push(u8::from(c.has_key));
+            out.extend_from_slice(&c.info.der);
             out.push(0);
-            match Token::open(&m, passwords.get(&m.name)).and_then(|t| t.certificates()) {
-                Ok(certs) => {
-                    for (label, der, has_key) in certs {
-                        out.extend_from_slice(label.as_bytes());
-                        out.push(u8::from(has_key));
-                        out.extend_from_slice(&der);
-                    }
-                }
-                Err(e) => out.extend_from_slice(e.to_string().as_bytes()),
-            }
+        }
+        for p in problems {
+            out.extend_from_slice(p.as_bytes());
             out.push(0);
         }
         out

@@ -10,8 +10,8 @@
 //!
 //! | client sends            | result                                                   |
 //! |-------------------------|----------------------------------------------------------|
-//! | nothing                 | handshake succeeds, no [`ClientCertificate`] (password login) — refused with `certificate_required` when required |
-//! | a valid chain           | handshake succeeds, [`ClientCertificate`] holds the chain |
+//! | nothing                 | handshake succeeds, no `VerifiedCertificate` (password login) — refused with `certificate_required` when required |
+//! | a valid chain           | handshake succeeds, `VerifiedCertificate` holds the chain |
 //! | a chain from another CA | handshake refused (`unknown_ca`)                         |
 //! | an expired certificate  | handshake refused (`certificate_expired`)                |
 //! | a revoked certificate   | handshake refused (`certificate_revoked`)                |
@@ -191,45 +191,4 @@ pub(crate) fn verifier(
         b = b.allow_unauthenticated();
     }
     Ok((Some(b.build()?), Some(digest)))
-}
-
-/// A client certificate chain that the server verified during the handshake
-/// (leaf first), for certificate-based login (certmap, SASL EXTERNAL).
-///
-/// Only [`ClientCertificate::from_connection`] makes one, and rustls keeps
-/// a peer chain only after its verifier accepted it (or, on resumption,
-/// accepted it in the original handshake).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientCertificate {
-    chain: Vec<CertificateDer<'static>>,
-}
-
-impl ClientCertificate {
-    /// The verified chain of a finished handshake, if the client sent one.
-    ///
-    /// Only meaningful for connections made with a configuration from this
-    /// crate, whose verifiers refuse unverified chains.
-    pub fn from_connection(conn: &rustls::ServerConnection) -> Option<Self> {
-        if conn.is_handshaking() {
-            return None;
-        }
-        let chain = conn.peer_certificates()?;
-        if chain.is_empty() {
-            return None;
-        }
-        Some(Self {
-            chain: chain.iter().map(|c| c.clone().into_owned()).collect(),
-        })
-    }
-
-    /// The client's own certificate.
-    pub fn end_entity(&self) -> &CertificateDer<'static> {
-        // Invariant: `from_connection` never builds an empty chain.
-        &self.chain[0]
-    }
-
-    /// The whole chain as the client sent it, leaf first.
-    pub fn chain(&self) -> &[CertificateDer<'static>] {
-        &self.chain
-    }
 }

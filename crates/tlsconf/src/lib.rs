@@ -10,6 +10,7 @@ mod blocking;
 pub mod certdb;
 mod client;
 mod client_auth;
+mod convert;
 mod error;
 mod nickname;
 pub mod params;
@@ -25,13 +26,16 @@ mod tickets;
 
 #[cfg(feature = "sasl")]
 pub use portcullis_sasl as sasl;
+/// The client certificate a handshake verified ([`Accepted::client_certificate`]).
+#[cfg(feature = "sasl")]
+pub use portcullis_sasl::VerifiedCertificate;
 pub use rustls;
 pub use rustls_pki_types as pki_types;
 pub use tokio_rustls;
 
 pub use accept::{Accepted, MaybeTls, TlsInfo};
 pub use client::{ClientAction, ClientSettings, TlsClient, TlsRequirement};
-pub use client_auth::{ClientAuth, ClientAuthMode, ClientCertificate, load_crls};
+pub use client_auth::{ClientAuth, ClientAuthMode, load_crls};
 pub use error::Error;
 pub use nickname::{Nickname, Service, parse_nickname_list};
 pub use reload::{TlsServer, Watch};

@@ -20,6 +20,45 @@ pub struct Nickname {
 }
 
 impl Nickname {
+    /// A nickname in the software token (the database directory).
+    ///
+    /// # Errors
+    /// [`Error::InvalidNickname`] for an empty alias or a control character.
+    pub fn internal(alias: &str) -> Result<Self, Error> {
+        Self::checked(None, alias)
+    }
+
+    /// A nickname on the PKCS#11 token of `module`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidNickname`] for an empty part or a control character.
+    pub fn on_token(module: &str, alias: &str) -> Result<Self, Error> {
+        Self::checked(Some(module), alias)
+    }
+
+    fn checked(module: Option<&str>, alias: &str) -> Result<Self, Error> {
+        let bad = || {
+            Error::InvalidNickname(match module {
+                Some(m) => format!("{m}:{alias}"),
+                None => alias.to_owned(),
+            })
+        };
+        let (module, alias) = (module.map(str::trim), alias.trim());
+        if alias.is_empty()
+            || module.is_some_and(str::is_empty)
+            || alias
+                .chars()
+                .chain(module.unwrap_or("").chars())
+                .any(char::is_control)
+        {
+            return Err(bad());
+        }
+        Ok(Self {
+            module: module.map(str::to_owned),
+            alias: alias.to_owned(),
+        })
+    }
+
     /// The security module (PKCS#11 token) part, if qualified.
     pub fn module(&self) -> Option<&str> {
         self.module.as_deref()
@@ -36,20 +75,11 @@ impl FromStr for Nickname {
 
     /// Splits at the first `:`. Both parts are trimmed and must not be empty.
     fn from_str(s: &str) -> Result<Self, Error> {
-        let bad = || Error::InvalidNickname(s.to_owned());
-        let t = s.trim();
-        let (module, alias) = match t.split_once(':') {
-            Some((m, a)) => (Some(m.trim()), a.trim()),
-            None => (None, t),
+        let (module, alias) = match s.split_once(':') {
+            Some((m, a)) => (Some(m), a),
+            None => (None, s),
         };
-        if alias.is_empty() || module.is_some_and(str::is_empty) || t.chars().any(char::is_control)
-        {
-            return Err(bad());
-        }
-        Ok(Self {
-            module: module.map(str::to_owned),
-            alias: alias.to_owned(),
-        })
+        Self::checked(module, alias).map_err(|_| Error::InvalidNickname(s.to_owned()))
     }
 }
 

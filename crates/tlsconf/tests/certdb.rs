@@ -76,7 +76,7 @@ async fn certdb_nicknames_trust_flags_and_reload() {
             .client
             .unwrap()
             .end_entity(),
-        &alice.cert_der
+        alice.cert_der.as_ref()
     );
     let wrong = server_ca.issue(Leaf::client("mallory@example.com"));
     let (c, k) = (

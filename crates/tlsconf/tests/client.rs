@@ -85,7 +85,7 @@ async fn verifies_chain_and_host_name_and_presents_a_client_certificate() {
             .ends_with(b"ok\n")
     );
     let seen = srv.next().await.result.unwrap();
-    assert_eq!(seen.client.unwrap().end_entity(), &alice.cert_der);
+    assert_eq!(seen.client.unwrap().end_entity(), alice.cert_der.as_ref());
 
     // A name the certificate does not carry.
     let e = talk(&client, srv.addr, "mx.other.test").await.unwrap_err();

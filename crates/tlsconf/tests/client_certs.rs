@@ -115,7 +115,7 @@ async fn optional_client_certificates_with_crl() {
             .unwrap()
             .client
             .expect("client certificate");
-        assert_eq!(got.end_entity(), &pki.valid.cert_der);
+        assert_eq!(got.end_entity(), pki.valid.cert_der.as_ref());
 
         // Refused: wrong CA, expired, revoked.
         for (name, who, server_says, client_says) in [
@@ -173,7 +173,7 @@ async fn required_client_certificates() {
             .client
             .unwrap()
             .end_entity(),
-        &pki.valid.cert_der
+        pki.valid.cert_der.as_ref()
     );
     let run = curl(srv.addr, &pki.server_ca, &[]).await;
     assert!(!run.ok, "{}", run.out);

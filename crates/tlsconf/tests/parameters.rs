@@ -277,7 +277,7 @@ local.sslmaxversion = "TLSv1.2"
     .await;
     assert!(run.ok, "{}", run.out);
     let seen = srv.next().await.result.unwrap();
-    assert_eq!(seen.client.unwrap().end_entity(), &alice.cert_der);
+    assert_eq!(seen.client.unwrap().end_entity(), alice.cert_der.as_ref());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use portcullis_tlsconf::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use portcullis_tlsconf::{
-    ClientCertificate, Credential, TlsServer, TlsVersion, rustls, suites, tokio_rustls,
+    Credential, TlsServer, TlsVersion, VerifiedCertificate, rustls, suites, tokio_rustls,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
@@ -274,7 +274,7 @@ pub struct Info {
     pub version: Option<TlsVersion>,
     pub suite: &'static str,
     pub alpn: Option<Vec<u8>>,
-    pub client: Option<ClientCertificate>,
+    pub client: Option<VerifiedCertificate>,
 }
 
 /// A loopback TLS server answering every connection with a small HTTP
@@ -320,7 +320,7 @@ impl TestServer {
                                     .negotiated_cipher_suite()
                                     .map_or("none", suites::iana_name),
                                 alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
-                                client: ClientCertificate::from_connection(conn),
+                                client: VerifiedCertificate::from_rustls(conn),
                             };
                             // Read whatever request comes (curl sends one,
                             // s_client none), answer, close.
