@@ -16,6 +16,7 @@ pub mod proxy_protocol;
 pub mod relay;
 mod run;
 mod session;
+pub mod smtp;
 
 pub use backend::{Backend, ClientIdentity, StoreAddress, StoreSession};
 pub use error::Error;

@@ -34,6 +34,7 @@ use crate::listen::{self, Admission, Admitted, ListenerSpec, TlsMode};
 use crate::penalty::Penalty;
 use crate::pop3::Pop3Frontend;
 use crate::proxy_protocol::ProxyPolicy;
+use crate::smtp::SmtpFrontend;
 
 /// How long sessions may go on after shutdown was asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -49,6 +50,8 @@ enum Frontend {
     Pop(Pop3Frontend),
     /// IMAP (`imapd`).
     Imap(ImapFrontend),
+    /// SMTP submission (`smtpd`).
+    Smtp(Box<SmtpFrontend>),
 }
 
 impl Frontend {
@@ -57,6 +60,7 @@ impl Frontend {
         match self {
             Self::Pop(_) => "pop",
             Self::Imap(_) => "imap",
+            Self::Smtp(_) => "smtp",
         }
     }
 
@@ -66,6 +70,7 @@ impl Frontend {
         match self {
             Self::Pop(f) => f.serve(conn, mode, stop).await,
             Self::Imap(f) => f.serve(conn, mode, stop).await,
+            Self::Smtp(f) => f.serve(conn, mode, stop).await,
         }
     }
 
@@ -75,6 +80,7 @@ impl Frontend {
         match self {
             Self::Pop(_) => format!("-ERR [SYS/TEMP] {reason}\r\n").into_bytes(),
             Self::Imap(_) => refusal_greeting(Some(&ResponseCode::Unavailable), reason),
+            Self::Smtp(_) => format!("421 4.7.0 {reason}\r\n").into_bytes(),
         }
     }
 }
@@ -155,6 +161,14 @@ fn build(service: Service, config_path: &Path) -> Result<Built, Error> {
             limits: limits.clone(),
             hostname: hostname(),
         }),
+        Service::Smtp => Frontend::Smtp(Box::new(SmtpFrontend::from_config(
+            &config,
+            dir,
+            auth,
+            tls,
+            limits.clone(),
+            hostname(),
+        )?)),
         _ => {
             return Err(Error::InvalidSetting {
                 name: "service",
