@@ -68,6 +68,14 @@ def login(s, mech):
     result("auth", lambda: s.auth(mech, auth, initial_response_ok=(mech == "PLAIN")))
 
 
+def quit(s):
+    """QUIT, unless the server has closed already (after a 421)."""
+    try:
+        s.quit()
+    except smtplib.SMTPServerDisconnected:
+        out("closed", "by the server")
+
+
 def authenticated():
     """STARTTLS, EHLO again, AUTH PLAIN."""
     s = connect()
@@ -85,40 +93,40 @@ if scenario in ("starttls-plain", "starttls-login"):
     out("features_tls", " ".join(sorted(s.esmtp_features)))
     login(s, scenario.split("-")[1].upper())
     send(s)
-    s.quit()
+    quit(s)
 elif scenario == "implicit-tls":
     s = connect(tls=True)
     out("auth_offered", s.esmtp_features.get("auth", ""))
     login(s, "PLAIN")
     send(s)
-    s.quit()
+    quit(s)
 elif scenario == "noauth":
     # Plain connection, no AUTH: refused at MAIL FROM.
     s = connect()
     send(s)
-    s.quit()
+    quit(s)
 elif scenario == "noauth-tls":
     s = connect()
     s.starttls(context=context())
     s.ehlo("client.example")
     send(s)
-    s.quit()
+    quit(s)
 elif scenario == "auth-plaintext":
     # AUTH without TLS: not offered, refused when tried.
     s = connect()
     out("features_plain", " ".join(sorted(s.esmtp_features)))
     s.user, s.password = user, password
     result("auth", lambda: s.auth("PLAIN", s.auth_plain))
-    s.quit()
+    quit(s)
 elif scenario == "two-messages":
     s = authenticated()
     send(s)
     result("second", lambda: s.sendmail(sender, [rcpt.replace("@", "-2@")], message()))
-    s.quit()
+    quit(s)
 elif scenario == "wrong-sender":
     s = authenticated()
     send(s)
-    s.quit()
+    quit(s)
 elif scenario == "impersonation":
     # XCLIENT, XFORWARD and a PROXY line from an authenticated client.
     s = authenticated()
@@ -128,7 +136,7 @@ elif scenario == "impersonation":
         code, text = s.docmd(cmd)
         out(key, f"{code} {text.decode(errors='replace')}")
     send(s)
-    s.quit()
+    quit(s)
 elif scenario == "size":
     # SIZE= above the limit, then content above it with no SIZE=.
     s = authenticated()
@@ -138,14 +146,14 @@ elif scenario == "size":
     out("rcpt", s.rcpt(rcpt)[0])
     body = message() + (b"x" * 70 + b"\r\n") * (int(extra) // 72 + 2)
     result("data", lambda: s.data(body))
-    s.quit()
+    quit(s)
 elif scenario == "recipients":
     s = authenticated()
     out("mail", s.mail(sender)[0])
     codes = [str(s.rcpt(rcpt.replace("@", f"-{i}@"))[0]) for i in range(int(extra))]
     out("rcpts", " ".join(codes))
     result("data", lambda: s.data(message()))
-    s.quit()
+    quit(s)
 elif scenario == "smuggle":
     # A smuggling sequence inside DATA, then a normal message as a sync
     # point on the same connection.
@@ -161,7 +169,7 @@ elif scenario == "smuggle":
     code, text = s.getreply()
     out("smuggled", f"{code} {text.decode(errors='replace')}")
     result("sync", lambda: s.sendmail(sender, ["sync-" + mark + "@elsewhere.example"], message()))
-    s.quit()
+    quit(s)
 elif scenario == "starttls-injection":
     # Commands pipelined after STARTTLS in the same packet are discarded.
     raw = socket.create_connection((HOST, port), timeout=30)
@@ -188,5 +196,21 @@ elif scenario == "starttls-injection":
     out("mail_after_tls", reply(tf))
     tls.sendall(b"QUIT\r\n")
     reply(tf)
+elif scenario == "hostile-helo":
+    # Each hostile greeting, then MAIL FROM on the same authenticated
+    # session; the last message goes through.
+    s = authenticated()
+    names = [b"", b"a" * 300 + b".example", b"ctl\x01name.example", b"del\x7fname.example",
+             "ex\u00e4mple.example".encode(), b"[999.1.1.1]"]
+    for i, name in enumerate(names):
+        s.send(b"EHLO " + name + b"\r\n" if name else b"EHLO\r\n")
+        code, text = s.getreply()
+        out(f"helo{i}", code)
+        code, text = s.mail(sender)
+        out(f"mail{i}", f"{code} {text.decode(errors='replace')}")
+        s.rset()
+    s.ehlo("client.example")
+    send(s)
+    quit(s)
 else:
     raise SystemExit(f"unknown scenario {scenario}")
