@@ -111,7 +111,11 @@ fn start(smtp: &str, mmp: &str) -> Smtpd {
 
 /// [`start`], with `local` added to `[local]`.
 fn start_with(local: &str, smtp: &str, mmp: &str) -> Smtpd {
-    let dir = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap(), local, smtp, mmp)
+}
+
+/// [`start_with`] in `dir` (which may hold a users file already).
+fn start_in(dir: tempfile::TempDir, local: &str, smtp: &str, mmp: &str) -> Smtpd {
     let (port, sslport) = (free_port(), free_port());
     let config = configure(dir.path(), port, sslport, local, smtp, mmp);
     let daemon = Daemon::spawn(Path::new(env!("CARGO_BIN_EXE_smtpd")), &config, &[]).unwrap();
@@ -801,4 +805,65 @@ fn pop_before_smtp_through_redis_is_accepted_by_two_front_ends_within_the_ttl_an
         "popsmtp-after-l5@elsewhere.example",
     );
     assert!(field(&r, "send").starts_with("530 5.7.0"), "{r:?}");
+}
+
+#[test]
+fn hostile_logins_are_refused_without_taking_the_relay_out_of_service() {
+    // Users whose canonical names XCLIENT LOGIN may not be able to carry
+    // (reserved, too long once xtext-encoded).
+    let dir = tempfile::tempdir().unwrap();
+    // 90 `+` are 270 characters of xtext (`+2B` each), over 255.
+    let long = "+".repeat(90);
+    std::fs::write(
+        dir.path().join("users.passwd"),
+        format!(
+            "[UNAVAILABLE]:{{PLAIN}}pw-1::::::mail=r@example.com\n\
+             {long}:{{PLAIN}}pw-2::::::mail=l@example.com\n\
+             carl:{{PLAIN}}pw-4::::::mail=carl@example.com\n"
+        ),
+    )
+    .unwrap();
+    let smtpd = start_in(dir, "userfile = \"users.passwd\"", "", "");
+    let send = |user: &str, password: &str, from: &str, mark: &str| -> (String, String) {
+        let rcpt = format!("{mark}@elsewhere.example");
+        let mut s = alice("starttls-plain", smtpd.port, &rcpt, mark);
+        s.user = user;
+        s.password = password;
+        s.from = from;
+        let r = smtplib(&smtpd, &s);
+        (field(&r, "auth").to_owned(), field(&r, "send").to_owned())
+    };
+    for (user, pw, from, mark) in [
+        (
+            "[UNAVAILABLE]",
+            "pw-1",
+            "r@example.com",
+            "login-reserved-m1",
+        ),
+        (long.as_str(), "pw-2", "l@example.com", "login-long-m2"),
+    ] {
+        let (auth, sent) = send(user, pw, from, mark);
+        // Refused before any relay sees it, or (when the canonical form
+        // adds a domain) carried as an ordinary login.
+        if auth.starts_with("ok") {
+            assert!(
+                sent.starts_with("550 5.7.1") || sent.starts_with("ok"),
+                "{user}: {sent}"
+            );
+        }
+    }
+    // The one relay is still in service.
+    let (auth, sent) = send("carl", "pw-4", "carl@example.com", "login-after-m4");
+    assert!(
+        auth.starts_with("ok") && sent.starts_with("ok"),
+        "{auth} {sent}\n{}",
+        smtpd.log().text()
+    );
+    let line = postfix_client_line("login-after-m4@elsewhere.example");
+    assert!(line.contains("sasl_username=carl"), "{line}");
+    assert!(
+        !smtpd.log().text().contains("SMTP relay failed"),
+        "{}",
+        smtpd.log().text()
+    );
 }
