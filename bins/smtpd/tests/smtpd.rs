@@ -867,3 +867,51 @@ fn hostile_logins_are_refused_without_taking_the_relay_out_of_service() {
         smtpd.log().text()
     );
 }
+
+#[test]
+fn check_accepts_a_good_configuration_and_refuses_one_without_relays_with_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = configure(dir.path(), free_port(), free_port(), "", "", "");
+    let check = |config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_smtpd"))
+            .args(["--check", "--config"])
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let ok = check(&good);
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    let text = std::fs::read_to_string(&good).unwrap();
+    let broken = dir.path().join("broken.toml");
+    let without = text
+        .lines()
+        .filter(|l| !l.starts_with("smtprelays"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&broken, without).unwrap();
+    let bad = check(&broken);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("mmp.smtprelays"),
+        "{bad:?}"
+    );
+}
+
+#[test]
+fn the_service_filter_refuses_before_the_greeting() {
+    let smtpd = start("domainnotallowed = \"smtp: 127.0.0.2\"", "");
+    const GREETING: &str = r#"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 30, (sys.argv[2], 0))
+print(s.makefile("rb").readline().decode().strip())
+"#;
+    let port = smtpd.port.to_string();
+    let (ok, denied) = tool("python3", &["-c", GREETING, &port, "127.0.0.2"]);
+    assert!(ok && denied.starts_with("554 5.7.1"), "{denied}");
+    let (ok, allowed) = tool("python3", &["-c", GREETING, &port, "127.0.0.3"]);
+    assert!(ok && allowed.starts_with("220 "), "{allowed}");
+    let log = smtpd
+        .log()
+        .wait_for("denied by the service access filter", 1);
+    assert!(log.contains("client=127.0.0.2:"), "{log}");
+}
