@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use portcullis_test_support::ca::TestCa;
-use portcullis_test_support::daemon::{Daemon, LOG_WAIT};
+use portcullis_test_support::daemon::{self, Daemon, LOG_WAIT};
 use portcullis_test_support::dovecot::Dovecot;
 use portcullis_test_support::free_port;
 use portcullis_test_support::postfix::Postfix;
@@ -872,13 +872,8 @@ fn hostile_logins_are_refused_without_taking_the_relay_out_of_service() {
 fn check_accepts_a_good_configuration_and_refuses_one_without_relays_with_2() {
     let dir = tempfile::tempdir().unwrap();
     let good = configure(dir.path(), free_port(), free_port(), "", "", "");
-    let check = |config: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_smtpd"))
-            .args(["--check", "--config"])
-            .arg(config)
-            .output()
-            .unwrap()
-    };
+    let check =
+        |config: &Path| daemon::check(Path::new(env!("CARGO_BIN_EXE_smtpd")), config).unwrap();
     let ok = check(&good);
     assert_eq!(ok.status.code(), Some(0), "{ok:?}");
     let text = std::fs::read_to_string(&good).unwrap();
