@@ -12,10 +12,10 @@ use std::sync::OnceLock;
 use portcullis_test_support::ca::TestCa;
 use portcullis_test_support::daemon::{self, Daemon, LOG_WAIT};
 use portcullis_test_support::dovecot::Dovecot;
-use portcullis_test_support::free_port;
 use portcullis_test_support::postfix::Postfix;
 use portcullis_test_support::redis::Redis;
 use portcullis_test_support::slapd::Slapd;
+use portcullis_test_support::{field, free_port, key_values};
 use portcullis_tlsconf::certdb::certdb::{CertDb, KdfParams, Password, PrivateKey, TrustFlags};
 
 /// A running smtpd, stopped (by its PID) when dropped.
@@ -175,19 +175,7 @@ fn smtplib_with(smtpd: &Smtpd, s: &Scenario<'_>, extra: &str) -> Vec<(String, St
         String::from_utf8_lossy(&out.stderr),
         smtpd.log().text()
     );
-    stdout
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-fn field<'a>(fields: &'a [(String, String)], key: &str) -> &'a str {
-    fields
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_else(|| panic!("no {key} in {fields:?}"))
+    key_values(&stdout)
 }
 
 /// Waits for Postfix to log a line with every needle.
