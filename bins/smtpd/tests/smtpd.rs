@@ -898,3 +898,28 @@ print(s.makefile("rb").readline().decode().strip())
         .wait_for("denied by the service access filter", 1);
     assert!(log.contains("client=127.0.0.2:"), "{log}");
 }
+
+#[test]
+fn sigterm_ends_a_waiting_session_with_421() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut smtpd = start("", "");
+    let stream = std::net::TcpStream::connect(("127.0.0.1", smtpd.port)).unwrap();
+    stream.set_read_timeout(Some(LOG_WAIT)).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("220 "), "{line}");
+    (&stream).write_all(b"NOOP\r\n").unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("250 "), "{line}");
+    let status = Command::new("kill")
+        .args(["-TERM", &smtpd.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("421 4.3.2"), "{line}");
+    assert!(smtpd.daemon.wait().unwrap().success());
+}
