@@ -50,6 +50,9 @@ struct Args {
     /// Leave nginx out even when it is installed.
     #[arg(long)]
     no_nginx: bool,
+    /// Only the bulk FETCH run (for a long run of it alone).
+    #[arg(long)]
+    only_fetch: bool,
 }
 
 /// The user every run logs in as, and the one holding the bulk mailbox.
@@ -139,6 +142,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut report = Report::default();
     let outcome = runtime.block_on(async {
+        if !args.only_fetch {
         for &c in &args.concurrency {
             let mut row = Vec::new();
             for s in &servers {
@@ -197,6 +201,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &row,
         );
 
+        }
         let mut row = Vec::new();
         for s in servers.iter().filter(|s| s.name != "nginx") {
             let mut session = s.target.connect().await?;

@@ -301,6 +301,12 @@ parameters! {
          pop3, http/1.1; any for SMTP), the ALPACA cross-protocol defence. Clients offering \
          no ALPN are always served.",
     );
+    LOCAL_SMTP_METRICS_LISTENADDR: String = (
+        "local.smtp.metrics.listenaddr",
+        Kind::String,
+        Some(""),
+        "Where smtpd serves its metrics (overrides local.metrics.listenaddr for smtpd).",
+    );
     LOCAL_SSLTICKETLIFETIME: i64 = (
         "local.sslticketlifetime",
         SECONDS,
@@ -977,6 +983,20 @@ parameters! {
         Some(""),
         "Access filters whose matches are denied authenticated SMTP access.",
     );
+    SERVICE_SMTP_ENABLE: bool = (
+        "service.smtp.enable",
+        BOOL,
+        Some("true"),
+        "Whether the SMTP submission front end serves clients at all (its listeners are \
+         bound).",
+    );
+    SERVICE_SMTP_LISTENADDR: String = (
+        "service.smtp.listenaddr",
+        Kind::String,
+        Some(""),
+        "Blank-separated addresses the SMTP listeners bind to, overriding \
+         service.listenaddr for SMTP. Empty: service.listenaddr.",
+    );
     SERVICE_SMTP_MAXERRORS: i64 = (
         "service.smtp.maxerrors",
         Kind::Integer {
@@ -1017,6 +1037,28 @@ parameters! {
         NONNEG,
         None,
         "Per-service override of service.plaintextmincipher for SMTP.",
+    );
+    SERVICE_SMTP_PORT: i64 = (
+        "service.smtp.port",
+        PORT_OR_OFF,
+        Some("587"),
+        "SMTP submission port with STARTTLS (RFC 6409); 0 turns the listener off.",
+    );
+    SERVICE_SMTP_SENDERCHECK: bool = (
+        "service.smtp.sendercheck",
+        BOOL,
+        Some("true"),
+        "MAIL FROM must be one of the sending user's addresses (mail, mailAlternateAddress, \
+         or the users file's mail= and mailalternateaddress=), for SMTP AUTH users and \
+         POP-before-SMTP clients alike (553 5.7.1 otherwise, as Postfix's \
+         reject_sender_login_mismatch). The null sender is allowed.",
+    );
+    SERVICE_SMTP_SSLPORT: i64 = (
+        "service.smtp.sslport",
+        PORT_OR_OFF,
+        Some("465"),
+        "SMTP submission port with implicit TLS (RFC 8314); 0 turns the listener off. \
+         Governed by the service.smtp.* parameters like the STARTTLS port.",
     );
 }
 

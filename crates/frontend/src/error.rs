@@ -115,6 +115,9 @@ pub enum Error {
     /// Reading from or writing to the connection failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// The SMTP relay pool or the POP-before-SMTP cache.
+    #[error("SMTP relay: {0}")]
+    Relay(portcullis_popbeforesmtp::Error),
 }
 
 impl Error {
@@ -144,4 +147,16 @@ impl Error {
 /// Shorthand for a `ProxyHeader` error.
 pub(crate) const fn malformed(position: usize, reason: &'static str) -> Error {
     Error::ProxyHeader { position, reason }
+}
+
+impl From<portcullis_popbeforesmtp::Error> for Error {
+    /// A setting popbeforesmtp refuses keeps its parameter's name.
+    fn from(e: portcullis_popbeforesmtp::Error) -> Self {
+        match e {
+            portcullis_popbeforesmtp::Error::InvalidSetting { name, reason } => {
+                Self::InvalidSetting { name, reason }
+            }
+            other => Self::Relay(other),
+        }
+    }
 }

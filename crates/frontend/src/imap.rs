@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use portcullis_accessfilter::Verdict;
 use portcullis_imap_proto::{Event, ResponseCode, ServerConfig, ServerSession};
-use portcullis_sasl::framing::{self, AuthExchange, Protocol};
+use portcullis_sasl::framing::{self, Protocol};
 use portcullis_sasl::{Authenticated, Mechanism, Password, ServerContext};
 use portcullis_tlsconf::TlsServer;
 use portcullis_tlsconf::starttls::{PipelinedInput, StartTls};
@@ -31,11 +31,13 @@ use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::auth::{Authenticator, LoginOutcome, Peer};
+use crate::auth::{Authenticator, Peer};
 use crate::backend::{Backend, StoreSession};
-use crate::limits::{AuthAttempts, Limits};
+use crate::limits::Limits;
 use crate::listen::{Admitted, TlsMode};
-use crate::session::{self, ClientStream, ConnLog, LAST_WORDS, READ_CHUNK};
+use crate::session::{
+    self, ClientStream, Concluded, ConnLog, LAST_WORDS, Login, Progress, READ_CHUNK, Refused,
+};
 
 /// Everything an IMAP connection needs, shared by all of them.
 #[derive(Debug)]
@@ -59,11 +61,9 @@ struct Conn {
     session: ServerSession,
     ctx: ServerContext,
     starttls: StartTls,
-    attempts: AuthAttempts,
-    exchange: Option<AuthExchange>,
+    login: Login,
     /// The tag of the LOGIN or AUTHENTICATE being answered.
     tag: String,
-    last_response: Zeroizing<Vec<u8>>,
     peer: Peer,
     /// The client's own ID fields (its last ID command), for the store
     /// when `mmp.forwardclientid` is on.
@@ -128,12 +128,7 @@ impl ImapFrontend {
     }
 
     fn mechanisms(&self, ctx: &ServerContext) -> Vec<String> {
-        self.auth
-            .policy
-            .advertised(ctx)
-            .iter()
-            .map(|m| m.name().to_owned())
-            .collect()
+        session::mechanism_names(&self.auth.policy, ctx)
     }
 
     /// Serves one admitted connection to its end; `shutdown` turning true
@@ -143,13 +138,10 @@ impl ImapFrontend {
         let started = Instant::now();
         let client = conn.client;
         let mut log = ConnLog::default();
-        let result = self
+        let outcome = self
             .serve_inner(conn, mode, &mut shutdown, &mut log, started)
             .await;
-        if let Err(e) = result {
-            log.result = format!("error: {e}");
-        }
-        log.emit("imap", client, started);
+        log.finish(outcome, "imap", client, started);
     }
 
     async fn serve_inner(
@@ -160,23 +152,14 @@ impl ImapFrontend {
         log: &mut ConnLog,
         started: Instant,
     ) -> Result<(), Error> {
-        let Admitted {
-            stream,
-            client,
-            local,
-            mut buffered,
-            permit: _permit,
-            ..
-        } = conn;
-        let deadline = started + self.limits.preauth_timeout;
         let mut ctx = self.context();
-        let Some(stream) = session::open_client(
+        let timing = (started, self.limits.preauth_timeout);
+        let Some(opened) = session::open(
             &self.auth.metrics,
+            conn,
             self.tls.as_ref(),
             mode,
-            stream,
-            &mut buffered,
-            deadline,
+            timing,
             &mut ctx,
             log,
         )
@@ -184,7 +167,8 @@ impl ImapFrontend {
         else {
             return Ok(());
         };
-        let tls_active = stream.is_tls();
+        let (stream, buffered, deadline) = (opened.stream, opened.buffered, opened.deadline);
+        let tls_active = opened.peer.tls;
         let mut config = ServerConfig::default();
         config.tls_active = tls_active;
         config.starttls_available = self.tls.is_some() && !tls_active;
@@ -202,11 +186,9 @@ impl ImapFrontend {
             } else {
                 StartTls::new(PipelinedInput::Discard)
             },
-            attempts: self.limits.auth_attempts(),
-            exchange: None,
+            login: Login::new(self.limits.auth_attempts()),
             tag: String::new(),
-            last_response: Zeroizing::new(Vec::new()),
-            peer: Peer::new(client, local, tls_active),
+            peer: opened.peer,
             client_id: Vec::new(),
             store: None,
             log: std::mem::take(log),
@@ -326,40 +308,45 @@ impl ImapFrontend {
                         &user,
                         &password,
                     );
-                    let outcome = self.auth.complete(started).await;
                     let secret = Zeroizing::new(password.as_bytes().to_vec());
-                    let mechanism = Some(Mechanism::Plain);
-                    self.conclude(c, mechanism, outcome, &user, &secret, Some(password))
+                    let concluded = c
+                        .login
+                        .one_shot(
+                            &self.auth,
+                            Mechanism::Plain,
+                            started,
+                            &c.peer,
+                            &user,
+                            &secret,
+                            &mut c.log,
+                        )
                         .await;
+                    self.conclude(c, concluded, Some(password)).await;
                 }
                 Event::Authenticate {
                     tag,
                     mechanism,
                     initial_response,
                 } => {
-                    c.last_response = initial_response.clone().unwrap_or_default();
-                    let (exchange, event) = AuthExchange::start(
-                        Protocol::Imap,
-                        Some(tag.as_str()),
-                        mechanism.as_bytes(),
-                        initial_response.as_ref().map(|r| r.as_slice()),
-                        &self.auth.policy,
-                        &c.ctx,
-                    );
                     c.tag = tag;
-                    c.exchange = Some(exchange);
-                    self.auth_event(c, event).await;
+                    let progress = c
+                        .login
+                        .start(
+                            &self.auth,
+                            Protocol::Imap,
+                            Some(c.tag.as_str()),
+                            mechanism.as_bytes(),
+                            initial_response.as_ref().map(|r| r.as_slice()),
+                            &c.ctx,
+                            &c.peer,
+                            &mut c.log,
+                        )
+                        .await;
+                    self.auth_progress(c, progress).await;
                 }
                 Event::AuthResponse { line } => {
-                    c.last_response = line.clone();
-                    let event = match c.exchange.as_mut() {
-                        Some(ex) => ex.line(&line),
-                        None => {
-                            c.session.bye("No authentication in progress");
-                            continue;
-                        }
-                    };
-                    self.auth_event(c, event).await;
+                    let progress = c.login.line(&self.auth, &line, &c.peer, &mut c.log).await;
+                    self.auth_progress(c, progress).await;
                 }
                 Event::StartTls { .. } => self.starttls(c).await?,
                 // Answered by the session; the client's fields are kept
@@ -387,65 +374,26 @@ impl ImapFrontend {
         }
     }
 
-    async fn auth_event(&self, c: &mut Conn, mut event: framing::Event) {
-        // Each round answers one backend request; a mechanism needs few.
-        let mut rounds = 0;
-        let outcome = loop {
-            rounds += 1;
-            if rounds > 8 {
-                break None;
-            }
-            match event {
-                framing::Event::Send(challenge) => {
-                    if c.session.auth_challenge(&challenge).is_err() {
-                        c.session.bye("Authentication state error");
-                    }
-                    return;
+    async fn auth_progress(&self, c: &mut Conn, progress: Progress) {
+        match progress {
+            Progress::Challenge(challenge) => {
+                if c.session.auth_challenge(&challenge).is_err() {
+                    c.session.bye("Authentication state error");
                 }
-                framing::Event::Verify(request) => {
-                    let answer = self.auth.backends.resolve(&request).await;
-                    event = match c.exchange.as_mut() {
-                        Some(ex) => ex.answer(answer),
-                        None => break None,
-                    };
-                }
-                framing::Event::Success { auth, .. } => break Some(Ok(auth)),
-                framing::Event::Failure { error, .. } => break Some(Err(error)),
-                _ => break None,
             }
-        };
-        let mechanism = c.exchange.as_ref().and_then(AuthExchange::mechanism);
-        c.exchange = None;
-        match outcome {
-            Some(outcome) => {
-                let secret = std::mem::take(&mut c.last_response);
-                self.conclude(c, mechanism, outcome, "", &secret, None)
-                    .await;
-            }
-            None => c
+            Progress::Concluded(concluded) => self.conclude(c, concluded, None).await,
+            Progress::StateError => c
                 .session
                 .bye_with_code(Some(ResponseCode::ServerBug), "Authentication state error"),
         }
     }
 
-    /// Answers a finished login: the penalty and filters through the
-    /// authenticator, then the store, then `tag OK [CAPABILITY ...]` or
-    /// `tag NO [code]`.
-    async fn conclude(
-        &self,
-        c: &mut Conn,
-        mechanism: Option<Mechanism>,
-        outcome: Result<Authenticated, portcullis_sasl::Error>,
-        user: &str,
-        secret: &[u8],
-        cleartext: Option<Password>,
-    ) {
-        let refused = match self
-            .auth
-            .conclude(mechanism, outcome, &c.peer, user, secret)
-            .await
-        {
-            LoginOutcome::Granted(auth) => {
+    /// Answers a finished login (penalty, filters and attempt count done
+    /// by [`Login`]): the store, then `tag OK [CAPABILITY ...]` or `tag NO
+    /// [code]`.
+    async fn conclude(&self, c: &mut Conn, concluded: Concluded, cleartext: Option<Password>) {
+        let (why, close) = match concluded {
+            Concluded::Granted(auth) => {
                 match self.open_store(c, &auth, cleartext).await {
                     Ok(capabilities) => {
                         let _ = c.session.login_ok(&capabilities);
@@ -456,30 +404,26 @@ impl ImapFrontend {
                 }
                 return;
             }
-            LoginOutcome::Failed { failure, error } => {
-                tracing::debug!(client = %c.peer.client, %error, "login failed");
-                c.log.result = format!("login failed: {error}");
+            Concluded::Refused { why, close } => (why, close),
+        };
+        match why {
+            Refused::Failed(failure) => {
                 let reply = framing::failure_reply(Protocol::Imap, Some(&c.tag), failure);
                 let _ = c.session.login_fail(&reply);
-                true
             }
-            LoginOutcome::Denied => {
-                c.log.result = "denied by the account's access filter".to_owned();
+            Refused::Denied => {
                 let _ = c
                     .session
                     .login_no(Some(ResponseCode::ContactAdmin), "Access denied");
-                true
             }
-            LoginOutcome::TempFail => {
-                c.log.result = "tempfail in the account's access filter".to_owned();
+            Refused::TempFail => {
                 let _ = c.session.login_no(
                     Some(ResponseCode::Unavailable),
                     "Access check failed temporarily, try again later",
                 );
-                false
             }
-        };
-        if refused && !c.attempts.record_failure() {
+        }
+        if close {
             c.session.bye("Too many failed logins, closing connection");
         }
     }
@@ -493,8 +437,6 @@ impl ImapFrontend {
         cleartext: Option<Password>,
     ) -> Result<Vec<String>, (Option<ResponseCode>, &'static str)> {
         let user = auth.identity().to_owned();
-        c.log.user = Some(user.clone());
-        c.log.mechanism = Some(auth.mechanism().name());
         let mail_host = auth.account().and_then(|a| a.mail_host.clone());
         let identity = session::client_identity(&c.peer).with_client_id(&c.client_id);
         // The cleartext password of LOGIN, or the one the exchange handed

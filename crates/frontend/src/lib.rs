@@ -18,6 +18,7 @@ pub mod relay;
 mod reload;
 mod run;
 mod session;
+pub mod smtp;
 
 pub use backend::{Backend, ClientIdentity, StoreAddress, StoreSession};
 pub use error::Error;

@@ -94,9 +94,15 @@ fn listen_params(service: Service) -> Result<ListenParams, Error> {
             port: SERVICE_POP_PORT,
             sslport: SERVICE_POP_SSLPORT,
         }),
+        Service::Smtp => Ok(ListenParams {
+            enable: SERVICE_SMTP_ENABLE,
+            listenaddr: SERVICE_SMTP_LISTENADDR,
+            port: SERVICE_SMTP_PORT,
+            sslport: SERVICE_SMTP_SSLPORT,
+        }),
         _ => Err(Error::InvalidSetting {
             name: "service",
-            reason: "only IMAP and POP3 listeners are read here".to_owned(),
+            reason: "only IMAP, POP3 and SMTP listeners are read here".to_owned(),
         }),
     }
 }

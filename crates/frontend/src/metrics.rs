@@ -378,6 +378,7 @@ fn service_parameter(service: Service) -> Option<Param<String>> {
     match service {
         Service::Imap => Some(params::LOCAL_IMAP_METRICS_LISTENADDR),
         Service::Pop => Some(params::LOCAL_POP_METRICS_LISTENADDR),
+        Service::Smtp => Some(params::LOCAL_SMTP_METRICS_LISTENADDR),
         _ => None,
     }
 }

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use portcullis_accessfilter::Verdict;
 use portcullis_pop3_proto::{Event, Response, ResponseCode, ServerConfig, ServerSession};
-use portcullis_sasl::framing::{self, AuthExchange, Protocol};
+use portcullis_sasl::framing::{self, Protocol};
 use portcullis_sasl::{Authenticated, Mechanism, Salt, ServerContext};
 use portcullis_tlsconf::TlsServer;
 use portcullis_tlsconf::starttls::{PipelinedInput, StartTls};
@@ -30,11 +30,13 @@ use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::auth::{Authenticator, LoginOutcome, Peer};
+use crate::auth::{Authenticator, Peer};
 use crate::backend::{Backend, StoreSession};
 use crate::limits::Limits;
 use crate::listen::{Admitted, TlsMode};
-use crate::session::{self, ClientStream, ConnLog, LAST_WORDS, READ_CHUNK};
+use crate::session::{
+    self, ClientStream, Concluded, ConnLog, LAST_WORDS, Login, Progress, READ_CHUNK, Refused,
+};
 
 /// Everything a POP3 connection needs, shared by all of them.
 #[derive(Debug)]
@@ -71,9 +73,7 @@ struct Conn {
     ctx: ServerContext,
     salt: Option<Salt>,
     starttls: StartTls,
-    attempts: crate::limits::AuthAttempts,
-    exchange: Option<AuthExchange>,
-    last_response: Zeroizing<Vec<u8>>,
+    login: Login,
     peer: Peer,
     store: Option<StoreSession>,
     log: ConnLog,
@@ -121,12 +121,7 @@ impl Pop3Frontend {
     }
 
     fn mechanisms(&self, ctx: &ServerContext) -> Vec<String> {
-        self.auth
-            .policy
-            .advertised(ctx)
-            .iter()
-            .map(|m| m.name().to_owned())
-            .collect()
+        session::mechanism_names(&self.auth.policy, ctx)
     }
 
     /// Serves one admitted connection to its end; `shutdown` turning true
@@ -136,13 +131,10 @@ impl Pop3Frontend {
         let started = Instant::now();
         let client = conn.client;
         let mut log = ConnLog::default();
-        let result = self
+        let outcome = self
             .serve_inner(conn, mode, &mut shutdown, &mut log, started)
             .await;
-        if let Err(e) = result {
-            log.result = format!("error: {e}");
-        }
-        log.emit("pop", client, started);
+        log.finish(outcome, "pop", client, started);
     }
 
     async fn serve_inner(
@@ -153,23 +145,14 @@ impl Pop3Frontend {
         log: &mut ConnLog,
         started: Instant,
     ) -> Result<(), Error> {
-        let Admitted {
-            stream,
-            client,
-            local,
-            mut buffered,
-            permit: _permit,
-            ..
-        } = conn;
-        let deadline = started + self.limits.preauth_timeout;
         let mut ctx = self.context();
-        let Some(stream) = session::open_client(
+        let timing = (started, self.limits.preauth_timeout);
+        let Some(opened) = session::open(
             &self.auth.metrics,
+            conn,
             self.tls.as_ref(),
             mode,
-            stream,
-            &mut buffered,
-            deadline,
+            timing,
             &mut ctx,
             log,
         )
@@ -177,8 +160,9 @@ impl Pop3Frontend {
         else {
             return Ok(());
         };
-        let tls_active = stream.is_tls();
-        let peer = Peer::new(client, local, tls_active);
+        let (stream, buffered, deadline) = (opened.stream, opened.buffered, opened.deadline);
+        let tls_active = opened.peer.tls;
+        let peer = opened.peer;
         let mut config = ServerConfig::default();
         config.tls_active = tls_active;
         config.stls_available = self.tls.is_some() && !tls_active;
@@ -203,9 +187,7 @@ impl Pop3Frontend {
             } else {
                 StartTls::new(PipelinedInput::Discard)
             },
-            attempts: self.limits.auth_attempts(),
-            exchange: None,
-            last_response: Zeroizing::new(Vec::new()),
+            login: Login::new(self.limits.auth_attempts()),
             peer,
             store: None,
             log: std::mem::take(log),
@@ -322,58 +304,71 @@ impl Pop3Frontend {
                         &user,
                         &password,
                     );
-                    let outcome = self.auth.complete(started).await;
                     let secret = Zeroizing::new(password.as_bytes().to_vec());
-                    let mechanism = Some(Mechanism::Plain);
-                    self.conclude(c, mechanism, outcome, &user, &secret, Pending::Login)
+                    let concluded = c
+                        .login
+                        .one_shot(
+                            &self.auth,
+                            Mechanism::Plain,
+                            started,
+                            &c.peer,
+                            &user,
+                            &secret,
+                            &mut c.log,
+                        )
                         .await;
+                    self.conclude(c, concluded, Pending::Login).await;
                 }
                 Event::Apop { user, digest } => {
-                    let outcome = match &c.salt {
+                    let started = match &c.salt {
                         Some(salt) => {
                             let response = format!("{user} {digest}");
-                            let started = portcullis_sasl::ServerSession::salted_login(
+                            portcullis_sasl::ServerSession::salted_login(
                                 &self.auth.policy,
                                 &c.ctx,
                                 Mechanism::Apop,
                                 salt,
                                 response.as_bytes(),
-                            );
-                            self.auth.complete(started).await
+                            )
                         }
                         None => Err(portcullis_sasl::Error::MechanismUnavailable),
                     };
-                    let mechanism = Some(Mechanism::Apop);
-                    let secret = digest.as_bytes();
-                    self.conclude(c, mechanism, outcome, &user, secret, Pending::Login)
+                    let concluded = c
+                        .login
+                        .one_shot(
+                            &self.auth,
+                            Mechanism::Apop,
+                            started,
+                            &c.peer,
+                            &user,
+                            digest.as_bytes(),
+                            &mut c.log,
+                        )
                         .await;
+                    self.conclude(c, concluded, Pending::Login).await;
                 }
                 Event::Auth {
                     mechanism,
                     initial_response,
                 } => {
-                    c.last_response = initial_response.clone().unwrap_or_default();
-                    let (exchange, event) = AuthExchange::start(
-                        Protocol::Pop3,
-                        None,
-                        mechanism.as_bytes(),
-                        initial_response.as_ref().map(|r| r.as_slice()),
-                        &self.auth.policy,
-                        &c.ctx,
-                    );
-                    c.exchange = Some(exchange);
-                    self.auth_event(c, event).await;
+                    let progress = c
+                        .login
+                        .start(
+                            &self.auth,
+                            Protocol::Pop3,
+                            None,
+                            mechanism.as_bytes(),
+                            initial_response.as_ref().map(|r| r.as_slice()),
+                            &c.ctx,
+                            &c.peer,
+                            &mut c.log,
+                        )
+                        .await;
+                    self.auth_progress(c, progress).await;
                 }
                 Event::AuthResponse { line } => {
-                    c.last_response = line.clone();
-                    let event = match c.exchange.as_mut() {
-                        Some(ex) => ex.line(&line),
-                        None => {
-                            c.session.close(None, "No authentication in progress");
-                            continue;
-                        }
-                    };
-                    self.auth_event(c, event).await;
+                    let progress = c.login.line(&self.auth, &line, &c.peer, &mut c.log).await;
+                    self.auth_progress(c, progress).await;
                 }
                 Event::Stls => self.stls(c).await?,
                 Event::Quit => {
@@ -398,76 +393,37 @@ impl Pop3Frontend {
         }
     }
 
-    async fn auth_event(&self, c: &mut Conn, mut event: framing::Event) {
-        // Each round answers one backend request; a mechanism needs few.
-        let mut rounds = 0;
-        let outcome = loop {
-            rounds += 1;
-            if rounds > 8 {
-                break None;
-            }
-            match event {
-                framing::Event::Send(challenge) => {
-                    if c.session.auth_challenge(&challenge).is_err() {
-                        c.session.close(None, "Authentication state error");
-                    }
-                    return;
+    async fn auth_progress(&self, c: &mut Conn, progress: Progress) {
+        match progress {
+            Progress::Challenge(challenge) => {
+                if c.session.auth_challenge(&challenge).is_err() {
+                    c.session.close(None, "Authentication state error");
                 }
-                framing::Event::Verify(request) => {
-                    let answer = self.auth.backends.resolve(&request).await;
-                    event = match c.exchange.as_mut() {
-                        Some(ex) => ex.answer(answer),
-                        None => break None,
-                    };
-                }
-                framing::Event::Success { auth, .. } => break Some(Ok(auth)),
-                framing::Event::Failure { error, .. } => break Some(Err(error)),
-                _ => break None,
             }
-        };
-        let mechanism = c.exchange.as_ref().and_then(AuthExchange::mechanism);
-        c.exchange = None;
-        match outcome {
-            Some(outcome) => {
-                let secret = std::mem::take(&mut c.last_response);
-                self.conclude(c, mechanism, outcome, "", &secret, Pending::Auth)
-                    .await;
-            }
-            None => c
+            Progress::Concluded(concluded) => self.conclude(c, concluded, Pending::Auth).await,
+            Progress::StateError => c
                 .session
                 .close(Some(ResponseCode::SysTemp), "Authentication state error"),
         }
     }
 
-    /// Answers a finished login: the penalty and filters through the
-    /// authenticator, then the store, then `+OK` or `-ERR`.
-    async fn conclude(
-        &self,
-        c: &mut Conn,
-        mechanism: Option<Mechanism>,
-        outcome: Result<Authenticated, portcullis_sasl::Error>,
-        user: &str,
-        secret: &[u8],
-        pending: Pending,
-    ) {
-        let refused = match self
-            .auth
-            .conclude(mechanism, outcome, &c.peer, user, secret)
-            .await
-        {
-            LoginOutcome::Granted(auth) => match self.open_store(c, &auth).await {
-                Ok(()) => {
-                    let _ = c.session.login_ok();
-                    return;
+    /// Answers a finished login (penalty, filters and attempt count done
+    /// by [`Login`]): the store, then `+OK` or `-ERR`.
+    async fn conclude(&self, c: &mut Conn, concluded: Concluded, pending: Pending) {
+        let (why, close) = match concluded {
+            Concluded::Granted(auth) => {
+                match self.open_store(c, &auth).await {
+                    Ok(()) => {
+                        let _ = c.session.login_ok();
+                    }
+                    Err((code, text)) => self.answer_err(c, pending, code, &text),
                 }
-                Err((code, text)) => {
-                    self.answer_err(c, pending, code, &text);
-                    return;
-                }
-            },
-            LoginOutcome::Failed { failure, error } => {
-                tracing::debug!(client = %c.peer.client, %error, "login failed");
-                c.log.result = format!("login failed: {error}");
+                return;
+            }
+            Concluded::Refused { why, close } => (why, close),
+        };
+        match why {
+            Refused::Failed(failure) => {
                 let reply = framing::failure_reply(Protocol::Pop3, None, failure);
                 match pending {
                     Pending::Auth => {
@@ -478,25 +434,18 @@ impl Pop3Frontend {
                         let _ = c.session.login_err(code, &text);
                     }
                 }
-                true
             }
-            LoginOutcome::Denied => {
-                c.log.result = "denied by the account's access filter".to_owned();
+            Refused::Denied => {
                 self.answer_err(c, pending, Some(ResponseCode::Auth), "Access denied");
-                true
             }
-            LoginOutcome::TempFail => {
-                c.log.result = "tempfail in the account's access filter".to_owned();
-                self.answer_err(
-                    c,
-                    pending,
-                    Some(ResponseCode::SysTemp),
-                    "Access check failed temporarily, try again later",
-                );
-                false
-            }
-        };
-        if refused && !c.attempts.record_failure() {
+            Refused::TempFail => self.answer_err(
+                c,
+                pending,
+                Some(ResponseCode::SysTemp),
+                "Access check failed temporarily, try again later",
+            ),
+        }
+        if close {
             c.session
                 .close(None, "Too many failed logins, closing connection");
         }
@@ -515,8 +464,6 @@ impl Pop3Frontend {
         auth: &Authenticated,
     ) -> Result<(), (Option<ResponseCode>, String)> {
         let user = auth.identity().to_owned();
-        c.log.user = Some(user.clone());
-        c.log.mechanism = Some(auth.mechanism().name());
         let mail_host = auth.account().and_then(|a| a.mail_host.clone());
         let identity = session::client_identity(&c.peer);
         // The exchange hands on the password of a cleartext login (USER/

@@ -36,6 +36,7 @@ use crate::penalty::Penalty;
 use crate::pop3::Pop3Frontend;
 use crate::proxy_protocol::ProxyPolicy;
 use crate::reload::{Reloads, Server};
+use crate::smtp::SmtpFrontend;
 
 /// How long sessions may go on after shutdown was asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -48,6 +49,8 @@ pub(crate) enum Frontend {
     Pop(Pop3Frontend),
     /// IMAP (`imapd`).
     Imap(ImapFrontend),
+    /// SMTP submission (`smtpd`).
+    Smtp(Box<SmtpFrontend>),
 }
 
 impl Frontend {
@@ -56,6 +59,7 @@ impl Frontend {
         match self {
             Self::Pop(_) => "pop",
             Self::Imap(_) => "imap",
+            Self::Smtp(_) => "smtp",
         }
     }
 
@@ -65,6 +69,7 @@ impl Frontend {
         match self {
             Self::Pop(f) => f.serve(conn, mode, stop).await,
             Self::Imap(f) => f.serve(conn, mode, stop).await,
+            Self::Smtp(f) => f.serve(conn, mode, stop).await,
         }
     }
 
@@ -74,6 +79,7 @@ impl Frontend {
         match self {
             Self::Pop(_) => format!("-ERR [SYS/TEMP] {reason}\r\n").into_bytes(),
             Self::Imap(_) => refusal_greeting(Some(&ResponseCode::Unavailable), reason),
+            Self::Smtp(_) => format!("421 4.7.0 {reason}\r\n").into_bytes(),
         }
     }
 
@@ -82,6 +88,7 @@ impl Frontend {
         match self {
             Self::Pop(f) => &f.auth,
             Self::Imap(f) => &f.auth,
+            Self::Smtp(f) => &f.auth,
         }
     }
 
@@ -90,14 +97,16 @@ impl Frontend {
         match self {
             Self::Pop(f) => f.tls.as_ref(),
             Self::Imap(f) => f.tls.as_ref(),
+            Self::Smtp(f) => f.tls.as_ref(),
         }
     }
 
-    /// The POP-before-SMTP cache, where the front end records logins.
+    /// The POP-before-SMTP cache, where the front end records logins (a
+    /// reload keeps it; smtpd only reads it, and builds its own).
     fn preauth(&self) -> Option<&AuthCache> {
         match self {
             Self::Pop(f) => f.preauth.as_ref(),
-            Self::Imap(_) => None,
+            Self::Imap(_) | Self::Smtp(_) => None,
         }
     }
 }
@@ -179,13 +188,27 @@ pub(crate) struct Parts {
     config: Config,
     dir: PathBuf,
     certdb: PathBuf,
-    auth: Authenticator,
-    backend: Backend,
+    protocol: ProtocolParts,
     limits: Limits,
-    preauth: Option<(Settings, Option<AuthCache>)>,
     pub(crate) listeners: Vec<ListenerSpec>,
     proxy: ProxyPolicy,
     pub(crate) metrics_address: Option<std::net::SocketAddr>,
+}
+
+/// The protocol's own part of a generation before its TLS step.
+enum ProtocolParts {
+    Pop {
+        auth: Authenticator,
+        backend: Backend,
+        /// The POP-before-SMTP settings and the cache made from them.
+        preauth: (Settings, Option<AuthCache>),
+    },
+    Imap {
+        auth: Authenticator,
+        backend: Backend,
+    },
+    /// Everything but the TLS server (set in [`Parts::finish`]).
+    Smtp(Box<SmtpFrontend>),
 }
 
 /// Reads the configuration at `config_path` and builds everything but
@@ -221,8 +244,7 @@ pub(crate) fn prepare(
         filters: AccessFilters::from_config(&config, name)?,
         metrics: metrics.service(name),
     };
-    let backend = Backend::from_config(&config, &dir)?;
-    let preauth = match service {
+    let protocol = match service {
         Service::Pop => {
             // The POP-before-SMTP crate's one configuration reader.
             let settings = Settings::from_parameters(get).map_err(preauth_error)?;
@@ -231,9 +253,24 @@ pub(crate) fn prepare(
                 Some((settings, p.frontend.preauth()))
             });
             let cache = preauth_cache(&settings, before)?;
-            Some((settings, cache))
+            ProtocolParts::Pop {
+                auth,
+                backend: Backend::from_config(&config, &dir)?,
+                preauth: (settings, cache),
+            }
         }
-        Service::Imap => None,
+        Service::Imap => ProtocolParts::Imap {
+            auth,
+            backend: Backend::from_config(&config, &dir)?,
+        },
+        Service::Smtp => ProtocolParts::Smtp(Box::new(SmtpFrontend::from_config(
+            &config,
+            &dir,
+            auth,
+            None,
+            limits.clone(),
+            hostname(),
+        )?)),
         _ => {
             return Err(Error::InvalidSetting {
                 name: "service",
@@ -247,10 +284,8 @@ pub(crate) fn prepare(
         listeners: listen::listeners(&config, service)?,
         proxy: ProxyPolicy::from_config(&config)?,
         metrics_address: metrics::listen_address(&config, service)?,
-        auth,
-        backend,
+        protocol,
         limits,
-        preauth,
         config,
         dir,
     })
@@ -279,24 +314,34 @@ impl Parts {
 
     /// The generation, with its TLS server.
     pub(crate) fn finish(self, tls: Arc<TlsServer>) -> Built {
-        let (preauth_settings, preauth) = self.preauth.unzip();
-        let frontend = match self.service {
-            Service::Pop => Frontend::Pop(Pop3Frontend {
-                auth: self.auth,
-                backend: self.backend,
+        let mut preauth_settings = None;
+        let frontend = match self.protocol {
+            ProtocolParts::Pop {
+                auth,
+                backend,
+                preauth: (settings, preauth),
+            } => {
+                preauth_settings = Some(settings);
+                Frontend::Pop(Pop3Frontend {
+                    auth,
+                    backend,
+                    tls: Some(tls),
+                    limits: self.limits.clone(),
+                    hostname: hostname(),
+                    preauth,
+                })
+            }
+            ProtocolParts::Imap { auth, backend } => Frontend::Imap(ImapFrontend {
+                auth,
+                backend,
                 tls: Some(tls),
                 limits: self.limits.clone(),
                 hostname: hostname(),
-                preauth: preauth.flatten(),
             }),
-            // `prepare` refused every service without a front end here.
-            _ => Frontend::Imap(ImapFrontend {
-                auth: self.auth,
-                backend: self.backend,
-                tls: Some(tls),
-                limits: self.limits.clone(),
-                hostname: hostname(),
-            }),
+            ProtocolParts::Smtp(mut smtp) => {
+                smtp.tls = Some(tls);
+                Frontend::Smtp(smtp)
+            }
         };
         Built {
             frontend: Arc::new(frontend),

@@ -6,7 +6,8 @@
 //! ```text
 //! Admitted ─► open_client (implicit TLS within mmp.preauthtimeout)
 //!          ─► protocol core (pop3-proto / imap-proto) ─► upgrade (STLS / STARTTLS)
-//!          ─► login ─► Backend::open_* (client_identity) ─► relay_to_store
+//!          ─► Login (exchange, penalty, account filters, attempt count)
+//!          ─► Backend::open_* (client_identity) ─► relay_to_store (POP, IMAP)
 //!          ─► ConnLog::emit: one line per connection end
 //! ```
 
@@ -14,16 +15,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portcullis_sasl::ServerContext;
+use portcullis_sasl::framing::{self, AuthExchange, Failure, Protocol};
+use portcullis_sasl::{Authenticated, Mechanism, Policy, ServerContext};
 use portcullis_tlsconf::starttls::{StartTls, Upgrade};
 use portcullis_tlsconf::{MaybeTls, TlsServer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::Error;
-use crate::auth::Peer;
+use crate::auth::{Authenticator, LoginOutcome, Peer};
 use crate::backend::{ClientIdentity, StoreSession};
-use crate::listen::{Prefixed, TlsMode};
+use crate::limits::AuthAttempts;
+use crate::listen::{Admitted, Prefixed, TlsMode};
 use crate::metrics::ServiceMetrics;
 use crate::relay::{RelayOutcome, relay};
 
@@ -81,6 +84,80 @@ impl ConnLog {
             "connection closed"
         );
     }
+}
+
+impl ConnLog {
+    /// Ends the connection's record: an error becomes the result, then
+    /// the one line ([`ConnLog::emit`]).
+    pub(crate) fn finish(
+        mut self,
+        outcome: Result<(), Error>,
+        service: &'static str,
+        client: SocketAddr,
+        started: Instant,
+    ) {
+        if let Err(e) = outcome {
+            self.result = format!("error: {e}");
+        }
+        self.emit(service, client, started);
+    }
+}
+
+/// An admitted connection, opened for its protocol.
+pub(crate) struct Opened {
+    /// Plaintext, or TLS after the implicit-TLS handshake.
+    pub(crate) stream: ClientStream,
+    /// The client, the address it reached, whether TLS is on.
+    pub(crate) peer: Peer,
+    /// Client bytes that came with the PROXY header (none after an
+    /// implicit-TLS handshake, which took them).
+    pub(crate) buffered: Vec<u8>,
+    /// The end of the time before login (`mmp.preauthtimeout`).
+    pub(crate) deadline: Instant,
+    /// The connection's slot, held to the end.
+    pub(crate) _permit: crate::limits::Permit,
+}
+
+/// Opens an admitted connection: the implicit-TLS handshake within
+/// `preauth` of `started` (see [`open_client`]). `None` when the
+/// connection is over (the reason is in `log`).
+pub(crate) async fn open(
+    metrics: &ServiceMetrics,
+    conn: Admitted,
+    tls: Option<&Arc<TlsServer>>,
+    mode: TlsMode,
+    (started, preauth): (Instant, Duration),
+    ctx: &mut ServerContext,
+    log: &mut ConnLog,
+) -> Option<Opened> {
+    let Admitted {
+        stream,
+        client,
+        local,
+        mut buffered,
+        permit,
+        ..
+    } = conn;
+    let deadline = started + preauth;
+    let stream = open_client(
+        metrics,
+        tls,
+        mode,
+        stream,
+        &mut buffered,
+        deadline,
+        ctx,
+        log,
+    )
+    .await?;
+    let tls_active = stream.is_tls();
+    Some(Opened {
+        stream,
+        peer: Peer::new(client, local, tls_active),
+        buffered,
+        deadline,
+        _permit: permit,
+    })
 }
 
 /// The client's stream as the protocol starts on it: on an implicit-TLS
@@ -202,4 +279,214 @@ pub(crate) async fn relay_to_store(
     metrics.relayed(log.client_bytes, log.store_bytes);
     log.result = format!("relayed, {:?}", outcome.end);
     Ok(())
+}
+
+/// Why a login was refused, for the protocol's own reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The exchange failed (the penalty's delay has passed): the sasl
+    /// framing's reply for this failure.
+    Failed(Failure),
+    /// The account's access filters deny the service.
+    Denied,
+    /// An access filter lookup failed temporarily (not counted as a
+    /// failed attempt).
+    TempFail,
+}
+
+/// How a login ended.
+#[derive(Debug)]
+pub(crate) enum Concluded {
+    /// Authenticated and allowed; the log has the user and mechanism.
+    Granted(Box<Authenticated>),
+    /// Refused; with `close`, the attempt limit is reached and the
+    /// connection is to end after the reply.
+    Refused { why: Refused, close: bool },
+}
+
+/// Where a SASL exchange is after [`Login::advance`].
+#[derive(Debug)]
+pub(crate) enum Progress {
+    /// Write this challenge; the client's next line goes to
+    /// [`Login::line`].
+    Challenge(Vec<u8>),
+    /// The exchange is over.
+    Concluded(Concluded),
+    /// The exchange misbehaved (no exchange open, too many rounds).
+    StateError,
+}
+
+/// The login orchestration every protocol front end shares: the SASL
+/// exchange in progress, the backends answering its requests, the
+/// penalty and the account filters ([`Authenticator::conclude`]), the
+/// attempt count (`mmp.maxauthattempts`) and the log record.
+pub(crate) struct Login {
+    attempts: AuthAttempts,
+    exchange: Option<AuthExchange>,
+    /// The client's last response: the penalty keeps only a keyed
+    /// fingerprint of it.
+    last_response: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl Login {
+    pub(crate) fn new(attempts: AuthAttempts) -> Self {
+        Self {
+            attempts,
+            exchange: None,
+            last_response: zeroize::Zeroizing::new(Vec::new()),
+        }
+    }
+
+    /// Starts an exchange (`AUTH`, `AUTHENTICATE`) and runs it as far as
+    /// it goes without client input.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn start(
+        &mut self,
+        auth: &Authenticator,
+        protocol: Protocol,
+        tag: Option<&str>,
+        mechanism: &[u8],
+        initial_response: Option<&[u8]>,
+        ctx: &ServerContext,
+        peer: &Peer,
+        log: &mut ConnLog,
+    ) -> Progress {
+        self.last_response = zeroize::Zeroizing::new(initial_response.unwrap_or_default().to_vec());
+        let (exchange, event) = AuthExchange::start(
+            protocol,
+            tag,
+            mechanism,
+            initial_response,
+            &auth.policy,
+            ctx,
+        );
+        self.exchange = Some(exchange);
+        self.advance(auth, event, peer, log).await
+    }
+
+    /// A client line during the exchange.
+    pub(crate) async fn line(
+        &mut self,
+        auth: &Authenticator,
+        line: &[u8],
+        peer: &Peer,
+        log: &mut ConnLog,
+    ) -> Progress {
+        self.last_response = zeroize::Zeroizing::new(line.to_vec());
+        let Some(exchange) = self.exchange.as_mut() else {
+            return Progress::StateError;
+        };
+        let event = exchange.line(line);
+        self.advance(auth, event, peer, log).await
+    }
+
+    async fn advance(
+        &mut self,
+        auth: &Authenticator,
+        mut event: framing::Event,
+        peer: &Peer,
+        log: &mut ConnLog,
+    ) -> Progress {
+        // Each round answers one backend request; a mechanism needs few.
+        let mut outcome = None;
+        for _ in 0..8 {
+            match event {
+                framing::Event::Send(challenge) => return Progress::Challenge(challenge),
+                framing::Event::Verify(request) => {
+                    let answer = auth.backends.resolve(&request).await;
+                    event = match self.exchange.as_mut() {
+                        Some(ex) => ex.answer(answer),
+                        None => break,
+                    };
+                }
+                framing::Event::Success { auth, .. } => {
+                    outcome = Some(Ok(auth));
+                    break;
+                }
+                framing::Event::Failure { error, .. } => {
+                    outcome = Some(Err(error));
+                    break;
+                }
+                _ => break,
+            }
+        }
+        let mechanism = self.exchange.as_ref().and_then(AuthExchange::mechanism);
+        self.exchange = None;
+        let Some(outcome) = outcome else {
+            return Progress::StateError;
+        };
+        let secret = std::mem::take(&mut self.last_response);
+        let concluded = self
+            .conclude(auth, mechanism, outcome, peer, "", &secret, log)
+            .await;
+        Progress::Concluded(concluded)
+    }
+
+    /// A protocol's own password login (`USER`/`PASS`, `LOGIN`, `APOP`),
+    /// `started` by the sasl crate: run to its end and concluded
+    /// (`mechanism` is what the metrics count it as).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn one_shot(
+        &mut self,
+        auth: &Authenticator,
+        mechanism: Mechanism,
+        started: Result<
+            (portcullis_sasl::ServerSession, portcullis_sasl::Step),
+            portcullis_sasl::Error,
+        >,
+        peer: &Peer,
+        user: &str,
+        secret: &[u8],
+        log: &mut ConnLog,
+    ) -> Concluded {
+        let outcome = auth.complete(started).await;
+        self.conclude(auth, Some(mechanism), outcome, peer, user, secret, log)
+            .await
+    }
+
+    /// The penalty and the filters through the authenticator, the log
+    /// record, the attempt count.
+    #[allow(clippy::too_many_arguments)]
+    async fn conclude(
+        &mut self,
+        auth: &Authenticator,
+        mechanism: Option<Mechanism>,
+        outcome: Result<Authenticated, portcullis_sasl::Error>,
+        peer: &Peer,
+        user: &str,
+        secret: &[u8],
+        log: &mut ConnLog,
+    ) -> Concluded {
+        let (why, counts) = match auth.conclude(mechanism, outcome, peer, user, secret).await {
+            LoginOutcome::Granted(a) => {
+                log.user = Some(a.identity().to_owned());
+                log.mechanism = Some(a.mechanism().name());
+                return Concluded::Granted(a);
+            }
+            LoginOutcome::Failed { failure, error } => {
+                tracing::debug!(client = %peer.client, %error, "login failed");
+                log.result = format!("login failed: {error}");
+                (Refused::Failed(failure), true)
+            }
+            LoginOutcome::Denied => {
+                log.result = "denied by the account's access filter".to_owned();
+                (Refused::Denied, true)
+            }
+            LoginOutcome::TempFail => {
+                log.result = "tempfail in the account's access filter".to_owned();
+                (Refused::TempFail, false)
+            }
+        };
+        let close = counts && !self.attempts.record_failure();
+        Concluded::Refused { why, close }
+    }
+}
+
+/// The mechanisms `policy` advertises in `ctx`, by name.
+pub(crate) fn mechanism_names(policy: &Policy, ctx: &ServerContext) -> Vec<String> {
+    policy
+        .advertised(ctx)
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect()
 }

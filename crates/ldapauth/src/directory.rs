@@ -258,6 +258,7 @@ impl Directory {
             "inetUserStatus",
             "mailUserStatus",
             "mailAllowedServiceAccess",
+            "mailAlternateAddress",
         ];
         a.extend(self.extra_attributes().iter().map(String::as_str));
         if with_password {
@@ -406,9 +407,13 @@ impl Directory {
             entry.domain.as_deref(),
             mail.as_deref(),
         );
-        let attributes = self
-            .extra_attributes()
+        // The user's addresses (`mail`, `mailAlternateAddress`) always
+        // come along, under the names the users file gives them: smtpd's
+        // sender check reads them.
+        let attributes = ["mail", "mailAlternateAddress"]
             .iter()
+            .copied()
+            .chain(self.extra_attributes().iter().map(String::as_str))
             .filter_map(|name| {
                 let v: Vec<String> = entry
                     .values(name)

@@ -46,6 +46,25 @@ impl UserSource {
         Directory::new(Settings::from_parameters(get, config_dir)?).map(Self::Directory)
     }
 
+    /// The account of `login` without a password check (what a login as
+    /// that user would end with): for a user authorized some other way,
+    /// such as a recent POP login (POP-before-SMTP), whose addresses are
+    /// needed.
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] for an unknown or inactive user (users file),
+    /// [`Error::Unavailable`] or [`Error::Directory`] when the directory
+    /// cannot answer.
+    pub async fn account(&self, login: &str) -> Result<Account, Error> {
+        match self {
+            Self::Directory(d) => {
+                let entry = d.lookup(login).await?;
+                Ok(d.user_of(&entry, login).account())
+            }
+            Self::File(f) => Ok(f.lookup_active(login).await?.account()),
+        }
+    }
+
     /// Backends answering every request from this source: passwords and
     /// secrets, external identities (EXTERNAL), and proxy authorization.
     #[must_use]

@@ -62,6 +62,18 @@ impl DaemonLog {
     }
 }
 
+/// Runs `program --check --config CONFIG` (the daemons' configuration
+/// check) to its end.
+///
+/// # Errors
+/// When the program cannot be started.
+pub fn check(program: &Path, config: &Path) -> std::io::Result<std::process::Output> {
+    Command::new(program)
+        .args(["--check", "--config"])
+        .arg(config)
+        .output()
+}
+
 /// A running daemon, killed (by its PID) when dropped.
 #[derive(Debug)]
 pub struct Daemon {

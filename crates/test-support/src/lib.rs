@@ -82,6 +82,30 @@ pub enum FixtureError {
     Cert(#[from] rcgen::Error),
 }
 
+/// The `key=value` lines of a client script's output, in order (other
+/// lines are skipped).
+#[must_use]
+pub fn key_values(output: &str) -> Vec<(String, String)> {
+    output
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The value of `key` in [`key_values`]' result.
+///
+/// # Panics
+/// When there is no such key (the message shows every field).
+#[must_use]
+pub fn field<'a>(fields: &'a [(String, String)], key: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {key} in {fields:?}"))
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago, and that this
 /// process has not handed out before.
 ///
