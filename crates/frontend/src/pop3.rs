@@ -25,7 +25,7 @@ use portcullis_sasl::framing::{self, Protocol};
 use portcullis_sasl::{Authenticated, Mechanism, Salt, ServerContext};
 use portcullis_tlsconf::TlsServer;
 use portcullis_tlsconf::starttls::{PipelinedInput, StartTls};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
@@ -35,7 +35,7 @@ use crate::backend::{Backend, StoreSession};
 use crate::limits::Limits;
 use crate::listen::{Admitted, TlsMode};
 use crate::session::{
-    self, ClientStream, Concluded, ConnLog, LAST_WORDS, Login, Progress, READ_CHUNK, Refused,
+    self, ClientStream, Concluded, ConnLog, LAST_WORDS, Login, Progress, Refused,
 };
 
 /// Everything a POP3 connection needs, shared by all of them.
@@ -277,24 +277,18 @@ impl Pop3Frontend {
     /// The AUTHORIZATION phase: `Ok(true)` once logged in (store session
     /// in `c.store`), `Ok(false)` when the connection is to end.
     async fn authorization(&self, c: &mut Conn) -> Result<bool, Error> {
-        let mut buf = vec![0u8; READ_CHUNK];
         loop {
             c.flush().await?;
             match c.session.poll() {
                 Event::NeedMoreInput => {
                     // poll may have answered lines it handled itself.
                     c.flush().await?;
-                    let n = match c.stream()?.read(&mut buf).await {
-                        Ok(n) => n,
-                        // A TLS client that closes without close_notify.
-                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-                        Err(e) => return Err(e.into()),
-                    };
-                    if n == 0 {
+                    let read = session::read_some(c.stream()?).await?;
+                    if read.is_empty() {
                         c.log.result = "client closed before login".to_owned();
                         return Ok(false);
                     }
-                    c.session.feed(&buf[..n]);
+                    c.session.feed(&read);
                 }
                 Event::User { .. } => {}
                 Event::Pass { user, password } => {

@@ -19,8 +19,9 @@ use portcullis_sasl::framing::{self, AuthExchange, Failure, Protocol};
 use portcullis_sasl::{Authenticated, Mechanism, Policy, ServerContext};
 use portcullis_tlsconf::starttls::{StartTls, Upgrade};
 use portcullis_tlsconf::{MaybeTls, TlsServer};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
+use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::auth::{Authenticator, LoginOutcome, Peer};
@@ -244,6 +245,46 @@ pub(crate) async fn upgrade(
     }
 }
 
+/// Reads what the client has sent (at most [`READ_CHUNK`] bytes; empty at
+/// end of file) without holding a buffer while the client is silent: a
+/// read is tried at once (TLS may hold decrypted bytes), and when it would
+/// wait, the buffer is given back and the socket waited on instead. An
+/// idle connection before login then holds no read buffer of its own.
+///
+/// # Errors
+/// The stream's read error; a TLS client that closes without
+/// close_notify reads as end of file.
+pub(crate) async fn read_some(stream: &mut ClientStream) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    use crate::relay::RelayStream;
+    loop {
+        let mut buf = Zeroizing::new(vec![0u8; READ_CHUNK]);
+        let tried = std::future::poll_fn(|cx| {
+            let mut read = tokio::io::ReadBuf::new(&mut buf[..]);
+            match std::pin::Pin::new(&mut *stream).poll_read(cx, &mut read) {
+                std::task::Poll::Pending => std::task::Poll::Ready(None),
+                std::task::Poll::Ready(r) => {
+                    std::task::Poll::Ready(Some(r.map(|()| read.filled().len())))
+                }
+            }
+        })
+        .await;
+        match tried {
+            Some(Ok(n)) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok(Zeroizing::new(Vec::new()));
+            }
+            Some(Err(e)) => return Err(e),
+            None => {
+                drop(buf);
+                std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await?;
+            }
+        }
+    }
+}
+
 /// Who the client is, as the store is told (XCLIENT, ID, PROXY v2).
 pub(crate) fn client_identity(peer: &Peer) -> ClientIdentity {
     let mut identity = ClientIdentity::new(peer.client);
@@ -325,7 +366,7 @@ pub(crate) struct Login {
     exchange: Option<AuthExchange>,
     /// The client's last response: the penalty keeps only a keyed
     /// fingerprint of it.
-    last_response: zeroize::Zeroizing<Vec<u8>>,
+    last_response: Zeroizing<Vec<u8>>,
 }
 
 impl Login {
@@ -333,7 +374,7 @@ impl Login {
         Self {
             attempts,
             exchange: None,
-            last_response: zeroize::Zeroizing::new(Vec::new()),
+            last_response: Zeroizing::new(Vec::new()),
         }
     }
 
@@ -351,7 +392,7 @@ impl Login {
         peer: &Peer,
         log: &mut ConnLog,
     ) -> Progress {
-        self.last_response = zeroize::Zeroizing::new(initial_response.unwrap_or_default().to_vec());
+        self.last_response = Zeroizing::new(initial_response.unwrap_or_default().to_vec());
         let (exchange, event) = AuthExchange::start(
             protocol,
             tag,
@@ -372,7 +413,7 @@ impl Login {
         peer: &Peer,
         log: &mut ConnLog,
     ) -> Progress {
-        self.last_response = zeroize::Zeroizing::new(line.to_vec());
+        self.last_response = Zeroizing::new(line.to_vec());
         let Some(exchange) = self.exchange.as_mut() else {
             return Progress::StateError;
         };
