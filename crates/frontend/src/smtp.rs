@@ -259,6 +259,10 @@ struct Conn {
     relay: Option<Relay>,
     message: Option<MessageLog>,
     messages: u32,
+    /// The end of the time an unauthorized client has
+    /// (`mmp.preauthtimeout`): until it authenticates or has a relay
+    /// open for it, no read waits past this.
+    deadline: Instant,
 }
 
 impl Conn {
@@ -394,7 +398,7 @@ impl SmtpFrontend {
         else {
             return Ok(());
         };
-        let (stream, buffered) = (opened.stream, opened.buffered);
+        let (stream, buffered, deadline) = (opened.stream, opened.buffered, opened.deadline);
         let tls_active = opened.peer.tls;
         let mut config = self.server.clone();
         if let Some(ehlo) = self
@@ -430,6 +434,7 @@ impl SmtpFrontend {
             relay: None,
             message: None,
             messages: 0,
+            deadline,
         };
         let outcome = self.connected(&mut c, buffered, shutdown).await;
         if outcome.is_err()
@@ -496,10 +501,19 @@ impl SmtpFrontend {
                     }
                     c.flush().await?;
                     let in_transaction = c.session.in_transaction();
+                    // An unauthorized client (no AUTH, no relay opened for
+                    // it yet) has until mmp.preauthtimeout, however often
+                    // it talks; then the idle timeout alone.
+                    let authorized = c.user.is_some() || c.relay.is_some() || c.messages > 0;
+                    let wait = if authorized {
+                        idle
+                    } else {
+                        idle.min(c.deadline.saturating_duration_since(Instant::now()))
+                    };
                     let read = {
                         let stream = c.stream()?;
                         tokio::select! {
-                            r = tokio::time::timeout(idle, stream.read(&mut buf[..])) => Some(r),
+                            r = tokio::time::timeout(wait, stream.read(&mut buf[..])) => Some(r),
                             _ = shutdown.wait_for(|stop| *stop), if !in_transaction => None,
                         }
                     };
@@ -511,7 +525,11 @@ impl SmtpFrontend {
                         }
                         Some(Err(_elapsed)) => {
                             c.session.close(&reply::standard(reply::TIMEOUT));
-                            c.log.result = "timeout".to_owned();
+                            c.log.result = if authorized {
+                                "timeout".to_owned()
+                            } else {
+                                "no authentication within mmp.preauthtimeout".to_owned()
+                            };
                             return Ok(());
                         }
                         Some(Ok(Ok(n))) => n,
