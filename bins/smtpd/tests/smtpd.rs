@@ -924,3 +924,40 @@ fn sigterm_ends_a_waiting_session_with_421() {
     assert!(line.starts_with("421 4.3.2"), "{line}");
     assert!(smtpd.daemon.wait().unwrap().success());
 }
+
+#[test]
+fn a_client_that_never_authenticates_is_closed_at_the_preauth_timeout_however_often_it_talks() {
+    use std::io::{BufRead, BufReader, Write};
+    let smtpd = start("", "preauthtimeout = 2");
+    let stream = std::net::TcpStream::connect(("127.0.0.1", smtpd.port)).unwrap();
+    stream.set_read_timeout(Some(LOG_WAIT)).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("220 "), "{line}");
+    // Keep talking: every NOOP is answered, until the deadline closes it.
+    let give_up = std::time::Instant::now() + LOG_WAIT;
+    let mut answered = 0;
+    let last = loop {
+        assert!(std::time::Instant::now() < give_up, "never closed");
+        if (&stream).write_all(b"NOOP\r\n").is_err() {
+            break String::new();
+        }
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break String::new();
+        }
+        if !line.starts_with("250 ") {
+            break line.clone();
+        }
+        answered += 1;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        last.starts_with("421 4.4.2"),
+        "{last:?} after {answered} NOOPs"
+    );
+    smtpd
+        .log()
+        .wait_for("no authentication within mmp.preauthtimeout", 1);
+}
