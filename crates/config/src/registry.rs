@@ -236,6 +236,12 @@ parameters! {
          nodes of a Redis Cluster (POP-before-SMTP). Empty: each process keeps them in \
          memory.",
     );
+    LOCAL_SMTP_METRICS_LISTENADDR: String = (
+        "local.smtp.metrics.listenaddr",
+        Kind::String,
+        Some(""),
+        "Where smtpd serves its metrics (overrides local.metrics.listenaddr for smtpd).",
+    );
     LOCAL_SSLCRLFILES: Vec<String> = (
         "local.sslcrlfiles",
         Kind::CommaList,
@@ -300,12 +306,6 @@ parameters! {
         "Refuse a TLS client that offers ALPN protocols but not the service's own (imap, \
          pop3, http/1.1; any for SMTP), the ALPACA cross-protocol defence. Clients offering \
          no ALPN are always served.",
-    );
-    LOCAL_SMTP_METRICS_LISTENADDR: String = (
-        "local.smtp.metrics.listenaddr",
-        Kind::String,
-        Some(""),
-        "Where smtpd serves its metrics (overrides local.metrics.listenaddr for smtpd).",
     );
     LOCAL_SSLTICKETLIFETIME: i64 = (
         "local.sslticketlifetime",
