@@ -23,7 +23,7 @@ pub mod smtp;
 pub use backend::{Backend, ClientIdentity, StoreAddress, StoreSession};
 pub use error::Error;
 pub use limits::{ConnLimits, ConnectionGate, Limits, Permit, Refusal};
-pub use metrics::{Metrics, ServiceMetrics};
+pub use metrics::{MessageResult, Metrics, ServiceMetrics};
 pub use net::{ClientKey, NetworkList};
 pub use penalty::Penalty;
 pub use proxy_protocol::{ProxyHeader, ProxyPolicy};

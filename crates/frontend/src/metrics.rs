@@ -8,6 +8,7 @@
 //!           accept loop:  connection_accepted / connection_refused(reason)
 //!           session:      handshake(ok), relay(bytes), store_error(kind)
 //!           auth:         login(mechanism, result), penalty()
+//!           smtp:         message(result, bytes)
 //!     ─► metrics::serve(listener): hyper HTTP/1.1, GET /metrics, else 404
 //! ```
 //!
@@ -21,6 +22,8 @@
 //! | `portcullis_store_errors_total` | `service`, `kind` (`unavailable`, `refused`) |
 //! | `portcullis_relay_bytes_total` | `service`, `direction` (`client_to_store`, `store_to_client`) |
 //! | `portcullis_reloads_total` | `service`, `result` (`ok`, `refused`) |
+//! | `portcullis_messages_total` | `service`, `result` (`relayed`, `refused`, `failed`) |
+//! | `portcullis_message_bytes_total` | `service` (bytes of relayed messages) |
 //!
 //! Label values come from fixed sets (a mechanism name a client sends is
 //! counted as `unknown` unless it is one the SASL crate knows), so no
@@ -109,6 +112,8 @@ struct Families {
     store_errors: Family<KindLabels, Counter>,
     relay_bytes: Family<DirectionLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
+    messages: Family<ResultLabels, Counter>,
+    message_bytes: Family<ServiceLabel, Counter>,
 }
 
 struct Inner {
@@ -181,6 +186,16 @@ impl Metrics {
             "reloads",
             "Configuration reloads (SIGHUP) by result",
             f.reloads.clone(),
+        );
+        registry.register(
+            "messages",
+            "Messages (SMTP transactions that reached the end of their data) by result",
+            f.messages.clone(),
+        );
+        registry.register(
+            "message_bytes",
+            "Bytes of the messages the relay accepted",
+            f.message_bytes.clone(),
         );
         Self {
             inner: Arc::new(Inner { families, registry }),
@@ -276,6 +291,29 @@ impl LoginResult {
     }
 }
 
+/// How a message ended, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageResult {
+    /// The relay accepted it (a 2xx reply to the end of its data).
+    Relayed,
+    /// Refused: by the relay (4xx/5xx) or by the front end (bare LF or
+    /// CR, size, a violation in the data).
+    Refused,
+    /// The relay was lost or failed before it answered.
+    Failed,
+}
+
+impl MessageResult {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Relayed => "relayed",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// The counters of one service. Cheap to clone; the counters are shared.
 #[derive(Clone)]
 pub struct ServiceMetrics {
@@ -355,6 +393,25 @@ impl ServiceMetrics {
     pub fn relayed(&self, client_to_store: u64, store_to_client: u64) {
         self.to_store.inc_by(client_to_store);
         self.to_client.inc_by(store_to_client);
+    }
+
+    /// A message ended; `bytes` are added to the relayed bytes when the
+    /// relay accepted it.
+    pub fn message(&self, result: MessageResult, bytes: u64) {
+        let f = self.families();
+        f.messages
+            .get_or_create(&ResultLabels {
+                service: self.service,
+                result: result.label(),
+            })
+            .inc();
+        if result == MessageResult::Relayed {
+            f.message_bytes
+                .get_or_create(&ServiceLabel {
+                    service: self.service,
+                })
+                .inc_by(bytes);
+        }
     }
 
     /// A reload was applied (`true`) or refused.
@@ -521,7 +578,23 @@ mod tests {
         imap.login(None, LoginResult::Failure);
         imap.handshake(false);
         imap.relayed(10, 2000);
+        let smtp = m.service("smtp");
+        smtp.message(MessageResult::Relayed, 1234);
+        smtp.message(MessageResult::Refused, 99);
+        smtp.message(MessageResult::Failed, 5);
         let text = m.encode();
+        for result in ["relayed", "refused", "failed"] {
+            assert!(
+                text.contains(&format!(
+                    "portcullis_messages_total{{service=\"smtp\",result=\"{result}\"}} 1"
+                )),
+                "{text}"
+            );
+        }
+        assert!(
+            text.contains("portcullis_message_bytes_total{service=\"smtp\"} 1234"),
+            "{text}"
+        );
         assert_eq!(
             line(
                 &text,

@@ -44,6 +44,7 @@ use crate::Error;
 use crate::auth::{Authenticator, Peer};
 use crate::limits::Limits;
 use crate::listen::{Admitted, TlsMode};
+use crate::metrics::MessageResult;
 use crate::session::{
     self, ClientStream, Concluded, ConnLog, LAST_WORDS, Login, Progress, Refused,
 };
@@ -608,7 +609,13 @@ impl SmtpFrontend {
                     // The relay drops what it has of the message: RSET
                     // after BDAT chunks, closing after DATA content.
                     self.abandon_relay_transaction(c).await;
-                    self.log_message(c, 0, None, &format!("refused: {violation:?}"));
+                    self.log_message(
+                        c,
+                        0,
+                        None,
+                        MessageResult::Refused,
+                        &format!("refused: {violation:?}"),
+                    );
                 }
                 Event::EndOfData { size } => self.end_of_data(c, size).await,
                 Event::Reset => {
@@ -878,7 +885,7 @@ impl SmtpFrontend {
 
     async fn end_of_data(&self, c: &mut Conn, size: u64) {
         let Some(relay) = c.relay.as_mut() else {
-            self.log_message(c, size, None, "relay lost");
+            self.log_message(c, size, None, MessageResult::Failed, "relay lost");
             self.relay_failed(c, None);
             return;
         };
@@ -897,14 +904,25 @@ impl SmtpFrontend {
                     r.code(),
                     r.lines().last().map_or("", String::as_str)
                 );
-                self.log_message(c, size, Some(&r), &result);
+                let counted = if r.is_positive() {
+                    MessageResult::Relayed
+                } else {
+                    MessageResult::Refused
+                };
+                self.log_message(c, size, Some(&r), counted, &result);
                 if r.is_positive() {
                     c.messages = c.messages.saturating_add(1);
                 }
                 c.answer(&r);
             }
             Err(e) => {
-                self.log_message(c, size, None, &format!("relay failed: {e}"));
+                self.log_message(
+                    c,
+                    size,
+                    None,
+                    MessageResult::Failed,
+                    &format!("relay failed: {e}"),
+                );
                 self.relay_failed(c, Some(&e));
             }
         }
@@ -927,8 +945,17 @@ impl SmtpFrontend {
         }
     }
 
-    /// The one line per message (target `portcullis::message`).
-    fn log_message(&self, c: &mut Conn, size: u64, reply: Option<&Reply>, result: &str) {
+    /// The one line per message (target `portcullis::message`), and its
+    /// count in the metrics.
+    fn log_message(
+        &self,
+        c: &mut Conn,
+        size: u64,
+        reply: Option<&Reply>,
+        counted: MessageResult,
+        result: &str,
+    ) {
+        self.auth.metrics.message(counted, size);
         let message = c.message.take().unwrap_or_default();
         tracing::info!(
             target: "portcullis::message",

@@ -162,3 +162,38 @@ pub fn metric(scrape: &str, series: &str) -> f64 {
                 .unwrap_or_else(|e| panic!("{series} = {v:?}: {e}"))
         })
 }
+
+/// `GET /metrics` on `127.0.0.1:port`: the scrape, checked to be a
+/// complete one (status 200, ending with `# EOF`).
+///
+/// # Panics
+/// When curl fails, the status is not 200 or the text is cut short.
+#[must_use]
+pub fn scrape(port: u16) -> String {
+    let (status, body) = http(port, "GET", "/metrics");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    body
+}
+
+/// Scrapes until `series` reaches at least `min` (counters a session
+/// moves as the server finishes it, just after its client is done);
+/// polls up to [`crate::daemon::LOG_WAIT`].
+///
+/// # Panics
+/// When the deadline passes first.
+#[must_use]
+pub fn scrape_until(port: u16, series: &str, min: f64) -> String {
+    let deadline = std::time::Instant::now() + crate::daemon::LOG_WAIT;
+    loop {
+        let text = scrape(port);
+        if metric(&text, series) >= min {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} below {min}:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
